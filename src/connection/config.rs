@@ -1,0 +1,108 @@
+//! Connection settings: timeouts and the limits that bound what a server can make us buffer.
+
+use std::time::Duration;
+
+use crate::proto::Limits;
+
+/// Settings for an [`HttpConnection`](crate::HttpConnection).
+///
+/// Built from [`Config::default`] with the setter methods:
+///
+/// ```
+/// use std::time::Duration;
+/// let config = dugong::Config::default()
+///     .timeout(Some(Duration::from_secs(5)))
+///     .max_head_bytes(16 * 1024);
+/// assert_eq!(config.get_timeout(), Some(Duration::from_secs(5)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) limits: Limits,
+    pub(crate) max_buffered: usize,
+}
+
+impl Default for Config {
+    /// Connect timeout 10 s, operation timeout 30 s, the [`Limits`] defaults, and 16 MiB of
+    /// response data buffered while a blocking send waits.
+    fn default() -> Self {
+        Config {
+            connect_timeout: Some(Duration::from_secs(10)),
+            timeout: Some(Duration::from_secs(30)),
+            limits: Limits::default(),
+            max_buffered: 16 * 1024 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Time allowed to establish a connection, over all addresses of the host. `None` waits
+    /// as long as the OS does; `Some(Duration::ZERO)` is not "forever" but "now or never".
+    pub fn connect_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for each blocking call (`send_request`, `write`, `read_response`, one
+    /// `read`, a whole `read_all`), measured from when the call first has to wait. The
+    /// deadline is fixed when the call starts waiting, so a server trickling bytes cannot
+    /// extend it. `None` disables it; zero allows only calls that need not wait.
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Maximum bytes of a response head (default 64 KiB).
+    pub fn max_head_bytes(mut self, n: usize) -> Self {
+        self.limits.max_head_bytes = n;
+        self
+    }
+
+    /// Maximum header fields in a response head or trailer section (default 100).
+    pub fn max_headers(mut self, n: usize) -> Self {
+        self.limits.max_headers = n;
+        self
+    }
+
+    /// Maximum interim (1xx) responses before a final one (default 8).
+    pub fn max_interim_responses(mut self, n: usize) -> Self {
+        self.limits.max_interim = n;
+        self
+    }
+
+    /// Maximum bytes of a chunked body's trailer section (default 16 KiB).
+    pub fn max_trailer_bytes(mut self, n: usize) -> Self {
+        self.limits.max_trailer_bytes = n;
+        self
+    }
+
+    /// Maximum response bytes held in memory while a blocking send waits for the socket to
+    /// drain (default 16 MiB). Buffering them is what keeps blocking pipelining from
+    /// deadlocking against a server that answers before it reads on; exceeding the bound is
+    /// [`Error::BufferFull`](crate::Error::BufferFull).
+    pub fn max_buffered(mut self, n: usize) -> Self {
+        self.max_buffered = n;
+        self
+    }
+
+    /// The connect timeout.
+    pub fn get_connect_timeout(&self) -> Option<Duration> {
+        self.connect_timeout
+    }
+
+    /// The per-call timeout.
+    pub fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The protocol limits.
+    pub fn get_limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The bound on response bytes buffered while sending.
+    pub fn get_max_buffered(&self) -> usize {
+        self.max_buffered
+    }
+}

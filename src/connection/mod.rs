@@ -1,0 +1,383 @@
+//! `HttpConnection`: the one driver, with blocking waits.
+//!
+//! Owns the connection's state and its public API. Every method takes `&self` and borrows the
+//! state only for its own duration, so a body that reads responses can run while a
+//! cofunction that sends is suspended. The send and receive halves (`send`, `recv`) are
+//! written once against [`Wait`](crate::io::Wait); this module picks the wait.
+
+mod config;
+mod recv;
+mod response;
+mod send;
+mod state;
+
+use std::cell::{RefCell, RefMut};
+use std::io::{self, Read};
+
+use http::{HeaderMap, HeaderValue, Method};
+
+pub use config::Config;
+pub use response::Response;
+
+use crate::error::{Error, Operation, StateError};
+use crate::io::{BlockingWait, Deadline};
+use crate::proto::{host_header, Body};
+use state::{Link, State};
+
+/// Where a connection goes.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) host_header: HeaderValue,
+}
+
+/// An HTTP/1.1 connection to one host and port that can pipeline.
+///
+/// Requests are sent with [`send_request`](Self::send_request) and answered, in order, by
+/// [`read_response`](Self::read_response) and the body readers. Any number of requests may
+/// be sent before their responses are read. The connection opens lazily on the first send (or
+/// with [`connect`](Self::connect)) and reopens on the next send after the server closes it.
+///
+/// All methods take `&self`; the connection is `Send` but not `Sync`.
+///
+/// # Examples
+///
+/// ```
+/// # let server = dugong_harness::LoopbackServer::start();
+/// # let port = server.port();
+/// use dugong::{Body, HttpConnection};
+/// use http::{HeaderMap, Method, StatusCode};
+///
+/// let conn = HttpConnection::new("127.0.0.1", port)?;
+/// for path in ["/bytes/5", "/bytes/3"] {
+///     conn.send_request(&Method::GET, path, &HeaderMap::new(), Body::Empty)?; // pipelined
+/// }
+/// let first = conn.read_response()?;
+/// assert_eq!(first.status, StatusCode::OK);
+/// assert_eq!(conn.read_all()?, b"abcde");
+/// let second = conn.read_response()?;
+/// assert_eq!((second.path.as_str(), conn.read_all()?), ("/bytes/3", b"abc".to_vec()));
+/// assert!(!conn.response_pending());
+/// # Ok::<(), dugong::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct HttpConnection {
+    target: Target,
+    config: Config,
+    state: RefCell<State>,
+}
+
+impl HttpConnection {
+    /// A connection to `host:port` with the default [`Config`]. Nothing is resolved or
+    /// connected until the first request (or [`connect`](Self::connect)).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidRequest`] when `host` cannot be used in a `Host` header.
+    pub fn new(host: &str, port: u16) -> Result<Self, Error> {
+        Self::with_config(host, port, Config::default())
+    }
+
+    /// A connection to `host:port` with `config`.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidRequest`] when `host` cannot be used in a `Host` header.
+    pub fn with_config(host: &str, port: u16, config: Config) -> Result<Self, Error> {
+        let host_header = host_header(host, port)?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let state = RefCell::new(State::new(&config));
+        Ok(HttpConnection {
+            target: Target {
+                host,
+                port,
+                host_header,
+            },
+            config,
+            state,
+        })
+    }
+
+    /// The settings this connection was made with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn state(&self) -> Result<RefMut<'_, State>, Error> {
+        self.state
+            .try_borrow_mut()
+            .map_err(|_| StateError::Busy.into())
+    }
+
+    /// Connects now if not connected, trying every address of the host in turn (IPv4 and
+    /// IPv6). Sending does this by itself; call it to learn about connection problems early.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Connect`] when no address accepted the connection (the last attempt's
+    ///   error is the source); [`Error::Timeout`] when the connect timeout passed.
+    /// - The error of a dead connection that still has unanswered requests (reported once).
+    ///
+    /// # Blocking
+    ///
+    /// Up to the connect timeout (name resolution itself is not bounded by it).
+    pub fn connect(&self) -> Result<(), Error> {
+        let mut st = self.state()?;
+        st.ready_to_send(&self.target.host, self.target.port, &self.config)
+    }
+
+    /// Sends a request: its head and, for [`Body::Bytes`], its body. For
+    /// [`Body::Following`] and [`Body::Chunked`], write the body with [`write`](Self::write)
+    /// (and [`finish_body`](Self::finish_body) for chunked) before the next request.
+    ///
+    /// The request joins the pipeline as soon as its head starts going out, so its response
+    /// can be read even while its body is still being written. Earlier responses need not have
+    /// been read: while the socket is full, arriving response bytes are buffered (up to
+    /// [`Config::max_buffered`]), so a server that answers before reading on cannot deadlock
+    /// the sender.
+    ///
+    /// `Host` is added unless `headers` has one; `Content-Length` or
+    /// `Transfer-Encoding: chunked` come from `body`; no other header is added and `headers`
+    /// is not changed. With `Expect: 100-continue` in `headers` and a body, the call waits for
+    /// `100 Continue` before the body is sent; if a final response comes instead, the body is
+    /// refused ([`is_writing_body`](Self::is_writing_body) is false, `write` fails with
+    /// [`StateError::BodyRefused`]), the response is left for `read_response`, and the
+    /// connection closes after it.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidRequest`] when the target or a header would not survive on the wire
+    ///   (CR, LF, NUL, other controls) or `headers` has a framing header. Nothing is sent.
+    /// - [`Error::State`] when the previous request's body is unfinished, or for
+    ///   `Expect: 100-continue` while responses are pending.
+    /// - [`Error::ConnectionClosed`] or [`Error::Poisoned`] reporting a connection that ended
+    ///   with requests unanswered (this request is not sent; the next call reconnects), or
+    ///   when the server stops accepting bytes (pending responses can still be read).
+    /// - [`Error::Connect`], [`Error::Timeout`], [`Error::BufferFull`], [`Error::Io`].
+    ///
+    /// # Blocking
+    ///
+    /// Until the head (and in-memory body) is handed to the OS, bounded by the connect
+    /// timeout plus the operation timeout (twice that with `Expect: 100-continue`).
+    pub fn send_request(
+        &self,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+        body: Body<'_>,
+    ) -> Result<(), Error> {
+        let mut st = self.state()?;
+        send::send_request(
+            &mut st,
+            &self.target,
+            &self.config,
+            method,
+            target,
+            headers,
+            body,
+        )
+    }
+
+    /// Writes request body bytes for a [`Body::Following`] or [`Body::Chunked`] request. An
+    /// empty `data` is a no-op (it does not end a chunked body).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::State`] when no body is being written, more bytes than the declared length
+    ///   are given, or the server refused the body.
+    /// - [`Error::ConnectionClosed`] when the server stopped accepting bytes;
+    ///   [`Error::Timeout`] (the connection is then poisoned, as part of the body is written),
+    ///   [`Error::BufferFull`], [`Error::Io`].
+    ///
+    /// # Blocking
+    ///
+    /// Until every byte is handed to the OS, up to the operation timeout.
+    pub fn write(&self, data: &[u8]) -> Result<(), Error> {
+        let mut st = self.state()?;
+        send::write_body(&mut st, &self.config, data)
+    }
+
+    /// Ends a [`Body::Chunked`] request body.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write); [`StateError::BodyTooShort`] for a `Following` body that
+    /// still owes bytes.
+    ///
+    /// # Blocking
+    ///
+    /// Up to the operation timeout.
+    pub fn finish_body(&self) -> Result<(), Error> {
+        let mut st = self.state()?;
+        send::finish_body(&mut st, &self.config)
+    }
+
+    /// Whether a request body is still owed through [`write`](Self::write) /
+    /// [`finish_body`](Self::finish_body).
+    pub fn is_writing_body(&self) -> bool {
+        self.state.try_borrow().is_ok_and(|st| {
+            matches!(
+                st.sending,
+                state::Sending::Length(_) | state::Sending::Chunked
+            )
+        })
+    }
+
+    /// Reads the head of the next response (interim 1xx responses are skipped). Its body,
+    /// if any, is then read with [`read`](Self::read), [`read_all`](Self::read_all) or
+    /// [`discard`](Self::discard); a response without a body is complete on return.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::State`] when no response is pending or the previous body is unread.
+    /// - [`Error::Protocol`] for an invalid response; the connection is then poisoned.
+    /// - [`Error::ConnectionClosed`] when the server closed the connection before this
+    ///   response was complete, or after a response that announced the close; it lists the
+    ///   unanswered requests, and the next send reconnects.
+    /// - [`Error::Timeout`] (nothing is lost: call again to keep waiting), [`Error::Io`].
+    ///
+    /// # Blocking
+    ///
+    /// Until the whole head has arrived, up to the operation timeout.
+    pub fn read_response(&self) -> Result<Response, Error> {
+        let mut st = self.state()?;
+        let mut wait =
+            BlockingWait::reading(Deadline::new(Operation::ReadResponse, self.config.timeout));
+        recv::read_response(&mut st, &self.config, &mut wait)
+    }
+
+    /// Reads body bytes of the current response into `buf`. Returns `Ok(0)` when the body is
+    /// complete or no body is active. A body is complete, and
+    /// [`has_active_response`](Self::has_active_response) false, as soon as its last byte is
+    /// returned.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Protocol`] for invalid chunk framing (the connection is poisoned).
+    /// - [`Error::ConnectionClosed`] when the body was cut short.
+    /// - [`Error::Timeout`] (nothing is lost), [`Error::Io`].
+    ///
+    /// # Blocking
+    ///
+    /// Until at least one byte is available, up to the operation timeout.
+    pub fn read(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        let mut st = self.state()?;
+        let mut wait =
+            BlockingWait::reading(Deadline::new(Operation::ReadBody, self.config.timeout));
+        recv::read_body(&mut st, &self.config, buf, &mut wait)
+    }
+
+    /// Reads the rest of the current response body into a vector.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read). On error the bytes read so far are dropped; read with
+    /// [`read`](Self::read) to keep partial bodies.
+    ///
+    /// # Blocking
+    ///
+    /// Until the body is complete; one operation timeout covers the whole call.
+    pub fn read_all(&self) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        self.read_each(|chunk| out.extend_from_slice(chunk))?;
+        Ok(out)
+    }
+
+    /// Reads and drops the rest of the current response body, returning its length.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Self::read).
+    ///
+    /// # Blocking
+    ///
+    /// Until the body is complete; one operation timeout covers the whole call.
+    pub fn discard(&self) -> Result<u64, Error> {
+        let mut total = 0u64;
+        self.read_each(|chunk| total += chunk.len() as u64)?;
+        Ok(total)
+    }
+
+    fn read_each(&self, mut sink: impl FnMut(&[u8])) -> Result<(), Error> {
+        let mut st = self.state()?;
+        let mut wait =
+            BlockingWait::reading(Deadline::new(Operation::ReadBody, self.config.timeout));
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            match recv::read_body(&mut st, &self.config, &mut chunk, &mut wait)? {
+                0 => return Ok(()),
+                n => sink(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Whether a response is waiting to be read: a request is in flight, or a connection
+    /// that ended still has unanswered requests to report (the next `read_response` returns
+    /// that error). Loops like `while conn.response_pending() { .. }` therefore never drop a
+    /// request silently.
+    pub fn response_pending(&self) -> bool {
+        self.state
+            .try_borrow()
+            .is_ok_and(|st| st.response_pending())
+    }
+
+    /// Whether a response body is being read (its head was returned, its end not yet).
+    pub fn has_active_response(&self) -> bool {
+        self.state
+            .try_borrow()
+            .is_ok_and(|st| st.recv.reader.has_body())
+    }
+
+    /// The trailer fields of the last chunked response body that had any.
+    pub fn take_trailers(&self) -> Option<HeaderMap> {
+        self.state
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut st| st.recv.reader.take_trailers())
+    }
+
+    /// Closes the connection. Requests in flight are forgotten: afterwards nothing is
+    /// pending, and the next send reconnects.
+    pub fn disconnect(&self) {
+        if let Ok(mut st) = self.state.try_borrow_mut() {
+            st.reset(Link::Idle);
+        }
+    }
+}
+
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for HttpConnection {
+    /// The socket's descriptor, or -1 while not connected. It changes when the connection
+    /// reopens.
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self.state.try_borrow().as_deref() {
+            Ok(State {
+                link: Link::Open(t),
+                ..
+            }) => t.raw_fd(),
+            _ => -1,
+        }
+    }
+}
+
+impl Read for &HttpConnection {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        HttpConnection::read(self, buf).map_err(io::Error::from)
+    }
+}
+
+impl Read for HttpConnection {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        HttpConnection::read(self, buf).map_err(io::Error::from)
+    }
+}
+
+#[allow(dead_code)]
+fn assert_send() {
+    fn is_send<T: Send>() {}
+    is_send::<HttpConnection>();
+}

@@ -1,0 +1,249 @@
+//! The send half of the driver: request heads, bodies and `100 Continue`, written once in
+//! blocking style against [`Wait`].
+
+use std::io::{self, IoSlice};
+
+use http::header::EXPECT;
+use http::{HeaderMap, Method, StatusCode};
+
+use super::recv::fill;
+use super::state::{send_io_error, Sending, State};
+use super::{Config, Target};
+use crate::error::{ClosePhase, Error, Operation, PoisonCause, StateError};
+use crate::io::{BlockingWait, Deadline, Transport, Wait};
+use crate::proto::{encode_request_head, Body, HeadEvent, InFlight};
+
+/// Writes every byte of `bufs`, trying the socket first and waiting through `wait` only when
+/// it is full.
+///
+/// # Errors
+///
+/// `ConnectionClosed` when the peer is gone, `Io` for other socket errors, or whatever the
+/// wait reports (a timeout, a full receive buffer).
+pub(crate) fn write_all(
+    transport: &Transport,
+    mut bufs: &mut [IoSlice<'_>],
+    wait: &mut dyn Wait,
+) -> Result<(), Error> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match transport.send(bufs) {
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait.writable(transport)?,
+            Err(e) => return Err(send_io_error(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Sends a request head (and an in-memory body), connecting first if needed.
+pub(crate) fn send_request(
+    st: &mut State,
+    target: &Target,
+    config: &Config,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: Body<'_>,
+) -> Result<(), Error> {
+    if !matches!(
+        st.sending,
+        Sending::Idle | Sending::Refused | Sending::Broken
+    ) {
+        return Err(StateError::BodyIncomplete.into());
+    }
+    let expect_continue = wants_continue(headers) && body != Body::Empty;
+    if expect_continue && st.response_pending() {
+        return Err(StateError::ContinueWhilePipelining.into());
+    }
+    st.head_buf.clear();
+    encode_request_head(
+        method,
+        path,
+        headers,
+        &target.host_header,
+        body.framing(method),
+        &mut st.head_buf,
+    )?;
+
+    st.ready_to_send(&target.host, target.port, config)?;
+    let transport = st.transport()?;
+    st.pipeline.push(InFlight {
+        method: method.clone(),
+        target: path.to_owned(),
+    });
+    st.sending = match body {
+        Body::Following(n) if n > 0 => Sending::Length(n),
+        Body::Chunked => Sending::Chunked,
+        _ => Sending::Idle,
+    };
+    let inline = match body {
+        Body::Bytes(bytes) if !expect_continue => bytes,
+        _ => &[],
+    };
+    let deadline = Deadline::new(Operation::SendRequest, config.timeout);
+    let head = std::mem::take(&mut st.head_buf);
+    let mut wait = BlockingWait::sending(deadline, &mut st.recv.buf, config.max_buffered);
+    let result = write_all(
+        &transport,
+        &mut [IoSlice::new(&head), IoSlice::new(inline)],
+        &mut wait,
+    );
+    st.head_buf = head;
+    result.map_err(|e| st.send_failed(e))?;
+
+    if expect_continue {
+        await_continue(st, &transport, config)?;
+        if let (Body::Bytes(bytes), Sending::Idle) = (body, st.sending) {
+            let mut wait = BlockingWait::sending(deadline, &mut st.recv.buf, config.max_buffered);
+            write_all(&transport, &mut [IoSlice::new(bytes)], &mut wait)
+                .map_err(|e| st.send_failed(e))?;
+        }
+    }
+    Ok(())
+}
+
+/// RFC 9110 §10.1.1: waits for `100 Continue`. A final response instead leaves the body
+/// refused (and the connection to close after that response, since the server cannot know
+/// whether the body will follow); the response stays buffered for `read_response`.
+fn await_continue(st: &mut State, transport: &Transport, config: &Config) -> Result<(), Error> {
+    let mut wait = BlockingWait::reading(Deadline::new(Operation::AwaitContinue, config.timeout));
+    loop {
+        match st.recv.reader.poll_interim(st.recv.buf.data()) {
+            Err(e) => return Err(st.poison(PoisonCause::Protocol(e), e.into())),
+            Ok(HeadEvent::Interim { status, len }) => {
+                st.recv.buf.consume(len);
+                if status == StatusCode::CONTINUE {
+                    return Ok(());
+                }
+            }
+            Ok(HeadEvent::Final { .. }) => {
+                st.sending = Sending::Refused;
+                st.close_after_response = true;
+                return Ok(());
+            }
+            Ok(HeadEvent::Partial) => {
+                let limit = config.limits.max_head_bytes.saturating_add(1);
+                match fill(&mut st.recv.buf, transport, limit, &mut wait) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let phase = if st.recv.buf.is_empty() {
+                            ClosePhase::BeforeResponse
+                        } else {
+                            ClosePhase::InHead
+                        };
+                        return Err(st.closed_error(phase));
+                    }
+                    Err(e) => return Err(st.send_failed(e)),
+                }
+            }
+        }
+    }
+}
+
+fn wants_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(EXPECT)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// Writes request body bytes for a `Following` or `Chunked` body.
+pub(crate) fn write_body(st: &mut State, config: &Config, data: &[u8]) -> Result<(), Error> {
+    st.check_dead()?;
+    let mut size_line = [0u8; 18];
+    let (framing, owed): (&[u8], Sending) = match st.sending {
+        Sending::Length(owed) => {
+            let len = data.len() as u64;
+            if len > owed {
+                return Err(StateError::BodyTooLong.into());
+            }
+            let next = if len == owed {
+                Sending::Idle
+            } else {
+                Sending::Length(owed - len)
+            };
+            (&[], next)
+        }
+        Sending::Chunked => (
+            chunk_size_line(data.len(), &mut size_line),
+            Sending::Chunked,
+        ),
+        other => return Err(sending_misuse(other)),
+    };
+    if data.is_empty() {
+        // An empty chunk would end a chunked body; an empty write is a no-op.
+        return Ok(());
+    }
+    let trailer: &[u8] = if framing.is_empty() { b"" } else { b"\r\n" };
+    let transport = st.transport()?;
+    let deadline = Deadline::new(Operation::WriteBody, config.timeout);
+    let mut wait = BlockingWait::sending(deadline, &mut st.recv.buf, config.max_buffered);
+    let mut bufs = [
+        IoSlice::new(framing),
+        IoSlice::new(data),
+        IoSlice::new(trailer),
+    ];
+    write_all(&transport, &mut bufs, &mut wait).map_err(|e| st.send_failed(e))?;
+    st.sending = owed;
+    Ok(())
+}
+
+/// Ends a chunked body (the last-chunk, no trailers).
+pub(crate) fn finish_body(st: &mut State, config: &Config) -> Result<(), Error> {
+    st.check_dead()?;
+    match st.sending {
+        Sending::Chunked => {}
+        Sending::Length(_) => return Err(StateError::BodyTooShort.into()),
+        other => return Err(sending_misuse(other)),
+    }
+    let transport = st.transport()?;
+    let deadline = Deadline::new(Operation::WriteBody, config.timeout);
+    let mut wait = BlockingWait::sending(deadline, &mut st.recv.buf, config.max_buffered);
+    write_all(&transport, &mut [IoSlice::new(b"0\r\n\r\n")], &mut wait)
+        .map_err(|e| st.send_failed(e))?;
+    st.sending = Sending::Idle;
+    Ok(())
+}
+
+fn sending_misuse(sending: Sending) -> Error {
+    match sending {
+        Sending::Refused => StateError::BodyRefused.into(),
+        Sending::Broken => send_io_error(io::ErrorKind::BrokenPipe.into()),
+        _ => StateError::NoBodyExpected.into(),
+    }
+}
+
+/// `1*HEXDIG CRLF` for a chunk of `len` bytes.
+fn chunk_size_line(len: usize, buf: &mut [u8; 18]) -> &[u8] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut i = 16;
+    let mut n = len;
+    loop {
+        i -= 1;
+        buf[i] = HEX[n & 0xf];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    buf[16] = b'\r';
+    buf[17] = b'\n';
+    &buf[i..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_size_line;
+
+    #[test]
+    fn chunk_size_lines_are_lowercase_hex() {
+        let mut buf = [0u8; 18];
+        assert_eq!(chunk_size_line(1, &mut buf), b"1\r\n");
+        assert_eq!(chunk_size_line(0x1f2e, &mut buf), b"1f2e\r\n");
+        assert_eq!(
+            chunk_size_line(usize::MAX, &mut buf),
+            b"ffffffffffffffff\r\n"
+        );
+    }
+}

@@ -1,0 +1,272 @@
+//! The connection's owned parts and the transitions of its link.
+//!
+//! `State` is a composition: the link (socket or why there is none), the send side, the
+//! pipeline FIFO and the receive side. Only this module replaces the link.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::error::{ClosePhase, Error, Operation, PoisonCause};
+use crate::io::{is_peer_gone, ReadBuffer, Transport};
+use crate::proto::{InFlight, Pipeline, ResponseReader};
+
+use super::Config;
+
+/// Whether there is a socket, and if not, what the caller still has to be told.
+#[derive(Debug)]
+pub(crate) enum Link {
+    /// Not connected; the next send connects.
+    Idle,
+    /// Connected.
+    Open(Arc<Transport>),
+    /// The connection ended with requests unanswered, or lost framing. Reported to every
+    /// read or write; the next `send_request` reports it once more and then reconnects.
+    Dead {
+        why: Dead,
+        unanswered: Vec<InFlight>,
+    },
+}
+
+/// Why a link is dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dead {
+    Closed(ClosePhase),
+    Poisoned(PoisonCause),
+}
+
+/// The send side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sending {
+    /// No request body is owed.
+    Idle,
+    /// This many `Content-Length` body bytes are owed.
+    Length(u64),
+    /// A chunked body is open until `finish_body`.
+    Chunked,
+    /// The server answered `Expect: 100-continue` with a final response: no body may follow.
+    Refused,
+    /// The server stopped accepting bytes; responses already sent can still be read.
+    Broken,
+}
+
+/// The receive side: bytes not yet consumed and the reader that consumes them.
+#[derive(Debug, Default)]
+pub(crate) struct Receiving {
+    pub(crate) buf: ReadBuffer,
+    pub(crate) reader: ResponseReader,
+    /// Whether the connection stays open after the response being read.
+    pub(crate) keep_alive: bool,
+}
+
+/// Everything that changes while a connection is used.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) link: Link,
+    pub(crate) sending: Sending,
+    pub(crate) pipeline: Pipeline,
+    pub(crate) recv: Receiving,
+    /// The request whose body was refused must not leave the connection open.
+    pub(crate) close_after_response: bool,
+    /// Reused for encoding request heads.
+    pub(crate) head_buf: Vec<u8>,
+}
+
+impl State {
+    pub(crate) fn new(config: &Config) -> Self {
+        State {
+            link: Link::Idle,
+            sending: Sending::Idle,
+            pipeline: Pipeline::default(),
+            recv: Receiving {
+                reader: ResponseReader::new(config.limits),
+                ..Default::default()
+            },
+            close_after_response: false,
+            head_buf: Vec::with_capacity(256),
+        }
+    }
+
+    /// The open socket, or the error that explains why there is none.
+    pub(crate) fn transport(&self) -> Result<Arc<Transport>, Error> {
+        match &self.link {
+            Link::Open(t) => Ok(Arc::clone(t)),
+            Link::Dead { why, unanswered } => Err(dead_error(*why, unanswered.clone())),
+            Link::Idle => Err(Error::ConnectionClosed {
+                phase: ClosePhase::BeforeResponse,
+                unanswered: Vec::new(),
+            }),
+        }
+    }
+
+    /// Fails with the dead link's error, if the link is dead.
+    pub(crate) fn check_dead(&self) -> Result<(), Error> {
+        match &self.link {
+            Link::Dead { why, unanswered } => Err(dead_error(*why, unanswered.clone())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes the link usable for a new request: reports a dead link once (if it left
+    /// requests unanswered), drops a stale idle connection, and connects if needed.
+    pub(crate) fn ready_to_send(
+        &mut self,
+        host: &str,
+        port: u16,
+        config: &Config,
+    ) -> Result<(), Error> {
+        if let Link::Dead { why, unanswered } = &mut self.link {
+            let (why, unanswered) = (*why, std::mem::take(unanswered));
+            self.reset(Link::Idle);
+            if !unanswered.is_empty() {
+                return Err(dead_error(why, unanswered));
+            }
+        }
+        if self.sending == Sending::Broken {
+            if !self.pipeline.is_empty() {
+                // Responses already sent may still arrive: they must be read first.
+                return Err(send_io_error(io::ErrorKind::BrokenPipe.into()));
+            }
+            self.reset(Link::Idle);
+        }
+        if let Link::Open(t) = &self.link {
+            if self.pipeline.is_empty()
+                && !self.recv.reader.has_body()
+                && self.is_stale(&Arc::clone(t))
+            {
+                self.reset(Link::Idle);
+            }
+        }
+        if matches!(self.link, Link::Idle) {
+            self.connect(host, port, config)?;
+        }
+        Ok(())
+    }
+
+    /// An idle connection is stale when the server closed it or sent bytes nobody asked for
+    /// (which must not be taken as the next response).
+    fn is_stale(&mut self, transport: &Transport) -> bool {
+        if !self.recv.buf.is_empty() {
+            return true;
+        }
+        match self.recv.buf.fill_from(transport, usize::MAX) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            _ => true,
+        }
+    }
+
+    /// Opens a new connection, trying every resolved address in turn.
+    pub(crate) fn connect(&mut self, host: &str, port: u16, config: &Config) -> Result<(), Error> {
+        let deadline = config.connect_timeout.map(|t| Instant::now() + t);
+        let connect_error = |source| Error::Connect {
+            host: host.to_owned(),
+            port,
+            source,
+        };
+        let addrs = Transport::resolve(host, port).map_err(connect_error)?;
+        let mut last = None;
+        for addr in addrs {
+            match Transport::connect(addr, deadline) {
+                Ok(Some(transport)) => {
+                    self.reset(Link::Open(Arc::new(transport)));
+                    return Ok(());
+                }
+                Ok(None) => {
+                    return Err(Error::Timeout {
+                        operation: Operation::Connect,
+                        after: config.connect_timeout.unwrap_or_default(),
+                    })
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(connect_error(
+            last.unwrap_or_else(|| io::ErrorKind::NotFound.into()),
+        ))
+    }
+
+    /// Replaces the link and forgets everything tied to the old one.
+    pub(crate) fn reset(&mut self, link: Link) {
+        self.link = link;
+        self.sending = Sending::Idle;
+        self.recv.buf.clear();
+        self.recv.reader.reset();
+        self.recv.keep_alive = true;
+        self.close_after_response = false;
+        self.pipeline.take_all();
+    }
+
+    /// Closes the socket because the server ended the exchange; requests still in flight are
+    /// kept for the caller to learn about.
+    pub(crate) fn close(&mut self, phase: ClosePhase) {
+        let unanswered = self.pipeline.take_all();
+        if unanswered.is_empty() {
+            self.reset(Link::Idle);
+        } else {
+            self.reset(Link::Dead {
+                why: Dead::Closed(phase),
+                unanswered,
+            });
+        }
+    }
+
+    /// Closes the socket because framing is lost, and returns the error to report now.
+    pub(crate) fn poison(&mut self, cause: PoisonCause, now: Error) -> Error {
+        let unanswered = self.pipeline.take_all();
+        self.reset(Link::Dead {
+            why: Dead::Poisoned(cause),
+            unanswered,
+        });
+        now
+    }
+
+    /// The server closed the connection in `phase`: the error to report, after closing.
+    pub(crate) fn closed_error(&mut self, phase: ClosePhase) -> Error {
+        let unanswered = self.pipeline.take_all();
+        self.reset(Link::Idle);
+        Error::ConnectionClosed { phase, unanswered }
+    }
+
+    /// Classifies a send-side failure: a vanished peer leaves the receive side readable
+    /// (responses may be buffered); anything else loses framing.
+    pub(crate) fn send_failed(&mut self, e: Error) -> Error {
+        match e {
+            Error::ConnectionClosed { .. } => {
+                self.sending = Sending::Broken;
+                e
+            }
+            Error::Timeout { operation, .. } => self.poison(PoisonCause::Timeout(operation), e),
+            Error::Io(ref io) => self.poison(PoisonCause::Io(io.kind()), e),
+            Error::Protocol(p) => self.poison(PoisonCause::Protocol(p), e),
+            Error::BufferFull { limit } => self.poison(PoisonCause::BufferFull { limit }, e),
+            other => other,
+        }
+    }
+
+    /// Whether a response is waiting to be read (or an unanswered request to be reported).
+    pub(crate) fn response_pending(&self) -> bool {
+        match &self.link {
+            Link::Dead { unanswered, .. } => !unanswered.is_empty(),
+            _ => !self.pipeline.is_empty(),
+        }
+    }
+}
+
+/// Maps an I/O error from a send to the error the caller sees.
+pub(crate) fn send_io_error(e: io::Error) -> Error {
+    if is_peer_gone(&e) {
+        Error::ConnectionClosed {
+            phase: ClosePhase::WhileSending,
+            unanswered: Vec::new(),
+        }
+    } else {
+        Error::Io(e)
+    }
+}
+
+fn dead_error(why: Dead, unanswered: Vec<InFlight>) -> Error {
+    match why {
+        Dead::Closed(phase) => Error::ConnectionClosed { phase, unanswered },
+        Dead::Poisoned(cause) => Error::Poisoned { cause, unanswered },
+    }
+}

@@ -1,0 +1,229 @@
+//! The public error type: what went wrong at this level, with the cause in `source()`.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::proto::{InFlight, ProtocolError, RequestError};
+
+/// Everything that can go wrong in a connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No address of the host accepted a connection (the last attempt's error is the source).
+    #[error("cannot connect to {host}:{port}")]
+    Connect {
+        /// The host as given.
+        host: String,
+        /// The port.
+        port: u16,
+        /// Why the last attempt failed.
+        #[source]
+        source: io::Error,
+    },
+    /// A socket operation failed in a way not covered by another variant.
+    #[error("i/o error")]
+    Io(#[from] io::Error),
+    /// The server's bytes are not valid HTTP/1.1; the connection is closed.
+    #[error("invalid response")]
+    Protocol(#[from] ProtocolError),
+    /// The request cannot be sent as given; nothing was written.
+    #[error("invalid request")]
+    InvalidRequest(#[from] RequestError),
+    /// A blocking call did not finish before its deadline.
+    #[error("timed out after {after:?} {operation}")]
+    Timeout {
+        /// What was being waited for.
+        operation: Operation,
+        /// The configured timeout.
+        after: Duration,
+    },
+    /// The server closed or reset the connection. Requests it did not answer are listed, oldest
+    /// first, so the caller can resend them on a new connection.
+    #[error(
+        "connection closed by the server {phase}{}",
+        unanswered_note(unanswered)
+    )]
+    ConnectionClosed {
+        /// Where in the exchange the close happened.
+        phase: ClosePhase,
+        /// Requests that were sent (at least partly) and got no response.
+        unanswered: Vec<InFlight>,
+    },
+    /// An earlier error left the connection without framing; it must reconnect (the next
+    /// `send_request` does) before it can be used again.
+    #[error(
+        "connection unusable after an earlier error{}",
+        unanswered_note(unanswered)
+    )]
+    Poisoned {
+        /// The earlier failure.
+        #[source]
+        cause: PoisonCause,
+        /// Requests that were in flight when framing was lost, oldest first.
+        unanswered: Vec<InFlight>,
+    },
+    /// While a blocking send waited for the server to take more bytes, the server sent more
+    /// response bytes than [`Config::max_buffered`](crate::Config::max_buffered) allows.
+    #[error("more than {limit} response bytes arrived while sending")]
+    BufferFull {
+        /// The configured bound.
+        limit: usize,
+    },
+    /// The connection was used in a way its current state does not allow.
+    #[error("{0}")]
+    State(#[from] StateError),
+}
+
+impl Error {
+    /// Requests that were sent but not answered, for errors that report them.
+    pub fn unanswered(&self) -> &[InFlight] {
+        match self {
+            Error::ConnectionClosed { unanswered, .. } | Error::Poisoned { unanswered, .. } => {
+                unanswered
+            }
+            _ => &[],
+        }
+    }
+}
+
+fn unanswered_note(unanswered: &[InFlight]) -> String {
+    match unanswered.len() {
+        0 => String::new(),
+        1 => format!(" with 1 request unanswered ({})", unanswered[0]),
+        n => format!(" with {n} requests unanswered (first: {})", unanswered[0]),
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match &e {
+            Error::Io(inner) => inner.kind(),
+            Error::Connect { source, .. } => source.kind(),
+            Error::Timeout { .. } => io::ErrorKind::TimedOut,
+            Error::ConnectionClosed { .. } => io::ErrorKind::ConnectionAborted,
+            Error::Protocol(_) | Error::Poisoned { .. } => io::ErrorKind::InvalidData,
+            Error::InvalidRequest(_) => io::ErrorKind::InvalidInput,
+            Error::State(_) | Error::BufferFull { .. } => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// The blocking operation that ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Connecting.
+    Connect,
+    /// Sending a request head or in-memory body.
+    SendRequest,
+    /// Waiting for `100 Continue`.
+    AwaitContinue,
+    /// Writing a request body.
+    WriteBody,
+    /// Reading a response head.
+    ReadResponse,
+    /// Reading a response body.
+    ReadBody,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Operation::Connect => "connecting",
+            Operation::SendRequest => "sending a request",
+            Operation::AwaitContinue => "waiting for 100 Continue",
+            Operation::WriteBody => "writing a request body",
+            Operation::ReadResponse => "reading a response head",
+            Operation::ReadBody => "reading a response body",
+        })
+    }
+}
+
+/// Where the server closed the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClosePhase {
+    /// Before any byte of the next response.
+    BeforeResponse,
+    /// Inside a response head.
+    InHead,
+    /// Inside a response body, which is therefore truncated.
+    InBody,
+    /// While a request was being written.
+    WhileSending,
+    /// After a response that announced the close (`Connection: close`, or HTTP/1.0 without
+    /// keep-alive); the requests behind it were never processed.
+    Announced,
+}
+
+impl fmt::Display for ClosePhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ClosePhase::BeforeResponse => "before the response",
+            ClosePhase::InHead => "inside a response head",
+            ClosePhase::InBody => "inside a response body",
+            ClosePhase::WhileSending => "while a request was being sent",
+            ClosePhase::Announced => "as announced by an earlier response",
+        })
+    }
+}
+
+/// Why a connection was poisoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoisonCause {
+    /// The server broke the protocol.
+    #[error("invalid response")]
+    Protocol(#[source] ProtocolError),
+    /// A timeout hit after part of a request had been written.
+    #[error("timed out {0}")]
+    Timeout(Operation),
+    /// A socket error with this kind.
+    #[error("i/o error: {0}")]
+    Io(io::ErrorKind),
+    /// Too many response bytes arrived while a request was being sent.
+    #[error("more than {limit} response bytes arrived while sending")]
+    BufferFull {
+        /// The configured bound.
+        limit: usize,
+    },
+    /// The server closed the connection in the middle of a response.
+    #[error("connection closed {0}")]
+    Closed(ClosePhase),
+}
+
+/// API misuse: the call does not fit the connection's state. Nothing was sent or consumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// `read_response` with no request waiting for a response.
+    #[error("no response is pending")]
+    NoResponsePending,
+    /// `read_response` while the previous response body has not been read to its end.
+    #[error("the previous response body has not been read")]
+    BodyUnread,
+    /// `write` or `finish_body` with no request body being written.
+    #[error("no request body is being written")]
+    NoBodyExpected,
+    /// `write` of more bytes than the `Content-Length` still owed.
+    #[error("write exceeds the declared content-length")]
+    BodyTooLong,
+    /// `finish_body` before all `Content-Length` bytes were written.
+    #[error("request body is shorter than its declared content-length")]
+    BodyTooShort,
+    /// `send_request` while the previous request body is still owed.
+    #[error("the previous request body has not been completed")]
+    BodyIncomplete,
+    /// `write` after the server answered an `Expect: 100-continue` request with a final
+    /// response instead of `100 Continue`: the body must not be sent.
+    #[error("the server refused the request body")]
+    BodyRefused,
+    /// `Expect: 100-continue` while other responses are still pending.
+    #[error("expect: 100-continue needs all earlier responses read first")]
+    ContinueWhilePipelining,
+    /// The connection is in use by an operation that has not returned.
+    #[error("the connection is busy")]
+    Busy,
+}

@@ -1,0 +1,94 @@
+//! The receive buffer: bytes read from the socket and not yet consumed by the protocol core.
+
+use std::io;
+
+use super::Transport;
+
+/// Initial capacity: one read takes many small pipelined responses at once.
+const INITIAL: usize = 16 * 1024;
+
+/// A byte buffer with a consumed front and a filled back.
+#[derive(Debug, Default)]
+pub(crate) struct ReadBuffer {
+    buf: Vec<u8>,
+    /// INVARIANT: `start <= end <= buf.len()`; `buf[start..end]` is unread data.
+    start: usize,
+    end: usize,
+    eof: bool,
+}
+
+impl ReadBuffer {
+    /// The unread bytes.
+    pub(crate) fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Whether the peer has closed its sending side (every byte before that is in `data`).
+    pub(crate) fn is_eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Drops `n` bytes from the front.
+    pub(crate) fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Forgets everything, for a new connection.
+    pub(crate) fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        self.eof = false;
+    }
+
+    /// One receive into the free space, growing the buffer while it holds fewer than `limit`
+    /// bytes. Returns the bytes added; `Ok(0)` means end of stream (or that the buffer holds
+    /// `limit` bytes already, which the caller checks first). `WouldBlock` passes through.
+    pub(crate) fn fill_from(&mut self, transport: &Transport, limit: usize) -> io::Result<usize> {
+        if self.eof {
+            return Ok(0);
+        }
+        if self.end == self.buf.len() {
+            self.make_room(limit);
+        }
+        let room = (self.buf.len() - self.end).min(limit.saturating_sub(self.len()));
+        if room == 0 {
+            return Ok(0);
+        }
+        let n = transport.recv(&mut self.buf[self.end..self.end + room])?;
+        if n == 0 {
+            self.eof = true;
+        }
+        self.end += n;
+        Ok(n)
+    }
+
+    fn make_room(&mut self, limit: usize) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let grown = (self.buf.len() * 2).max(INITIAL).min(limit.max(INITIAL));
+            self.buf.resize(grown, 0);
+        }
+    }
+
+    /// Records end of stream seen by someone else (a reset while draining).
+    pub(crate) fn set_eof(&mut self) {
+        self.eof = true;
+    }
+}

@@ -1,0 +1,29 @@
+//! Sockets, buffers and waiting: everything between the protocol core and the OS.
+//!
+//! Owns the non-blocking socket and its `polling` registration ([`Transport`]), the receive
+//! buffer ([`ReadBuffer`]) and the [`Wait`] seam that lets one driver block or suspend. Knows
+//! nothing about HTTP.
+
+mod buffer;
+mod transport;
+mod wait;
+
+pub(crate) use buffer::ReadBuffer;
+pub(crate) use transport::Transport;
+pub(crate) use wait::{BlockingWait, Deadline, Wait};
+
+use std::io;
+
+/// Whether an I/O error means the peer is gone (reset, aborted, broken pipe, or a zero-length
+/// write), which callers report as a closed connection rather than a raw I/O error.
+pub(crate) fn is_peer_gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::WriteZero
+            | io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::NotConnected
+    )
+}

@@ -1,0 +1,169 @@
+//! The non-blocking TCP socket and its `polling` registration: the only `unsafe` in the crate.
+#![allow(unsafe_code)]
+
+use std::io::{self, IoSlice, Read};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use polling::{Event, Events, Poller};
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// The registration key; one socket per poller, so any constant works.
+const KEY: usize = 7;
+
+/// A connected non-blocking socket with its own poller.
+///
+/// `Sync` and cheap to share by `Arc`, so a coroutine can own a handle while the connection
+/// keeps another.
+#[derive(Debug)]
+pub(crate) struct Transport {
+    /// INVARIANT: registered with `poller` from construction until `drop`.
+    socket: Socket,
+    poller: Poller,
+    events: Mutex<Events>,
+}
+
+/// What a wait reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Ready {
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+}
+
+impl Transport {
+    /// Connects to `addr`, waiting at most until `deadline`. `Ok(None)` means the deadline
+    /// passed first.
+    pub(crate) fn connect(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<Option<Self>> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_nonblocking(true)?;
+        socket.set_tcp_nodelay(true)?;
+        #[cfg(any(target_os = "macos", target_os = "ios"))]
+        socket.set_nosigpipe(true)?;
+        let transport = Transport::register(socket)?;
+        match transport.socket.connect(&addr.into()) {
+            Ok(()) => return Ok(Some(transport)),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        loop {
+            let timeout = match deadline {
+                Some(at) => match at.checked_duration_since(Instant::now()) {
+                    Some(left) => Some(left),
+                    None => return Ok(None),
+                },
+                None => None,
+            };
+            let ready = transport.wait(
+                Ready {
+                    readable: false,
+                    writable: true,
+                },
+                timeout,
+            )?;
+            if ready.writable {
+                break;
+            }
+        }
+        match transport.socket.take_error()? {
+            Some(e) => Err(e),
+            None => Ok(Some(transport)),
+        }
+    }
+
+    fn register(socket: Socket) -> io::Result<Self> {
+        let poller = Poller::new()?;
+        // SAFETY: `Transport::drop` deletes the registration before `socket` is closed, and
+        // `socket` is never replaced while registered (see the field INVARIANT).
+        unsafe { poller.add(&socket, Event::none(KEY))? };
+        let events = Mutex::new(Events::with_capacity(std::num::NonZeroUsize::MIN));
+        Ok(Transport {
+            socket,
+            poller,
+            events,
+        })
+    }
+
+    /// Resolves `host:port` (blocking; the OS resolver has no timeout parameter).
+    pub(crate) fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+        if addrs.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "host has no addresses",
+            ));
+        }
+        Ok(addrs)
+    }
+
+    /// One non-blocking gathering send. Never raises SIGPIPE. A zero-byte send of non-empty
+    /// data is reported as `WriteZero`.
+    pub(crate) fn send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        loop {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            let result = self
+                .socket
+                .send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL);
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            let result = self.socket.send_vectored(bufs);
+            match result {
+                Ok(0) if bufs.iter().any(|b| !b.is_empty()) => {
+                    return Err(io::ErrorKind::WriteZero.into())
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// One non-blocking receive; `Ok(0)` is end of stream.
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match (&self.socket).read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Waits until the socket is ready for one of `interest`, or `timeout` passes (then
+    /// neither flag is set). `None` waits without limit.
+    pub(crate) fn wait(&self, interest: Ready, timeout: Option<Duration>) -> io::Result<Ready> {
+        let event = match (interest.readable, interest.writable) {
+            (true, true) => Event::all(KEY),
+            (true, false) => Event::readable(KEY),
+            (false, true) => Event::writable(KEY),
+            (false, false) => Event::none(KEY),
+        };
+        // polling registrations are oneshot: re-arm before every wait.
+        self.poller.modify(&self.socket, event)?;
+        let mut events = self
+            .events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        events.clear();
+        self.poller.wait(&mut events, timeout)?;
+        let mut ready = Ready::default();
+        for ev in events.iter() {
+            ready.readable |= ev.readable;
+            ready.writable |= ev.writable;
+        }
+        events.clear();
+        Ok(ready)
+    }
+
+    /// The raw descriptor, for callers that poll it themselves.
+    #[cfg(unix)]
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.socket.as_raw_fd()
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        // Errors are ignored: the descriptor is closed right after either way.
+        let _ = self.poller.delete(&self.socket);
+    }
+}

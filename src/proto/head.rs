@@ -1,0 +1,356 @@
+//! Response heads: an incremental end-of-head scan, then one httparse pass (RFC 9112 §2, §4).
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
+
+use super::{Limits, ProtocolError};
+
+/// A parsed final response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// `HTTP/1.0` or `HTTP/1.1`.
+    pub version: Version,
+    /// The status code.
+    pub status: StatusCode,
+    /// The reason phrase (empty if absent or not UTF-8).
+    pub reason: String,
+    /// The header fields, in order.
+    pub headers: HeaderMap,
+}
+
+/// What [`HeadReader::poll`] found at the front of the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HeadEvent {
+    /// The head is not complete yet: feed more bytes and poll again.
+    Partial,
+    /// An interim response (100 or 103) of `len` bytes; drop them and poll again.
+    Interim {
+        /// Its status code.
+        status: StatusCode,
+        /// Bytes it occupied.
+        len: usize,
+    },
+    /// The final head, which occupied `len` bytes.
+    Final {
+        /// The parsed head.
+        head: ResponseHead,
+        /// Bytes it occupied.
+        len: usize,
+    },
+}
+
+/// Finds and parses one response head at the front of a buffer, remembering how far it has
+/// already scanned so a head that arrives in many small reads is not rescanned from byte 0.
+#[derive(Debug, Default)]
+pub struct HeadReader {
+    /// INVARIANT: no head terminator starts before this offset of the current buffer front.
+    scanned: usize,
+    interim_seen: usize,
+}
+
+/// Heads with at most this many fields are parsed without a heap allocation for field slots.
+const STACK_FIELDS: usize = 64;
+
+impl HeadReader {
+    /// Looks for a complete head at the start of `buf`.
+    ///
+    /// The caller must drop `len` bytes from the front of its buffer after `Interim` or `Final`,
+    /// and must not drop any bytes after `Partial`.
+    ///
+    /// # Errors
+    ///
+    /// A [`ProtocolError`] when the head is malformed, too large, has too many fields, is a
+    /// `101`, or is one interim response too many.
+    pub fn poll(&mut self, buf: &[u8], limits: &Limits) -> Result<HeadEvent, ProtocolError> {
+        loop {
+            let end = match find_head_end(buf, self.scanned) {
+                Ok(end) => end,
+                Err(resume) => {
+                    self.scanned = resume;
+                    if buf.len() > limits.max_head_bytes {
+                        return Err(ProtocolError::HeadTooLarge {
+                            limit: limits.max_head_bytes,
+                        });
+                    }
+                    return Ok(HeadEvent::Partial);
+                }
+            };
+            if end > limits.max_head_bytes {
+                return Err(ProtocolError::HeadTooLarge {
+                    limit: limits.max_head_bytes,
+                });
+            }
+            match parse_head(&buf[..end], limits)? {
+                // Only empty lines so far (tolerated before a status line): keep scanning.
+                None => self.scanned = end,
+                Some(head) => {
+                    self.scanned = 0;
+                    return self.classify(head, end, limits);
+                }
+            }
+        }
+    }
+
+    fn classify(
+        &mut self,
+        head: ResponseHead,
+        len: usize,
+        limits: &Limits,
+    ) -> Result<HeadEvent, ProtocolError> {
+        if head.status == StatusCode::SWITCHING_PROTOCOLS {
+            return Err(ProtocolError::SwitchingProtocols);
+        }
+        if head.status.is_informational() {
+            self.interim_seen += 1;
+            if self.interim_seen > limits.max_interim {
+                return Err(ProtocolError::TooManyInterimResponses {
+                    limit: limits.max_interim,
+                });
+            }
+            return Ok(HeadEvent::Interim {
+                status: head.status,
+                len,
+            });
+        }
+        self.interim_seen = 0;
+        Ok(HeadEvent::Final { head, len })
+    }
+
+    /// Forgets all progress, for a buffer that was cleared (a new connection).
+    pub fn reset(&mut self) {
+        *self = HeadReader::default();
+    }
+}
+
+/// Returns the end offset of the first blank line at or after `from` (CRLF or bare LF, RFC 9112
+/// §2.2), or the offset to resume scanning from once more bytes arrive.
+fn find_head_end(buf: &[u8], from: usize) -> Result<usize, usize> {
+    let mut i = from;
+    while let Some(off) = buf[i..].iter().position(|&b| b == b'\n') {
+        let lf = i + off;
+        match (buf.get(lf + 1), buf.get(lf + 2)) {
+            (Some(b'\n'), _) => return Ok(lf + 2),
+            (Some(b'\r'), Some(b'\n')) => return Ok(lf + 3),
+            (None, _) | (Some(b'\r'), None) => return Err(lf),
+            _ => i = lf + 1,
+        }
+    }
+    Err(buf.len())
+}
+
+/// Parses a complete head. `Ok(None)` means the bytes were only leading empty lines.
+fn parse_head(bytes: &[u8], limits: &Limits) -> Result<Option<ResponseHead>, ProtocolError> {
+    let mut stack = [httparse::EMPTY_HEADER; STACK_FIELDS];
+    let mut heap = Vec::new();
+    let slots: &mut [httparse::Header<'_>] = if limits.max_headers <= STACK_FIELDS {
+        &mut stack[..limits.max_headers]
+    } else {
+        heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
+        &mut heap
+    };
+    let mut resp = httparse::Response::new(slots);
+    match resp.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => {
+            return if bytes.iter().all(|&b| b == b'\r' || b == b'\n') {
+                Ok(None)
+            } else {
+                Err(ProtocolError::MalformedHead("incomplete head"))
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ProtocolError::TooManyHeaders {
+                limit: limits.max_headers,
+            })
+        }
+        Err(e) => return Err(ProtocolError::MalformedHead(describe(e))),
+    }
+    let version = match resp.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let code = resp
+        .code
+        .ok_or(ProtocolError::MalformedHead("missing status"))?;
+    let status =
+        StatusCode::from_u16(code).map_err(|_| ProtocolError::MalformedHead("invalid status"))?;
+    let mut headers = HeaderMap::with_capacity(resp.headers.len());
+    for field in resp.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| ProtocolError::MalformedHead("invalid header name"))?;
+        let value = HeaderValue::from_bytes(field.value)
+            .map_err(|_| ProtocolError::MalformedHead("invalid header value"))?;
+        headers.append(name, value);
+    }
+    let reason = resp.reason.unwrap_or("").to_owned();
+    Ok(Some(ResponseHead {
+        version,
+        status,
+        reason,
+        headers,
+    }))
+}
+
+/// Parses trailer fields (RFC 9112 §7.1.2), `bytes` ending with the blank line.
+pub(crate) fn parse_fields(bytes: &[u8], max_fields: usize) -> Result<HeaderMap, ProtocolError> {
+    let mut slots = vec![httparse::EMPTY_HEADER; max_fields];
+    let fields = match httparse::parse_headers(bytes, &mut slots) {
+        Ok(httparse::Status::Complete((_, fields))) => fields,
+        _ => return Err(ProtocolError::MalformedTrailer),
+    };
+    let mut map = HeaderMap::with_capacity(fields.len());
+    for field in fields {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| ProtocolError::MalformedTrailer)?;
+        let value =
+            HeaderValue::from_bytes(field.value).map_err(|_| ProtocolError::MalformedTrailer)?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn describe(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status code",
+        httparse::Error::Token => "invalid token",
+        httparse::Error::Version => "invalid HTTP version",
+        _ => "invalid head",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poll_all(bytes: &[u8]) -> Result<HeadEvent, ProtocolError> {
+        HeadReader::default().poll(bytes, &Limits::default())
+    }
+
+    fn final_head(bytes: &[u8]) -> ResponseHead {
+        match poll_all(bytes) {
+            Ok(HeadEvent::Final { head, len }) => {
+                assert_eq!(len, bytes.len());
+                head
+            }
+            other => panic!("expected a final head, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_status_reason_and_fields() {
+        let head = final_head(b"HTTP/1.1 404 Not Found\r\nA: 1\r\nA: 2\r\nB:x\r\n\r\n");
+        assert_eq!(head.status, StatusCode::NOT_FOUND);
+        assert_eq!(head.reason, "Not Found");
+        assert_eq!(head.headers.get_all("a").iter().count(), 2);
+        assert_eq!(head.headers["b"], "x");
+        assert_eq!(head.version, Version::HTTP_11);
+    }
+
+    #[test]
+    fn bare_lf_and_leading_empty_line_are_accepted() {
+        let head = final_head(b"HTTP/1.0 200 OK\nA: 1\n\n");
+        assert_eq!(head.version, Version::HTTP_10);
+        let head = final_head(b"\r\nHTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(head.status, StatusCode::OK);
+    }
+
+    #[test]
+    fn incremental_scan_resumes_where_it_stopped() {
+        let bytes = b"HTTP/1.1 200 OK\r\nA: 1\r\n\r\n";
+        let mut reader = HeadReader::default();
+        for end in 0..bytes.len() {
+            let got = reader.poll(&bytes[..end], &Limits::default());
+            assert_eq!(got, Ok(HeadEvent::Partial), "prefix of {end} bytes");
+            assert!(reader.scanned <= end);
+        }
+        assert!(matches!(
+            reader.poll(bytes, &Limits::default()),
+            Ok(HeadEvent::Final { len, .. }) if len == bytes.len()
+        ));
+    }
+
+    #[test]
+    fn malformed_heads_are_errors() {
+        let cases: &[&[u8]] = &[
+            b"HTTP/1.1 +200 OK\r\n\r\n",
+            b"HTTP/1x 200 OK\r\n\r\n",
+            b"HTTP/1.1 20 OK\r\n\r\n",
+            b"http/1.1 200 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nA : 1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nA: 1\r\n folded\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nNoColon\r\n\r\n",
+            b"garbage\r\n\r\n",
+        ];
+        for case in cases {
+            let got = poll_all(case);
+            assert!(
+                matches!(got, Err(ProtocolError::MalformedHead(_))),
+                "{:?} gave {got:?}",
+                String::from_utf8_lossy(case)
+            );
+        }
+    }
+
+    #[test]
+    fn limits_apply() {
+        let limits = Limits {
+            max_head_bytes: 64,
+            max_headers: 2,
+            max_interim: 1,
+            ..Limits::default()
+        };
+        let mut r = HeadReader::default();
+        let long = [b'x'; 100];
+        assert_eq!(
+            r.poll(&long, &limits),
+            Err(ProtocolError::HeadTooLarge { limit: 64 })
+        );
+        let many = b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+        assert_eq!(
+            HeadReader::default().poll(many, &limits),
+            Err(ProtocolError::TooManyHeaders { limit: 2 })
+        );
+        let big = Limits {
+            max_headers: 1000,
+            ..Limits::default()
+        };
+        let mut text = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..500 {
+            text.extend_from_slice(format!("h{i}: v\r\n").as_bytes());
+        }
+        text.extend_from_slice(b"\r\n");
+        assert!(matches!(
+            HeadReader::default().poll(&text, &big),
+            Ok(HeadEvent::Final { .. })
+        ));
+    }
+
+    #[test]
+    fn interim_responses_are_counted_and_101_refused() {
+        let limits = Limits {
+            max_interim: 2,
+            ..Limits::default()
+        };
+        let mut r = HeadReader::default();
+        let interim = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n";
+        for _ in 0..2 {
+            assert_eq!(
+                r.poll(interim, &limits),
+                Ok(HeadEvent::Interim {
+                    status: StatusCode::EARLY_HINTS,
+                    len: interim.len()
+                })
+            );
+        }
+        assert_eq!(
+            r.poll(interim, &limits),
+            Err(ProtocolError::TooManyInterimResponses { limit: 2 })
+        );
+        assert_eq!(
+            poll_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"),
+            Err(ProtocolError::SwitchingProtocols)
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! The sans-IO protocol core: bytes in, meaning out, and back.
+//!
+//! Owns request encoding, response head parsing, body framing and decoding, and the pipeline
+//! FIFO. It never touches a socket, a clock or a coroutine, which is what makes it fuzzable and
+//! testable at every split point. Everything above it (`io`, `connection`) feeds it bytes.
+
+mod body;
+mod chunked;
+mod error;
+mod framing;
+mod head;
+mod limits;
+mod pipeline;
+mod request;
+mod response;
+
+pub use body::{BodyDecoder, Decoded};
+pub use error::{ProtocolError, RequestError};
+pub use framing::{BodyKind, Framing};
+pub use head::{HeadEvent, HeadReader, ResponseHead};
+pub use limits::Limits;
+pub use pipeline::{InFlight, Pipeline};
+pub use request::{encode_request_head, host_header, Body, RequestFraming};
+pub use response::{HeadStep, ResponseReader};
+
+#[cfg(test)]
+mod stream_tests;
