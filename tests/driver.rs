@@ -1,0 +1,370 @@
+//! Driver behaviour against the loopback server, through every send path.
+
+mod support;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use dugong::{Body, Config, Error, StateError};
+use http::{HeaderMap, Method, StatusCode};
+use support::{
+    connection, connection_with, headers, pattern, LoopbackServer, ScriptedServer, SendPath, Step,
+};
+
+#[test]
+fn pipelined_batch_of_1000_gets_is_answered_in_order() {
+    let server = LoopbackServer::start();
+    for &path in SendPath::ALL {
+        let conn = connection(server.port());
+        for i in 0..1000 {
+            path.get(&conn, &format!("/bytes/{}", i % 50))
+                .expect("send");
+        }
+        for i in 0..1000 {
+            let resp = conn.read_response().expect("response");
+            assert_eq!(resp.path, format!("/bytes/{}", i % 50));
+            assert_eq!(resp.length, Some((i % 50) as u64));
+            assert_eq!(conn.read_all().expect("body"), pattern(i % 50));
+        }
+        assert!(!conn.response_pending());
+    }
+    assert_eq!(server.connections_accepted(), SendPath::ALL.len() as u64);
+}
+
+#[test]
+fn sliding_window_reads_interleave_with_sends() {
+    let server = LoopbackServer::start();
+    for &path in SendPath::ALL {
+        let conn = connection(server.port());
+        let (mut sent, mut read) = (0, 0);
+        while read < 300 {
+            while sent < 300 && sent - read < 16 {
+                path.get(&conn, &format!("/doc/{sent}")).expect("send");
+                sent += 1;
+            }
+            let resp = conn.read_response().expect("response");
+            assert_eq!(resp.path, format!("/doc/{read}"));
+            assert_eq!(
+                conn.read_all().expect("body"),
+                format!("document /doc/{read}\n").into_bytes()
+            );
+            read += 1;
+        }
+    }
+}
+
+#[test]
+fn bodies_are_read_with_read_read_all_discard_and_io_read() {
+    let server = LoopbackServer::start();
+    for &path in SendPath::ALL {
+        let conn = connection(server.port());
+        for target in [
+            "/bytes/100000",
+            "/chunked/100000/777",
+            "/chunked/5000",
+            "/bytes/70000",
+        ] {
+            path.get(&conn, target).expect("send");
+        }
+        let head = conn.read_response().expect("head");
+        assert_eq!(head.length, Some(100_000));
+        let mut buf = [0u8; 1000];
+        let mut body = Vec::new();
+        loop {
+            let n = conn.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(body, pattern(100_000));
+
+        let head = conn.read_response().expect("head");
+        assert_eq!(head.length, None);
+        assert_eq!(conn.read_all().expect("chunked"), pattern(100_000));
+        conn.read_response().expect("head");
+        assert_eq!(conn.discard().expect("discard"), 5000);
+        conn.read_response().expect("head");
+        let mut via_io = Vec::new();
+        (&conn).read_to_end(&mut via_io).expect("io::Read");
+        assert_eq!(via_io, pattern(70_000));
+        assert!(!conn.has_active_response());
+    }
+}
+
+#[test]
+fn large_reads_go_straight_into_the_callers_buffer() {
+    let server = LoopbackServer::start();
+    for &path in SendPath::ALL {
+        let conn = connection(server.port());
+        path.get(&conn, "/bytes/10000000").expect("send");
+        path.get(&conn, "/bytes/3").expect("send");
+        conn.read_response().expect("head");
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0usize;
+        let want = pattern(10_000_000);
+        loop {
+            let n = conn.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            assert_eq!(&buf[..n], &want[total..total + n]);
+            total += n;
+        }
+        assert_eq!(total, 10_000_000);
+        // The direct path must not have eaten the next response.
+        assert_eq!(conn.read_response().expect("next").path, "/bytes/3");
+        assert_eq!(conn.read_all().expect("body"), b"abc");
+    }
+}
+
+#[test]
+fn uploads_with_following_and_chunked_bodies() {
+    let server = LoopbackServer::start();
+    let data = pattern(300_000);
+    for &path in SendPath::ALL {
+        let conn = connection(server.port());
+        path.send(
+            &conn,
+            &Method::PUT,
+            "/echo",
+            &HeaderMap::new(),
+            Body::Following(data.len() as u64),
+        )
+        .expect("send");
+        assert!(conn.is_writing_body());
+        for piece in data.chunks(65_536) {
+            conn.write(piece).expect("write");
+        }
+        assert!(!conn.is_writing_body());
+        path.send(
+            &conn,
+            &Method::POST,
+            "/echo",
+            &HeaderMap::new(),
+            Body::Chunked,
+        )
+        .expect("send");
+        for piece in data.chunks(10_000) {
+            conn.write(piece).expect("write");
+        }
+        conn.finish_body().expect("finish");
+        path.send(
+            &conn,
+            &Method::PUT,
+            "/sink",
+            &HeaderMap::new(),
+            Body::Bytes(&data),
+        )
+        .expect("send");
+
+        for _ in 0..2 {
+            let resp = conn.read_response().expect("echo");
+            assert_eq!(resp.status, StatusCode::OK);
+            assert_eq!(conn.read_all().expect("body"), data);
+        }
+        let resp = conn.read_response().expect("sink");
+        assert_eq!(resp.status, StatusCode::NO_CONTENT);
+        assert_eq!(resp.headers["x-received-bytes"], "300000");
+    }
+}
+
+#[test]
+fn body_misuse_is_a_typed_error() {
+    let server = LoopbackServer::start();
+    for &path in SendPath::ALL {
+        let conn = connection(server.port());
+        let state = |r: Result<(), Error>| match r {
+            Err(Error::State(s)) => s,
+            other => panic!("expected a state error, got {other:?}"),
+        };
+        assert_eq!(state(conn.write(b"x")), StateError::NoBodyExpected);
+        path.send(
+            &conn,
+            &Method::PUT,
+            "/sink",
+            &HeaderMap::new(),
+            Body::Following(3),
+        )
+        .expect("send");
+        assert_eq!(state(conn.write(b"abcd")), StateError::BodyTooLong);
+        assert_eq!(state(path.get(&conn, "/x")), StateError::BodyIncomplete);
+        assert_eq!(state(conn.finish_body()), StateError::BodyTooShort);
+        conn.write(b"abc").expect("write");
+        assert!(matches!(conn.read_response(), Ok(r) if r.status == StatusCode::NO_CONTENT));
+        assert!(matches!(
+            conn.read_response(),
+            Err(Error::State(StateError::NoResponsePending))
+        ));
+        path.get(&conn, "/bytes/10").expect("send");
+        conn.read_response().expect("head");
+        path.get(&conn, "/bytes/1").expect("send");
+        assert!(matches!(
+            conn.read_response(),
+            Err(Error::State(StateError::BodyUnread))
+        ));
+        assert_eq!(conn.read_all().expect("body"), pattern(10));
+        // With no body active, reading gives nothing rather than the next response.
+        assert!(conn.read_all().expect("no body").is_empty());
+        conn.read_response().expect("head");
+        assert_eq!(conn.read_all().expect("body"), b"a");
+    }
+}
+
+#[test]
+fn expect_continue_waits_for_100_then_sends_the_body() {
+    let server = LoopbackServer::start();
+    let data = pattern(50_000);
+    for &path in SendPath::ALL {
+        let conn = connection(server.port());
+        let h = headers(&[("expect", "100-continue")]);
+        path.send(&conn, &Method::PUT, "/echo", &h, Body::Bytes(&data))
+            .expect("send");
+        let resp = conn.read_response().expect("final");
+        assert_eq!(resp.status, StatusCode::OK);
+        assert_eq!(conn.read_all().expect("echo"), data);
+
+        path.send(
+            &conn,
+            &Method::PUT,
+            "/echo",
+            &h,
+            Body::Following(data.len() as u64),
+        )
+        .expect("send");
+        assert!(conn.is_writing_body());
+        conn.write(&data).expect("write");
+        assert_eq!(conn.read_response().expect("final").status, StatusCode::OK);
+        assert_eq!(conn.read_all().expect("echo"), data);
+
+        path.get(&conn, "/bytes/1").expect("send");
+        assert!(matches!(
+            path.send(&conn, &Method::PUT, "/echo", &h, Body::Bytes(b"x")),
+            Err(Error::State(StateError::ContinueWhilePipelining))
+        ));
+        conn.read_response().expect("head");
+        conn.discard().expect("body");
+    }
+}
+
+/// A server that writes each whole 1 MiB response before it reads the next request, while
+/// the client pipelines 256 KiB uploads: the sender must keep draining responses.
+#[test]
+fn blocking_pipelining_does_not_deadlock_against_a_server_that_stops_reading() {
+    const N: usize = 40;
+    let upload = vec![b'u'; 256 * 1024];
+    let mut reply = b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n".to_vec();
+    reply.extend(std::iter::repeat_n(b'r', 1 << 20));
+    for &path in SendPath::ALL {
+        let mut steps = Vec::new();
+        for _ in 0..N {
+            steps.push(Step::ExpectHead);
+            steps.push(Step::Discard(upload.len() as u64));
+            steps.push(Step::Reply(reply.clone()));
+        }
+        let server = ScriptedServer::start(steps);
+        let conn = connection_with(server.port(), Config::default().max_buffered(64 << 20));
+        for i in 0..N {
+            path.send(
+                &conn,
+                &Method::PUT,
+                &format!("/{i}"),
+                &HeaderMap::new(),
+                Body::Bytes(&upload),
+            )
+            .expect("send");
+        }
+        for i in 0..N {
+            let resp = conn.read_response().expect("response");
+            assert_eq!(resp.path, format!("/{i}"));
+            assert_eq!(conn.discard().expect("body"), 1 << 20);
+        }
+        server.finish().assert_ok();
+    }
+}
+
+#[test]
+fn the_buffer_bound_while_sending_is_an_error_not_a_deadlock() {
+    let upload = vec![b'u'; 8 << 20];
+    let mut reply = b"HTTP/1.1 200 OK\r\nContent-Length: 4194304\r\n\r\n".to_vec();
+    reply.extend(std::iter::repeat_n(b'r', 4 << 20));
+    for &path in SendPath::ALL {
+        // Answers the first request with 4 MiB, then stops reading.
+        let server = ScriptedServer::start(vec![
+            Step::ExpectHead,
+            Step::Discard(upload.len() as u64),
+            Step::Reply(reply.clone()),
+            Step::Stall(Duration::from_secs(5)),
+        ]);
+        let conn = connection_with(server.port(), Config::default().max_buffered(1 << 20));
+        path.send(
+            &conn,
+            &Method::PUT,
+            "/a",
+            &HeaderMap::new(),
+            Body::Bytes(&upload),
+        )
+        .expect("first");
+        let got = path.send(
+            &conn,
+            &Method::PUT,
+            "/b",
+            &HeaderMap::new(),
+            Body::Bytes(&upload),
+        );
+        assert!(
+            matches!(got, Err(Error::BufferFull { limit }) if limit == 1 << 20),
+            "{got:?}"
+        );
+        conn.disconnect();
+        drop(server);
+    }
+}
+
+#[test]
+fn a_server_that_never_answers_times_out_within_the_deadline() {
+    for &path in SendPath::ALL {
+        let server =
+            ScriptedServer::start(vec![Step::ExpectHead, Step::Sleep(Duration::from_secs(3))]);
+        let conn = connection_with(
+            server.port(),
+            Config::default().timeout(Some(Duration::from_millis(300))),
+        );
+        path.get(&conn, "/slow").expect("send");
+        let start = Instant::now();
+        let got = conn.read_response();
+        assert!(matches!(got, Err(Error::Timeout { .. })), "{got:?}");
+        assert!(start.elapsed() < Duration::from_millis(300 + 1500));
+        // A read timeout loses nothing: the request is still pending.
+        assert!(conn.response_pending());
+    }
+}
+
+#[test]
+fn connection_refused_is_a_connect_error() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    for &path in SendPath::ALL {
+        let conn = connection(port);
+        let got = path.get(&conn, "/");
+        assert!(
+            matches!(&got, Err(Error::Connect { port: p, .. }) if *p == port),
+            "{got:?}"
+        );
+        assert!(!conn.response_pending());
+    }
+}
+
+#[test]
+fn every_resolved_address_is_tried() {
+    // "localhost" may resolve to ::1 first, where nothing listens: the IPv4 address must
+    // still be tried.
+    let server = LoopbackServer::start();
+    let conn = dugong::HttpConnection::new("localhost", server.port()).expect("conn");
+    conn.send_request(&Method::GET, "/bytes/2", &HeaderMap::new(), Body::Empty)
+        .expect("send");
+    conn.read_response().expect("head");
+    assert_eq!(conn.read_all().expect("body"), b"ab");
+}

@@ -1,0 +1,66 @@
+//! Shared helpers for integration tests: the harness peers and the send paths that every
+//! driver behaviour test runs through.
+#![allow(dead_code, unreachable_pub)]
+
+use std::time::Duration;
+
+use dugong::{Body, Config, Error, HttpConnection};
+pub use dugong_harness::{
+    pattern, DelayProxy, LoopbackServer, ScriptedServer, ServerOptions, Step, Transcript,
+};
+use http::{HeaderMap, Method};
+
+/// The ways a request can be sent. Driver behaviour tests loop over [`SendPath::ALL`], so a
+/// behaviour is written once and checked through every path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendPath {
+    /// `HttpConnection::send_request`.
+    Blocking,
+}
+
+impl SendPath {
+    /// Every path.
+    pub const ALL: &'static [SendPath] = &[SendPath::Blocking];
+
+    /// Sends a request head (and in-memory body) through this path.
+    pub fn send(
+        self,
+        conn: &HttpConnection,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+        body: Body<'_>,
+    ) -> Result<(), Error> {
+        match self {
+            SendPath::Blocking => conn.send_request(method, target, headers, body),
+        }
+    }
+
+    /// Sends a GET with no headers.
+    pub fn get(self, conn: &HttpConnection, target: &str) -> Result<(), Error> {
+        self.send(conn, &Method::GET, target, &HeaderMap::new(), Body::Empty)
+    }
+}
+
+/// A connection to 127.0.0.1:`port` with a short operation timeout, so a failing test ends.
+pub fn connection(port: u16) -> HttpConnection {
+    connection_with(port, Config::default())
+}
+
+/// As [`connection`], with `config` (its timeout replaced by 5 s unless already shorter).
+pub fn connection_with(port: u16, config: Config) -> HttpConnection {
+    let timeout = config
+        .get_timeout()
+        .map_or(Duration::from_secs(5), |t| t.min(Duration::from_secs(5)));
+    HttpConnection::with_config("127.0.0.1", port, config.timeout(Some(timeout)))
+        .expect("valid host")
+}
+
+/// A header map from `(name, value)` pairs.
+pub fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(*name, http::HeaderValue::from_static(value));
+    }
+    map
+}
