@@ -149,10 +149,8 @@ impl State {
         if !self.recv.buf.is_empty() {
             return true;
         }
-        match self.recv.buf.fill_from(transport, usize::MAX) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
-            _ => true,
-        }
+        let probe = self.recv.buf.fill_from(transport, usize::MAX);
+        !matches!(probe, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     /// Opens a new connection, trying every resolved address in turn.

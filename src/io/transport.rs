@@ -3,10 +3,11 @@
 
 use std::io::{self, IoSlice, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use polling::{Event, Events, Poller};
+use polling::{Event, Events, PollMode, Poller};
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// The registration key; one socket per poller, so any constant works.
@@ -22,6 +23,9 @@ pub(crate) struct Transport {
     socket: Socket,
     poller: Poller,
     events: Mutex<Events>,
+    /// The interest currently registered (`Ready::bits`). The registration is level-triggered,
+    /// so it needs a syscall only when the interest changes, not before every wait.
+    interest: AtomicU8,
 }
 
 /// What a wait reported.
@@ -29,6 +33,12 @@ pub(crate) struct Transport {
 pub(crate) struct Ready {
     pub(crate) readable: bool,
     pub(crate) writable: bool,
+}
+
+impl Ready {
+    fn bits(self) -> u8 {
+        u8::from(self.readable) | u8::from(self.writable) << 1
+    }
 }
 
 impl Transport {
@@ -76,12 +86,13 @@ impl Transport {
         let poller = Poller::new()?;
         // SAFETY: `Transport::drop` deletes the registration before `socket` is closed, and
         // `socket` is never replaced while registered (see the field INVARIANT).
-        unsafe { poller.add(&socket, Event::none(KEY))? };
+        unsafe { poller.add_with_mode(&socket, Event::none(KEY), PollMode::Level)? };
         let events = Mutex::new(Events::with_capacity(std::num::NonZeroUsize::MIN));
         Ok(Transport {
             socket,
             poller,
             events,
+            interest: AtomicU8::new(0),
         })
     }
 
@@ -130,14 +141,21 @@ impl Transport {
     /// Waits until the socket is ready for one of `interest`, or `timeout` passes (then
     /// neither flag is set). `None` waits without limit.
     pub(crate) fn wait(&self, interest: Ready, timeout: Option<Duration>) -> io::Result<Ready> {
-        let event = match (interest.readable, interest.writable) {
-            (true, true) => Event::all(KEY),
-            (true, false) => Event::readable(KEY),
-            (false, true) => Event::writable(KEY),
-            (false, false) => Event::none(KEY),
-        };
-        // polling registrations are oneshot: re-arm before every wait.
-        self.poller.modify(&self.socket, event)?;
+        if self.interest.swap(interest.bits(), Ordering::Relaxed) != interest.bits() {
+            let event = match (interest.readable, interest.writable) {
+                (true, true) => Event::all(KEY),
+                (true, false) => Event::readable(KEY),
+                (false, true) => Event::writable(KEY),
+                (false, false) => Event::none(KEY),
+            };
+            if let Err(e) = self
+                .poller
+                .modify_with_mode(&self.socket, event, PollMode::Level)
+            {
+                self.interest.store(u8::MAX, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
         let mut events = self
             .events
             .lock()
