@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::{ClosePhase, Error, Operation, PoisonCause};
-use crate::io::{is_peer_gone, ReadBuffer, Transport};
+use crate::io::{is_peer_gone, Reactor, ReadBuffer, Transport};
 use crate::proto::{InFlight, Pipeline, ResponseReader};
 
 use super::Config;
@@ -70,6 +70,8 @@ pub(crate) struct State {
     pub(crate) close_after_response: bool,
     /// Reused for encoding request heads.
     pub(crate) head_buf: Vec<u8>,
+    /// Created on the first connect, kept across reconnects.
+    reactor: Option<Arc<Reactor>>,
 }
 
 impl State {
@@ -84,6 +86,7 @@ impl State {
             },
             close_after_response: false,
             head_buf: Vec::with_capacity(256),
+            reactor: None,
         }
     }
 
@@ -162,9 +165,13 @@ impl State {
             source,
         };
         let addrs = Transport::resolve(host, port).map_err(connect_error)?;
+        let reactor = match &self.reactor {
+            Some(r) => Arc::clone(r),
+            None => Arc::clone(self.reactor.insert(Reactor::new()?)),
+        };
         let mut last = None;
         for addr in addrs {
-            match Transport::connect(addr, deadline) {
+            match Transport::connect(addr, deadline, &reactor) {
                 Ok(Some(transport)) => {
                     self.reset(Link::Open(Arc::new(transport)));
                     return Ok(());

@@ -9,7 +9,7 @@ mod transport;
 mod wait;
 
 pub(crate) use buffer::ReadBuffer;
-pub(crate) use transport::Transport;
+pub(crate) use transport::{Reactor, Transport};
 pub(crate) use wait::{BlockingWait, Deadline, Wait};
 
 use std::io;

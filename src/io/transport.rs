@@ -3,26 +3,44 @@
 
 use std::io::{self, IoSlice, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use polling::{Event, Events, PollMode, Poller};
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// The registration key; one socket per poller, so any constant works.
-const KEY: usize = 7;
+/// The poller of one `HttpConnection`: created with its first socket and kept across
+/// reconnects (a new `Poller` costs microseconds and three descriptors).
+#[derive(Debug)]
+pub(crate) struct Reactor {
+    poller: Poller,
+    events: Mutex<Events>,
+    next_key: AtomicUsize,
+}
 
-/// A connected non-blocking socket with its own poller.
+impl Reactor {
+    pub(crate) fn new() -> io::Result<Arc<Self>> {
+        Ok(Arc::new(Reactor {
+            poller: Poller::new()?,
+            events: Mutex::new(Events::with_capacity(std::num::NonZeroUsize::MIN)),
+            next_key: AtomicUsize::new(0),
+        }))
+    }
+}
+
+/// A connected non-blocking socket, registered with its connection's [`Reactor`].
 ///
 /// `Sync` and cheap to share by `Arc`, so a coroutine can own a handle while the connection
 /// keeps another.
 #[derive(Debug)]
 pub(crate) struct Transport {
-    /// INVARIANT: registered with `poller` from construction until `drop`.
+    /// INVARIANT: registered with `reactor.poller` under `key` from construction until `drop`.
     socket: Socket,
-    poller: Poller,
-    events: Mutex<Events>,
+    reactor: Arc<Reactor>,
+    /// Distinguishes this socket's events from those of an earlier socket of the same
+    /// connection that a coroutine may still hold.
+    key: usize,
     /// The interest currently registered (`Ready::bits`). The registration is level-triggered,
     /// so it needs a syscall only when the interest changes, not before every wait.
     interest: AtomicU8,
@@ -44,13 +62,17 @@ impl Ready {
 impl Transport {
     /// Connects to `addr`, waiting at most until `deadline`. `Ok(None)` means the deadline
     /// passed first.
-    pub(crate) fn connect(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<Option<Self>> {
+    pub(crate) fn connect(
+        addr: SocketAddr,
+        deadline: Option<Instant>,
+        reactor: &Arc<Reactor>,
+    ) -> io::Result<Option<Self>> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_nonblocking(true)?;
         socket.set_tcp_nodelay(true)?;
         #[cfg(any(target_os = "macos", target_os = "ios"))]
         socket.set_nosigpipe(true)?;
-        let transport = Transport::register(socket)?;
+        let transport = Transport::register(socket, reactor)?;
         match transport.socket.connect(&addr.into()) {
             Ok(()) => return Ok(Some(transport)),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -82,16 +104,19 @@ impl Transport {
         }
     }
 
-    fn register(socket: Socket) -> io::Result<Self> {
-        let poller = Poller::new()?;
+    fn register(socket: Socket, reactor: &Arc<Reactor>) -> io::Result<Self> {
+        let key = reactor.next_key.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `Transport::drop` deletes the registration before `socket` is closed, and
         // `socket` is never replaced while registered (see the field INVARIANT).
-        unsafe { poller.add_with_mode(&socket, Event::none(KEY), PollMode::Level)? };
-        let events = Mutex::new(Events::with_capacity(std::num::NonZeroUsize::MIN));
+        unsafe {
+            reactor
+                .poller
+                .add_with_mode(&socket, Event::none(key), PollMode::Level)?
+        };
         Ok(Transport {
             socket,
-            poller,
-            events,
+            reactor: Arc::clone(reactor),
+            key,
             interest: AtomicU8::new(0),
         })
     }
@@ -142,28 +167,28 @@ impl Transport {
     /// neither flag is set). `None` waits without limit.
     pub(crate) fn wait(&self, interest: Ready, timeout: Option<Duration>) -> io::Result<Ready> {
         if self.interest.swap(interest.bits(), Ordering::Relaxed) != interest.bits() {
+            let key = self.key;
             let event = match (interest.readable, interest.writable) {
-                (true, true) => Event::all(KEY),
-                (true, false) => Event::readable(KEY),
-                (false, true) => Event::writable(KEY),
-                (false, false) => Event::none(KEY),
+                (true, true) => Event::all(key),
+                (true, false) => Event::readable(key),
+                (false, true) => Event::writable(key),
+                (false, false) => Event::none(key),
             };
-            if let Err(e) = self
-                .poller
-                .modify_with_mode(&self.socket, event, PollMode::Level)
-            {
+            let poller = &self.reactor.poller;
+            if let Err(e) = poller.modify_with_mode(&self.socket, event, PollMode::Level) {
                 self.interest.store(u8::MAX, Ordering::Relaxed);
                 return Err(e);
             }
         }
         let mut events = self
+            .reactor
             .events
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         events.clear();
-        self.poller.wait(&mut events, timeout)?;
+        self.reactor.poller.wait(&mut events, timeout)?;
         let mut ready = Ready::default();
-        for ev in events.iter() {
+        for ev in events.iter().filter(|ev| ev.key == self.key) {
             ready.readable |= ev.readable;
             ready.writable |= ev.writable;
         }
@@ -182,6 +207,6 @@ impl Transport {
 impl Drop for Transport {
     fn drop(&mut self) {
         // Errors are ignored: the descriptor is closed right after either way.
-        let _ = self.poller.delete(&self.socket);
+        let _ = self.reactor.poller.delete(&self.socket);
     }
 }
