@@ -69,7 +69,7 @@
 //! TLS, proxies, HTTP/2, cookies, redirects, content decoding, connection pools. Coroutine
 //! based sending ("cofunctions") is being built on the same driver.
 //!
-//! Minimum supported Rust version: 1.81.
+//! Minimum supported Rust version: 1.82.
 
 mod connection;
 mod error;

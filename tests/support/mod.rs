@@ -1,6 +1,6 @@
 //! Shared helpers for integration tests: the harness peers and the send paths that every
 //! driver behaviour test runs through.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::time::Duration;
 
