@@ -11,7 +11,7 @@ use super::state::{send_io_error, Sending, State};
 use super::{Config, Target};
 use crate::error::{ClosePhase, Error, Operation, PoisonCause, StateError};
 use crate::io::{BlockingWait, Deadline, Transport, Wait};
-use crate::proto::{encode_request_head, Body, HeadEvent, InFlight};
+use crate::proto::{encode_request_head, Body, HeadStep, InFlight};
 
 /// Writes every byte of `bufs`, trying the socket first and waiting through `wait` only when
 /// it is full.
@@ -93,7 +93,7 @@ pub(crate) fn send_request(
     result.map_err(|e| st.send_failed(e))?;
 
     if expect_continue {
-        await_continue(st, &transport, config)?;
+        await_continue(st, &transport, config, method)?;
         if let (Body::Bytes(bytes), Sending::Idle) = (body, st.sending) {
             let mut wait = BlockingWait::sending(deadline, &mut st.recv.buf, config.max_buffered);
             write_all(&transport, &mut [IoSlice::new(bytes)], &mut wait)
@@ -106,23 +106,28 @@ pub(crate) fn send_request(
 /// RFC 9110 §10.1.1: waits for `100 Continue`. A final response instead leaves the body
 /// refused (and the connection to close after that response, since the server cannot know
 /// whether the body will follow); the response stays buffered for `read_response`.
-fn await_continue(st: &mut State, transport: &Transport, config: &Config) -> Result<(), Error> {
+fn await_continue(
+    st: &mut State,
+    transport: &Transport,
+    config: &Config,
+    method: &Method,
+) -> Result<(), Error> {
     let mut wait = BlockingWait::reading(Deadline::new(Operation::AwaitContinue, config.timeout));
     loop {
-        match st.recv.reader.poll_interim(st.recv.buf.data()) {
+        match st.recv.reader.poll_interim(st.recv.buf.data(), method) {
             Err(e) => return Err(st.poison(PoisonCause::Protocol(e), e.into())),
-            Ok(HeadEvent::Interim { status, len }) => {
+            Ok(HeadStep::Interim { status, len }) => {
                 st.recv.buf.consume(len);
                 if status == StatusCode::CONTINUE {
                     return Ok(());
                 }
             }
-            Ok(HeadEvent::Final { .. }) => {
+            Ok(HeadStep::Final { .. }) => {
                 st.sending = Sending::Refused;
                 st.close_after_response = true;
                 return Ok(());
             }
-            Ok(HeadEvent::Partial) => {
+            Ok(HeadStep::Partial) => {
                 let limit = config.limits.max_head_bytes.saturating_add(1);
                 match fill(&mut st.recv.buf, transport, limit, &mut wait) {
                     Ok(true) => {}

@@ -17,31 +17,19 @@ pub struct ResponseHead {
     pub headers: HeaderMap,
 }
 
-/// What [`HeadReader::poll`] found at the front of the buffer.
+/// What [`HeadReader::poll`] found at the front of the buffer: not complete yet, an interim
+/// (1xx) response, or the final head, with the bytes each occupied.
 #[derive(Debug, PartialEq, Eq)]
-pub enum HeadEvent {
-    /// The head is not complete yet: feed more bytes and poll again.
+pub(crate) enum HeadEvent {
     Partial,
-    /// An interim response (100 or 103) of `len` bytes; drop them and poll again.
-    Interim {
-        /// Its status code.
-        status: StatusCode,
-        /// Bytes it occupied.
-        len: usize,
-    },
-    /// The final head, which occupied `len` bytes.
-    Final {
-        /// The parsed head.
-        head: ResponseHead,
-        /// Bytes it occupied.
-        len: usize,
-    },
+    Interim { status: StatusCode, len: usize },
+    Final { head: ResponseHead, len: usize },
 }
 
 /// Finds and parses one response head at the front of a buffer, remembering how far it has
 /// already scanned so a head that arrives in many small reads is not rescanned from byte 0.
 #[derive(Debug, Default)]
-pub struct HeadReader {
+pub(crate) struct HeadReader {
     /// INVARIANT: no head terminator starts before this offset of the current buffer front.
     scanned: usize,
     interim_seen: usize,
@@ -60,7 +48,7 @@ impl HeadReader {
     ///
     /// A [`ProtocolError`] when the head is malformed, too large, has too many fields, is a
     /// `101`, or is one interim response too many.
-    pub fn poll(&mut self, buf: &[u8], limits: &Limits) -> Result<HeadEvent, ProtocolError> {
+    pub(crate) fn poll(&mut self, buf: &[u8], limits: &Limits) -> Result<HeadEvent, ProtocolError> {
         loop {
             let end = match find_head_end(buf, self.scanned) {
                 Ok(end) => end,
@@ -113,11 +101,6 @@ impl HeadReader {
         }
         self.interim_seen = 0;
         Ok(HeadEvent::Final { head, len })
-    }
-
-    /// Forgets all progress, for a buffer that was cleared (a new connection).
-    pub fn reset(&mut self) {
-        *self = HeadReader::default();
     }
 }
 

@@ -17,7 +17,7 @@ mod response;
 pub use body::{BodyDecoder, Decoded};
 pub use error::{ProtocolError, RequestError};
 pub use framing::{BodyKind, Framing};
-pub use head::{HeadEvent, HeadReader, ResponseHead};
+pub use head::ResponseHead;
 pub use limits::Limits;
 pub use pipeline::{InFlight, Pipeline};
 pub use request::{encode_request_head, host_header, Body, RequestFraming};

@@ -2,8 +2,8 @@
 
 use http::{HeaderMap, Method, StatusCode};
 
-use super::head::HeadEvent;
-use super::{BodyDecoder, Decoded, Framing, HeadReader, Limits, ProtocolError, ResponseHead};
+use super::head::{HeadEvent, HeadReader};
+use super::{BodyDecoder, Decoded, Framing, Limits, ProtocolError, ResponseHead};
 
 /// What [`ResponseReader::read_head`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -71,30 +71,33 @@ impl ResponseReader {
     /// If a body is still active (a caller bug).
     pub fn read_head(&mut self, buf: &[u8], method: &Method) -> Result<HeadStep, ProtocolError> {
         assert!(self.body.is_none(), "read_head while a body is active");
-        match self.head.poll(buf, &self.limits)? {
-            HeadEvent::Partial => Ok(HeadStep::Partial),
-            HeadEvent::Interim { status, len } => Ok(HeadStep::Interim { status, len }),
-            HeadEvent::Final { head, len } => {
-                let framing = Framing::of(method, &head)?;
-                self.body = BodyDecoder::new(
-                    framing.body,
-                    self.limits.max_trailer_bytes,
-                    self.limits.max_headers,
-                );
-                Ok(HeadStep::Final { head, framing, len })
-            }
+        let step = self.poll_interim(buf, method)?;
+        if let HeadStep::Final { framing, .. } = &step {
+            self.body = BodyDecoder::new(
+                framing.body,
+                self.limits.max_trailer_bytes,
+                self.limits.max_headers,
+            );
         }
+        Ok(step)
     }
 
     /// Looks for an interim response at the front of `buf`, as awaited after sending
-    /// `Expect: 100-continue`. A final head is reported but not taken: the buffer and the
-    /// reader stay as they were, so [`read_head`](Self::read_head) takes it later.
+    /// `Expect: 100-continue`. A final head is reported but not taken: its body does not
+    /// become active, so [`read_head`](Self::read_head) takes it later from the same bytes.
     ///
     /// # Errors
     ///
-    /// A [`ProtocolError`] from the head.
-    pub fn poll_interim(&mut self, buf: &[u8]) -> Result<HeadEvent, ProtocolError> {
-        self.head.poll(buf, &self.limits)
+    /// A [`ProtocolError`] from the head or its framing.
+    pub fn poll_interim(&mut self, buf: &[u8], method: &Method) -> Result<HeadStep, ProtocolError> {
+        Ok(match self.head.poll(buf, &self.limits)? {
+            HeadEvent::Partial => HeadStep::Partial,
+            HeadEvent::Interim { status, len } => HeadStep::Interim { status, len },
+            HeadEvent::Final { head, len } => {
+                let framing = Framing::of(method, &head)?;
+                HeadStep::Final { head, framing, len }
+            }
+        })
     }
 
     /// Reads up to `max` body bytes (see [`BodyDecoder::decode`]). With no active body it
