@@ -1,0 +1,362 @@
+//! `fetch`: GET (or any method) a list of URLs from one server over one pipelined connection.
+//!
+//! ```text
+//! cargo run --example fetch -- --depth 16 http://127.0.0.1:8080/a http://127.0.0.1:8080/b
+//! ```
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+use dugong::{Body, Config, HttpConnection};
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
+use http::{HeaderMap, Method};
+
+/// Size of the one buffer that carries upload and response bytes.
+const PIECE: usize = 64 * 1024;
+
+const AFTER_HELP: &str = "\
+Requests go out in command-line order over one connection, up to --depth at a time:
+a request is sent while fewer than N await their response, else the next response
+(head and whole body) is read. --expect-continue (or -H 'Expect: 100-continue')
+forces depth 1: a request that waits for `100 Continue` cannot be pipelined, so all
+pending responses are read first. If the server answers at once, the body is skipped.
+
+Bodies go to stdout in request order, or with -o to DIR/<index>-<name>: <index>
+counts requests from 0, <name> is the last segment of the URL path without the
+query, or `index` if that is empty (http://h/a/ -> 0-index). DIR is created.
+
+Each complete response gets a line on stderr: <status> <METHOD> <target> <body bytes>.
+Exit status: 0 if every response arrived complete, whatever its status; 1 otherwise,
+after an `unanswered: <METHOD> <target>` line for each request without a complete
+response, in request order, and an `error: <message>` line; 2 for bad arguments.";
+
+/// Fetch URLs from one HTTP/1.1 server over one pipelined connection.
+#[derive(Debug, Parser)]
+#[command(name = "fetch", after_help = AFTER_HELP)]
+struct Cli {
+    /// Requests in flight at once (a sliding window; 1 = wait for each response)
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    depth: u32,
+    /// Request method
+    #[arg(short = 'X', value_name = "METHOD", default_value = "GET", value_parser = parse_method)]
+    method: Method,
+    /// Add a request header, 'Name: value' (repeatable; Content-Length and
+    /// Transfer-Encoding come from --upload)
+    #[arg(short = 'H', value_name = "'Name: value'", value_parser = parse_header)]
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// Send FILE as the body of every request (with Content-Length)
+    #[arg(long, value_name = "FILE", value_parser = parse_upload)]
+    upload: Option<Upload>,
+    /// Send the --upload body with Transfer-Encoding: chunked
+    #[arg(long, requires = "upload")]
+    chunked: bool,
+    /// Add `Expect: 100-continue` to requests with a body (forces depth 1, see below)
+    #[arg(long)]
+    expect_continue: bool,
+    /// Seconds (fractions allowed) for connecting and for each blocking read or write
+    /// [default: 10 to connect, 30 per operation]
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout, allow_negative_numbers = true)]
+    timeout: Option<Duration>,
+    /// Write each body to DIR/<index>-<name> instead of stdout (see below)
+    #[arg(short = 'o', value_name = "DIR")]
+    output: Option<PathBuf>,
+    /// http://host[:port]/path URLs, all on one host and port
+    #[arg(value_name = "URL", required = true, value_parser = parse_url)]
+    urls: Vec<Url>,
+}
+
+/// One parsed URL: where it goes and the request target to send.
+#[derive(Debug, Clone)]
+struct Url {
+    host: String,
+    port: u16,
+    target: String,
+}
+
+impl Url {
+    fn origin(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// The file sent with `--upload`, with its length when the arguments were checked.
+#[derive(Debug, Clone)]
+struct Upload {
+    path: PathBuf,
+    len: u64,
+}
+
+/// Why the run stopped: a [`dugong::Error`], or a local I/O error with its context.
+type Fail = Box<dyn std::error::Error>;
+
+/// Wraps a local I/O error with what was being done.
+fn local(what: String) -> impl FnOnce(io::Error) -> Fail {
+    move |e| format!("{what}: {e}").into()
+}
+
+/// An error's `Display` followed by its `source()` chain, joined with `: `.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text = format!("{text}: {c}");
+        cause = c.source();
+    }
+    text
+}
+
+/// Writes one line to stderr; a closed stderr is not worth a panic.
+fn say(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+fn parse_method(s: &str) -> Result<Method, String> {
+    Method::from_bytes(s.as_bytes()).map_err(|_| "not a valid method token".into())
+}
+
+fn parse_header(s: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (name, value) = s.split_once(':').ok_or("expected 'Name: value'")?;
+    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| "invalid header name")?;
+    if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+        return Err(format!("{name} is set by fetch itself (see --upload)"));
+    }
+    let value = HeaderValue::from_str(value.trim()).map_err(|_| "invalid header value")?;
+    Ok((name, value))
+}
+
+fn parse_upload(s: &str) -> Result<Upload, String> {
+    let meta = File::open(s).and_then(|f| f.metadata());
+    let meta = meta.map_err(|e| e.to_string())?;
+    let len = meta.is_file().then_some(meta.len());
+    let len = len.ok_or("not a regular file")?;
+    Ok(Upload {
+        path: s.into(),
+        len,
+    })
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|_| "expected a number of seconds")?;
+    Duration::try_from_secs_f64(secs).map_err(|_| "expected a finite, non-negative number".into())
+}
+
+fn parse_url(s: &str) -> Result<Url, String> {
+    let rest = match s.get(..7) {
+        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &s[7..],
+        _ => return Err("only http:// URLs are supported".into()),
+    };
+    let rest = rest.split('#').next().unwrap_or_default();
+    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let target = match path.as_bytes().first() {
+        None => "/".to_owned(),
+        Some(b'?') => format!("/{path}"),
+        Some(_) => path.to_owned(),
+    };
+    if !target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("spaces, controls and non-ASCII must be percent-encoded".into());
+    }
+    let (host, port) = split_authority(authority)?;
+    Ok(Url { host, port, target })
+}
+
+/// `name[:port]` or `[v6][:port]`: the host (lowercased) and the port (80 if absent).
+fn split_authority(authority: &str) -> Result<(String, u16), &'static str> {
+    const BAD_HOST: &str = "expected a host name, an IPv4 address or an [IPv6] address";
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let end = v6
+                .find(']')
+                .filter(|&e| v6[..e].parse::<Ipv6Addr>().is_ok());
+            authority.split_at(end.ok_or(BAD_HOST)? + 2)
+        }
+        None => {
+            let (host, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
+            let name_byte = |b: u8| b.is_ascii_alphanumeric() || b"-._".contains(&b);
+            if host.is_empty() || !host.bytes().all(name_byte) {
+                return Err(BAD_HOST);
+            }
+            (host, port)
+        }
+    };
+    let port = match port.strip_prefix(':') {
+        None if port.is_empty() => Some(80),
+        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok().filter(|&p| p != 0),
+        _ => None,
+    };
+    Ok((
+        host.to_ascii_lowercase(),
+        port.ok_or("expected a port from 1 to 65535")?,
+    ))
+}
+
+/// Checks what clap cannot: one host:port for all URLs, a usable output directory.
+fn check(cli: &Cli) -> Result<(), String> {
+    let first = cli.urls[0].origin();
+    if let Some(other) = cli.urls.iter().map(Url::origin).find(|o| *o != first) {
+        return Err(format!(
+            "all URLs must be on one host:port, got {first} and {other}"
+        ));
+    }
+    let Some(dir) = &cli.output else {
+        return Ok(());
+    };
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
+/// One connection and what every request shares.
+struct Session<'a> {
+    cli: &'a Cli,
+    conn: HttpConnection,
+    headers: HeaderMap,
+    /// Carries upload and response bytes, so no body is ever held whole.
+    buf: Vec<u8>,
+}
+
+impl Session<'_> {
+    fn new(cli: &Cli) -> Result<Session<'_>, Fail> {
+        let mut config = Config::default();
+        if let Some(t) = cli.timeout {
+            config = config.timeout(Some(t)).connect_timeout(Some(t));
+        }
+        let conn = HttpConnection::with_config(&cli.urls[0].host, cli.urls[0].port, config)?;
+        let mut headers: HeaderMap = cli.headers.iter().cloned().collect();
+        // RFC 9110 §10.1.1: no 100-continue expectation on a request without content.
+        let content = cli
+            .upload
+            .as_ref()
+            .is_some_and(|u| cli.chunked || u.len > 0);
+        if cli.expect_continue && content {
+            headers.append(EXPECT, HeaderValue::from_static("100-continue"));
+        }
+        Ok(Session {
+            cli,
+            conn,
+            headers,
+            buf: vec![0; PIECE],
+        })
+    }
+
+    /// Sends request `index`, streaming the upload (if any) as its body.
+    fn send(&mut self, index: usize) -> Result<(), Fail> {
+        let (cli, conn) = (self.cli, &self.conn);
+        let target = &cli.urls[index].target;
+        let Some(upload) = &cli.upload else {
+            return Ok(conn.send_request(&cli.method, target, &self.headers, Body::Empty)?);
+        };
+        let reading = || local(format!("reading {}", upload.path.display()));
+        let file = File::open(&upload.path).map_err(reading())?;
+        let (body, limit) = if cli.chunked {
+            (Body::Chunked, u64::MAX)
+        } else {
+            (Body::Following(upload.len), upload.len)
+        };
+        conn.send_request(&cli.method, target, &self.headers, body)?;
+        let mut file = file.take(limit);
+        // With Expect: 100-continue the server may have refused the body: nothing is owed then.
+        while conn.is_writing_body() {
+            let n = file.read(&mut self.buf).map_err(reading())?;
+            if n == 0 {
+                break;
+            }
+            conn.write(&self.buf[..n])?;
+        }
+        if cli.chunked && conn.is_writing_body() {
+            conn.finish_body()?;
+        }
+        if conn.is_writing_body() {
+            return Err(reading()(io::ErrorKind::UnexpectedEof.into()));
+        }
+        Ok(())
+    }
+
+    /// Where body `index` goes: stdout, or `DIR/<index>-<last path segment or "index">`.
+    fn sink(&self, index: usize) -> Result<Box<dyn Write>, Fail> {
+        let Some(dir) = &self.cli.output else {
+            return Ok(Box::new(io::stdout().lock()));
+        };
+        let path = self.cli.urls[index].target.split('?').next();
+        let last = path.and_then(|p| p.rsplit('/').next()).unwrap_or_default();
+        let name = if last.is_empty() { "index" } else { last };
+        let file = dir.join(format!("{index}-{name}"));
+        match File::create(&file) {
+            Ok(created) => Ok(Box::new(created)),
+            Err(e) => Err(local(format!("creating {}", file.display()))(e)),
+        }
+    }
+
+    /// Reads response `index` (head and whole body) and reports it.
+    fn receive(&mut self, index: usize) -> Result<(), Fail> {
+        let response = self.conn.read_response()?;
+        let mut out = self.sink(index)?;
+        let writing = || local("writing the body".into());
+        let mut bytes = 0u64;
+        loop {
+            let n = self.conn.read(&mut self.buf)?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&self.buf[..n]).map_err(writing())?;
+            bytes += n as u64;
+        }
+        out.flush().map_err(writing())?;
+        let (status, method) = (response.status.as_u16(), &response.method);
+        say(format_args!("{status} {method} {} {bytes}", response.path));
+        Ok(())
+    }
+}
+
+/// Runs every request through a sliding window; on failure, also says how many responses
+/// arrived complete.
+fn run(cli: &Cli) -> Result<(), (usize, Fail)> {
+    let mut session = Session::new(cli).map_err(|fail| (0, fail))?;
+    // A request that waits for `100 Continue` cannot be pipelined behind others.
+    let expect = cli.expect_continue || session.headers.contains_key(EXPECT);
+    let depth = if expect { 1 } else { cli.depth as usize };
+    let total = cli.urls.len();
+    let (mut sent, mut done) = (0, 0);
+    while done < total {
+        if sent < total && sent - done < depth {
+            if let Err(fail) = session.send(sent) {
+                // A server that stopped reading may still have answered what it read.
+                if let Some(dugong::Error::ConnectionClosed { .. }) = fail.downcast_ref() {
+                    while session.conn.response_pending() && session.receive(done).is_ok() {
+                        done += 1;
+                    }
+                }
+                return if done == total {
+                    Ok(())
+                } else {
+                    Err((done, fail))
+                };
+            }
+            sent += 1;
+        } else {
+            session.receive(done).map_err(|fail| (done, fail))?;
+            done += 1;
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(msg) = check(&cli) {
+        Cli::command()
+            .error(ErrorKind::ArgumentConflict, msg)
+            .exit();
+    }
+    let Err((done, fail)) = run(&cli) else {
+        return ExitCode::SUCCESS;
+    };
+    for url in &cli.urls[done..] {
+        say(format_args!("unanswered: {} {}", cli.method, url.target));
+    }
+    say(format_args!("error: {}", chain(&*fail)));
+    ExitCode::FAILURE
+}

@@ -1,0 +1,636 @@
+//! The command-line contract of `examples/fetch.rs`, tested by running the built example
+//! against the harness peers; and a smoke run of `examples/demo.rs`.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use dugong_harness::{pattern, LoopbackServer, ScriptedServer, ServerOptions, Step};
+
+/// Longest any one run of an example may take.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// The directory holding the built examples; builds them once per test process.
+fn examples_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--example", "fetch", "--example", "demo"])
+            .current_dir(manifest)
+            .status()
+            .expect("run cargo build");
+        assert!(
+            status.success(),
+            "cargo build --example fetch --example demo failed"
+        );
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(|dir| manifest.join(dir))
+            .unwrap_or_else(|| manifest.join("target"));
+        target.join("debug").join("examples")
+    })
+}
+
+/// What a finished run of an example left behind.
+#[derive(Debug)]
+struct Run {
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+    took: Duration,
+}
+
+impl Run {
+    fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().collect()
+    }
+
+    fn stdout_str(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// Starts example `name` with `args`, its stdout and stderr piped.
+fn spawn_example(name: &str, args: &[String]) -> Child {
+    Command::new(examples_dir().join(name))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the example")
+}
+
+/// Reads a child's pipe to its end on a thread.
+fn read_pipe(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut v);
+        }
+        v
+    })
+}
+
+/// Waits for `child`, collecting what it writes, killing it (and failing) after
+/// [`RUN_LIMIT`].
+fn collect(mut child: Child) -> Run {
+    let start = Instant::now();
+    let (out, err) = (
+        read_pipe(child.stdout.take()),
+        read_pipe(child.stderr.take()),
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the example") {
+            break status;
+        }
+        if start.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the example did not finish within {RUN_LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(5));
+    };
+    Run {
+        code: status.code(),
+        stdout: out.join().expect("stdout reader"),
+        stderr: String::from_utf8_lossy(&err.join().expect("stderr reader")).into_owned(),
+        took: start.elapsed(),
+    }
+}
+
+/// Runs example `name` with `args` to its end (at most [`RUN_LIMIT`]).
+fn run_example(name: &str, args: &[String]) -> Run {
+    collect(spawn_example(name, args))
+}
+
+/// Runs `fetch` with `args` then one URL per path on `port`.
+fn fetch(args: &[&str], port: u16, paths: &[&str]) -> Run {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    all.extend(paths.iter().map(|p| format!("http://127.0.0.1:{port}{p}")));
+    run_example("fetch", &all)
+}
+
+/// A port on 127.0.0.1 that nothing listens on (it was free a moment ago).
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a probe listener");
+    listener.local_addr().expect("probe address").port()
+}
+
+#[track_caller]
+fn assert_exit(run: &Run, code: i32) {
+    assert_eq!(
+        run.code,
+        Some(code),
+        "exit status; stderr:\n{}\nstdout: {:?}",
+        run.stderr,
+        run.stdout_str()
+    );
+}
+
+#[test]
+fn bodies_arrive_in_request_order_at_depth_1_and_16() {
+    let server = LoopbackServer::start();
+    let paths: Vec<String> = (0..20).map(|i| format!("/bytes/{i}")).collect();
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let expected_body: Vec<u8> = (0..20).flat_map(pattern).collect();
+    let expected_lines: Vec<String> = (0..20).map(|i| format!("200 GET /bytes/{i} {i}")).collect();
+    for depth in ["1", "16"] {
+        let run = fetch(&["--depth", depth], server.port(), &paths);
+        assert_exit(&run, 0);
+        assert_eq!(run.stdout, expected_body, "stdout at depth {depth}");
+        assert_eq!(
+            run.stderr_lines(),
+            expected_lines,
+            "stderr at depth {depth}"
+        );
+    }
+    assert_eq!(server.connections_accepted(), 2, "one connection per run");
+    assert!(server.errors().is_empty(), "{:?}", server.errors());
+}
+
+#[test]
+fn no_more_than_depth_requests_are_in_flight() {
+    let ok = |body: &str| format!("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n{body}");
+    let server = ScriptedServer::start(vec![
+        Step::ExpectHead,
+        Step::ExpectHead,
+        // A third head sent before the first response would be swallowed here, and the
+        // ExpectHead below would then fail.
+        Step::Drain(Duration::from_millis(300)),
+        Step::Reply(ok("1").into_bytes()),
+        Step::ExpectHead,
+        Step::Reply([ok("2"), ok("3")].concat().into_bytes()),
+        Step::Drain(Duration::from_millis(300)),
+    ]);
+    let run = fetch(
+        &["--depth", "2", "--timeout", "10"],
+        server.port(),
+        &["/1", "/2", "/3"],
+    );
+    assert_exit(&run, 0);
+    assert_eq!(run.stdout, b"123");
+    assert_eq!(
+        run.stderr_lines(),
+        ["200 GET /1 1", "200 GET /2 1", "200 GET /3 1"]
+    );
+    let transcript = server.finish();
+    transcript.assert_ok();
+    assert_eq!(transcript.heads.len(), 3);
+}
+
+#[test]
+fn large_and_chunked_bodies_stream_to_stdout() {
+    let server = LoopbackServer::start();
+    let paths = [
+        "/bytes/1000000",
+        "/chunked/300000/7777",
+        "/bytes/0",
+        "/chunked/5",
+    ];
+    let run = fetch(&["--depth", "3"], server.port(), &paths);
+    assert_exit(&run, 0);
+    let expected: Vec<u8> = [1_000_000, 300_000, 0, 5]
+        .into_iter()
+        .flat_map(pattern)
+        .collect();
+    assert!(
+        run.stdout == expected,
+        "stdout differs ({} bytes)",
+        run.stdout.len()
+    );
+    assert_eq!(
+        run.stderr_lines(),
+        [
+            "200 GET /bytes/1000000 1000000",
+            "200 GET /chunked/300000/7777 300000",
+            "200 GET /bytes/0 0",
+            "200 GET /chunked/5 5",
+        ]
+    );
+}
+
+#[test]
+fn any_status_is_a_complete_response() {
+    let server = LoopbackServer::start();
+    let paths = ["/status/404", "/status/204", "/status/500", "/status/304"];
+    let run = fetch(&["--depth", "4"], server.port(), &paths);
+    assert_exit(&run, 0);
+    assert!(run.stdout.is_empty());
+    let expected = paths.map(|p| format!("{} GET {p} 0", &p[8..]));
+    assert_eq!(run.stderr_lines(), expected);
+
+    let run = fetch(
+        &["-X", "HEAD", "--depth", "2"],
+        server.port(),
+        &["/bytes/10", "/a"],
+    );
+    assert_exit(&run, 0);
+    assert!(run.stdout.is_empty());
+    assert_eq!(
+        run.stderr_lines(),
+        ["200 HEAD /bytes/10 0", "200 HEAD /a 0"]
+    );
+}
+
+#[test]
+fn output_dir_gets_one_file_per_response() {
+    let server = LoopbackServer::start();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("out");
+    let dir_arg = dir.to_str().expect("utf-8 temp path");
+    let paths = ["/bytes/3", "/docs/a.txt?x=1", "/dir/", "/", "/bytes/30"];
+    let run = fetch(&["-o", dir_arg, "--depth", "2"], server.port(), &paths);
+    assert_exit(&run, 0);
+    assert!(
+        run.stdout.is_empty(),
+        "bodies must not go to stdout with -o"
+    );
+    assert_eq!(
+        run.stderr_lines(),
+        [
+            "200 GET /bytes/3 3",
+            "200 GET /docs/a.txt?x=1 25",
+            "200 GET /dir/ 15",
+            "200 GET / 11",
+            "200 GET /bytes/30 30",
+        ]
+    );
+    let expected: [(&str, Vec<u8>); 5] = [
+        ("0-3", pattern(3)),
+        ("1-a.txt", b"document /docs/a.txt?x=1\n".to_vec()),
+        ("2-index", b"document /dir/\n".to_vec()),
+        ("3-index", b"document /\n".to_vec()),
+        ("4-30", pattern(30)),
+    ];
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("read the output dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    let mut expected_names: Vec<&str> = expected.iter().map(|(n, _)| *n).collect();
+    expected_names.sort();
+    assert_eq!(names, expected_names);
+    for (name, body) in expected {
+        let got = std::fs::read(dir.join(name)).expect("read an output file");
+        assert_eq!(got, body, "contents of {name}");
+    }
+}
+
+#[test]
+fn uploads_arrive_intact_with_every_framing() {
+    let server = LoopbackServer::start();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = tmp.path().join("upload.bin");
+    // Three and a bit 64 KiB pieces, not a repeating pattern.
+    let data: Vec<u8> = (0u32..200_003)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&file, &data).expect("write the upload file");
+    let file_arg = file.to_str().expect("utf-8 temp path");
+    let paths = ["/x", "/echo", "/x", "/echo", "/x"];
+    for extra in [
+        &[][..],
+        &["--chunked"][..],
+        &["--expect-continue"][..],
+        &["--chunked", "--expect-continue"][..],
+    ] {
+        let mut args = vec!["-X", "PUT", "--depth", "4", "--upload", file_arg];
+        args.extend_from_slice(extra);
+        let run = fetch(&args, server.port(), &paths);
+        assert_exit(&run, 0);
+        let n = data.len();
+        assert_eq!(
+            run.stderr_lines(),
+            [
+                "204 PUT /x 0".to_string(),
+                format!("200 PUT /echo {n}"),
+                "204 PUT /x 0".to_string(),
+                format!("200 PUT /echo {n}"),
+                "204 PUT /x 0".to_string(),
+            ],
+            "with {extra:?}"
+        );
+        assert!(
+            run.stdout.len() == 2 * n && run.stdout.chunks(n).all(|c| c == data),
+            "echoed bodies differ with {extra:?} ({} bytes)",
+            run.stdout.len()
+        );
+    }
+    assert!(server.errors().is_empty(), "{:?}", server.errors());
+}
+
+#[test]
+fn refused_upload_body_is_not_sent() {
+    let refuse = "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n";
+    let server = ScriptedServer::start(vec![
+        Step::ExpectHead,
+        Step::reply_str(refuse),
+        Step::Accept,
+        Step::ExpectHead,
+        Step::reply_str(refuse),
+        Step::Drain(Duration::from_millis(300)),
+    ]);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = tmp.path().join("upload.txt");
+    std::fs::write(&file, "not wanted").expect("write the upload file");
+    let file_arg = file.to_str().expect("utf-8 temp path");
+    let args = [
+        "-X",
+        "POST",
+        "--upload",
+        file_arg,
+        "--expect-continue",
+        "--timeout",
+        "5",
+    ];
+    let run = fetch(&args, server.port(), &["/a", "/b"]);
+    assert_exit(&run, 0);
+    assert_eq!(run.stderr_lines(), ["417 POST /a 0", "417 POST /b 0"]);
+    let transcript = server.finish();
+    transcript.assert_ok();
+    assert_eq!(transcript.heads.len(), 2);
+    for (i, head) in transcript.heads.iter().enumerate() {
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("expect: 100-continue\r\n"),
+            "{head}"
+        );
+        assert_eq!(transcript.received_str(i), *head, "only the head was sent");
+    }
+}
+
+#[test]
+fn headers_and_method_go_out_as_given() {
+    let server = ScriptedServer::start(vec![
+        Step::ExpectHead,
+        Step::reply_str("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
+        Step::Drain(Duration::from_millis(300)),
+    ]);
+    let port = server.port();
+    let args = [
+        "-X",
+        "OPTIONS",
+        "-H",
+        "X-One: 1",
+        "-H",
+        "x-two:   two words  ",
+    ];
+    let run = fetch(&args, port, &["/p?q=1#frag"]);
+    assert_exit(&run, 0);
+    assert_eq!(run.stdout, b"hi");
+    assert_eq!(run.stderr_lines(), ["200 OPTIONS /p?q=1 2"]);
+    let transcript = server.finish();
+    transcript.assert_ok();
+    let head = transcript.heads[0].to_ascii_lowercase();
+    assert!(head.starts_with("options /p?q=1 http/1.1\r\n"), "{head}");
+    assert!(head.contains("\r\nx-one: 1\r\n"), "{head}");
+    assert!(head.contains("\r\nx-two: two words\r\n"), "{head}");
+    assert!(
+        head.contains(&format!("\r\nhost: 127.0.0.1:{port}\r\n")),
+        "{head}"
+    );
+}
+
+#[test]
+fn argument_errors_exit_2() {
+    let server = LoopbackServer::start();
+    let url = format!("http://127.0.0.1:{}/a", server.port());
+    let other_host = format!("http://127.0.0.2:{}/b", server.port());
+    let other_port = format!("http://127.0.0.1:{}/b", closed_port());
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["--bogus", &url],
+        vec![],
+        vec!["ftp://127.0.0.1/x"],
+        vec!["127.0.0.1/x"],
+        vec!["http:///x"],
+        vec!["http://127.0.0.1:0/x"],
+        vec!["http://127.0.0.1:99999/x"],
+        vec!["http://[::1/x"],
+        vec!["http://user@127.0.0.1/x"],
+        vec!["http://127.0.0.1/a b"],
+        vec![&url, &other_host],
+        vec![&url, &other_port],
+        vec!["--depth", "0", &url],
+        vec!["--depth", "many", &url],
+        vec!["-H", "NoColon", &url],
+        vec!["-H", "Bad Name: x", &url],
+        vec!["-H", "Content-Length: 3", &url],
+        vec!["--upload", "/nonexistent/dugong/upload", "-X", "PUT", &url],
+        vec!["--upload", "/", "-X", "PUT", &url],
+        vec!["--chunked", "-X", "PUT", &url],
+        vec!["--timeout", "-1", &url],
+        vec!["--timeout", "soon", &url],
+        vec!["-X", "BAD METHOD", &url],
+    ];
+    for args in cases {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let run = run_example("fetch", &args);
+        assert_exit(&run, 2);
+        assert!(!run.stderr.trim().is_empty(), "no message for {args:?}");
+        assert!(run.stdout.is_empty(), "stdout for {args:?}");
+    }
+    assert_eq!(
+        server.connections_accepted(),
+        0,
+        "argument errors send nothing"
+    );
+}
+
+#[test]
+fn ipv6_literals_are_accepted() {
+    let url = format!("http://[::1]:{}/a", closed_port());
+    let run = run_example("fetch", &["--timeout".into(), "5".into(), url]);
+    assert_exit(&run, 1);
+    assert_eq!(run.stderr_lines()[0], "unanswered: GET /a");
+    assert!(
+        run.stderr_lines()[1].starts_with("error: cannot connect to "),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn server_closing_early_reports_the_unanswered_requests() {
+    let server = ScriptedServer::start(vec![
+        Step::ExpectHead,
+        Step::ExpectHead,
+        Step::reply_str("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        // The third head was sent together with the first two: read it too, so that the
+        // close is a clean FIN and not a reset.
+        Step::Drain(Duration::from_millis(300)),
+        Step::Close,
+    ]);
+    let run = fetch(
+        &["--depth", "3", "--timeout", "10"],
+        server.port(),
+        &["/a", "/b", "/c"],
+    );
+    assert_exit(&run, 1);
+    assert_eq!(run.stdout, b"ok");
+    let lines = run.stderr_lines();
+    assert_eq!(lines.len(), 4, "{}", run.stderr);
+    assert_eq!(
+        lines[..3],
+        ["200 GET /a 2", "unanswered: GET /b", "unanswered: GET /c"]
+    );
+    assert!(
+        lines[3].starts_with("error: connection closed by the server"),
+        "{}",
+        run.stderr
+    );
+    let transcript = server.finish();
+    transcript.assert_ok();
+    assert!(transcript.received_str(0).contains("GET /c HTTP/1.1\r\n"));
+    assert_eq!(transcript.connections, 1);
+}
+
+#[test]
+fn server_closing_after_a_limit_stops_the_pipeline() {
+    let server = LoopbackServer::start_with(ServerOptions {
+        max_requests_per_connection: Some(5),
+    });
+    let paths: Vec<String> = (0..12).map(|i| format!("/n/{i}")).collect();
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+
+    // Requests 5, 6 and 7 went out on the connection the server closed after request 4.
+    let run = fetch(&["--depth", "4", "--timeout", "10"], server.port(), &paths);
+    assert_exit(&run, 1);
+    let lines = run.stderr_lines();
+    let mut expected: Vec<String> = (0..5)
+        .map(|i| format!("200 GET /n/{i} {}", format!("document /n/{i}\n").len()))
+        .collect();
+    expected.extend((5..12).map(|i| format!("unanswered: GET /n/{i}")));
+    assert_eq!(lines[..lines.len() - 1], expected, "{}", run.stderr);
+    let last = lines[lines.len() - 1];
+    assert!(
+        last.starts_with("error: connection closed by the server"),
+        "{last}"
+    );
+    let expected_out: String = (0..5).map(|i| format!("document /n/{i}\n")).collect();
+    assert_eq!(run.stdout_str(), expected_out);
+
+    // One at a time, no request is ever left on a closed connection: the library reconnects.
+    let before = server.connections_accepted();
+    let run = fetch(&["--timeout", "10"], server.port(), &paths);
+    assert_exit(&run, 0);
+    assert_eq!(run.stderr_lines().len(), 12, "{}", run.stderr);
+    assert_eq!(server.connections_accepted() - before, 3);
+}
+
+#[test]
+fn an_early_response_to_an_upload_is_still_reported() {
+    let server = ScriptedServer::start(vec![
+        Step::ExpectHead,
+        Step::reply_str(
+            "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        ),
+        Step::Close,
+    ]);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = tmp.path().join("big.bin");
+    // Far more than the socket buffers hold, so the upload is cut off by the close.
+    std::fs::write(&file, vec![b'x'; 64 << 20]).expect("write the upload file");
+    let file_arg = file.to_str().expect("utf-8 temp path");
+    let args = ["-X", "PUT", "--upload", file_arg, "--timeout", "10"];
+    let run = fetch(&args, server.port(), &["/a", "/b"]);
+    assert_exit(&run, 1);
+    let lines = run.stderr_lines();
+    assert_eq!(lines.len(), 3, "{}", run.stderr);
+    assert_eq!(lines[..2], ["413 PUT /a 0", "unanswered: PUT /b"]);
+    assert!(
+        lines[2].starts_with("error: connection closed by the server"),
+        "{}",
+        run.stderr
+    );
+    server.finish().assert_ok();
+}
+
+#[test]
+fn a_closed_stdout_is_an_error_not_a_panic() {
+    let server = LoopbackServer::start();
+    let url = format!("http://127.0.0.1:{}/bytes/10000000", server.port());
+    let mut child = spawn_example("fetch", &[url]);
+    drop(child.stdout.take());
+    let run = collect(child);
+    assert_exit(&run, 1);
+    let lines = run.stderr_lines();
+    assert_eq!(lines.len(), 2, "{}", run.stderr);
+    assert_eq!(lines[0], "unanswered: GET /bytes/10000000");
+    assert!(
+        lines[1].starts_with("error: writing the body: "),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn connection_refused_lists_every_request() {
+    let port = closed_port();
+    let run = fetch(&["--depth", "2", "-X", "DELETE"], port, &["/a", "/b", "/c"]);
+    assert_exit(&run, 1);
+    assert!(run.stdout.is_empty());
+    let lines = run.stderr_lines();
+    assert_eq!(
+        lines[..3],
+        [
+            "unanswered: DELETE /a",
+            "unanswered: DELETE /b",
+            "unanswered: DELETE /c"
+        ]
+    );
+    assert_eq!(lines.len(), 4, "{}", run.stderr);
+    let prefix = format!("error: cannot connect to 127.0.0.1:{port}: ");
+    assert!(lines[3].starts_with(&prefix), "{}", run.stderr);
+}
+
+#[test]
+fn a_silent_server_times_out() {
+    let server =
+        ScriptedServer::start(vec![Step::ExpectHead, Step::Drain(Duration::from_secs(10))]);
+    let run = fetch(&["--timeout", "0.5"], server.port(), &["/slow", "/never"]);
+    assert_exit(&run, 1);
+    assert!(run.took < Duration::from_secs(5), "took {:?}", run.took);
+    let lines = run.stderr_lines();
+    assert_eq!(lines.len(), 3, "{}", run.stderr);
+    assert_eq!(
+        lines[..2],
+        ["unanswered: GET /slow", "unanswered: GET /never"]
+    );
+    assert!(
+        lines[2].starts_with("error: timed out after 500ms"),
+        "{}",
+        run.stderr
+    );
+    server.finish().assert_ok();
+}
+
+#[test]
+fn demo_prints_its_table() {
+    let run = run_example("demo", &["--requests".into(), "40".into()]);
+    assert_exit(&run, 0);
+    let out = run.stdout_str();
+    assert!(
+        out.starts_with("dugong demo: 40 GETs over one connection, 5.0 ms round trip"),
+        "{out}"
+    );
+    assert!(out.contains("| mode "), "{out}");
+    assert!(out.contains("| one at a time       |     1 |"), "{out}");
+    assert!(out.contains("| pipelined           |    16 |"), "{out}");
+    assert!(out.contains("| pipelined           |    64 |"), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with('|')).count(),
+        5,
+        "{out}"
+    );
+}
