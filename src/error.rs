@@ -11,7 +11,7 @@ use crate::proto::{InFlight, ProtocolError, RequestError};
 #[non_exhaustive]
 pub enum Error {
     /// No address of the host accepted a connection (the last attempt's error is the source).
-    #[error("cannot connect to {host}:{port}")]
+    #[error("cannot connect to {}", authority(host, *port))]
     Connect {
         /// The host as given.
         host: String,
@@ -84,6 +84,15 @@ impl Error {
             }
             _ => &[],
         }
+    }
+}
+
+/// `host:port`, with an IPv6 literal in brackets.
+fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

@@ -368,3 +368,81 @@ fn every_resolved_address_is_tried() {
     conn.read_response().expect("head");
     assert_eq!(conn.read_all().expect("body"), b"ab");
 }
+
+#[test]
+fn expect_continue_with_an_empty_body_does_not_wait() {
+    let server = LoopbackServer::start();
+    for &path in SendPath::ALL {
+        let conn = connection(server.port());
+        let h = headers(&[("expect", "100-continue")]);
+        for body in [Body::Following(0), Body::Bytes(b"")] {
+            path.send(&conn, &Method::PUT, "/sink", &h, body)
+                .expect("send");
+            let resp = conn.read_response().expect("final");
+            assert_eq!(resp.headers["x-received-bytes"], "0");
+        }
+    }
+    // No refusal, so no reconnects: one connection per path.
+    assert_eq!(server.connections_accepted(), SendPath::ALL.len() as u64);
+}
+
+#[test]
+fn a_server_that_ignores_expect_continue_gets_the_body_after_the_continue_timeout() {
+    let reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    for &path in SendPath::ALL {
+        let server = ScriptedServer::start(vec![
+            Step::ExpectHead,
+            Step::Discard(5),
+            Step::reply_str(reply),
+        ]);
+        let config = Config::default().continue_timeout(Some(Duration::from_millis(200)));
+        let conn = connection_with(server.port(), config);
+        let h = headers(&[("expect", "100-continue")]);
+        let start = Instant::now();
+        path.send(&conn, &Method::PUT, "/x", &h, Body::Bytes(b"hello"))
+            .expect("send");
+        assert!(start.elapsed() >= Duration::from_millis(200));
+        assert_eq!(conn.read_response().expect("final").status, StatusCode::OK);
+        assert_eq!(conn.read_all().expect("body"), b"ok");
+        let transcript = server.finish();
+        transcript.assert_ok();
+        assert!(transcript.received_str(0).ends_with("\r\n\r\nhello"));
+
+        // Without a continue timeout, the operation timeout applies and is an error.
+        let server =
+            ScriptedServer::start(vec![Step::ExpectHead, Step::Sleep(Duration::from_secs(2))]);
+        let config = Config::default()
+            .continue_timeout(None)
+            .timeout(Some(Duration::from_millis(200)));
+        let conn = connection_with(server.port(), config);
+        let got = path.send(&conn, &Method::PUT, "/x", &h, Body::Bytes(b"hello"));
+        assert!(
+            matches!(
+                got,
+                Err(Error::Timeout {
+                    operation: dugong::Operation::AwaitContinue,
+                    ..
+                })
+            ),
+            "{got:?}"
+        );
+        drop(server);
+    }
+}
+
+#[test]
+fn connect_errors_name_the_host_as_given() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let conn = dugong::HttpConnection::new("::1", port).expect("conn");
+    match conn.connect() {
+        Err(e @ Error::Connect { .. }) => assert!(
+            e.to_string()
+                .starts_with(&format!("cannot connect to [::1]:{port}")),
+            "{e}"
+        ),
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+}

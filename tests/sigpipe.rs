@@ -22,8 +22,14 @@ fn writes_into_a_closed_and_reset_connection_return_connection_closed() {
     for &path in SendPath::ALL {
         let server = ScriptedServer::start(vec![Step::ExpectHead, Step::Close]);
         let conn = connection(server.port());
-        path.send(&conn, &Method::PUT, "/up", &HeaderMap::new(), Body::Following(1 << 30))
-            .expect("head goes out before the close");
+        path.send(
+            &conn,
+            &Method::PUT,
+            "/up",
+            &HeaderMap::new(),
+            Body::Following(1 << 30),
+        )
+        .expect("head goes out before the close");
         server.finish();
         std::thread::sleep(Duration::from_millis(50));
         let piece = vec![b'x'; 64 * 1024];
@@ -35,10 +41,16 @@ fn writes_into_a_closed_and_reset_connection_return_connection_closed() {
             }
         }
         match outcome {
-            Some(Error::ConnectionClosed { phase: ClosePhase::WhileSending, .. }) => {}
+            Some(Error::ConnectionClosed {
+                phase: ClosePhase::WhileSending,
+                ..
+            }) => {}
             other => panic!("expected ConnectionClosed while sending, got {other:?}"),
         }
         // Still alive, and the connection says why on the next write too.
-        assert!(matches!(conn.write(b"y"), Err(Error::ConnectionClosed { .. })));
+        assert!(matches!(
+            conn.write(b"y"),
+            Err(Error::ConnectionClosed { .. })
+        ));
     }
 }

@@ -19,17 +19,19 @@ use crate::proto::Limits;
 pub struct Config {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) timeout: Option<Duration>,
+    pub(crate) continue_timeout: Option<Duration>,
     pub(crate) limits: Limits,
     pub(crate) max_buffered: usize,
 }
 
 impl Default for Config {
-    /// Connect timeout 10 s, operation timeout 30 s, the [`Limits`] defaults, and 16 MiB of
-    /// response data buffered while a blocking send waits.
+    /// Connect timeout 10 s, operation timeout 30 s, 1 s to wait for `100 Continue`, the
+    /// [`Limits`] defaults, and 16 MiB of response data buffered while a blocking send waits.
     fn default() -> Self {
         Config {
             connect_timeout: Some(Duration::from_secs(10)),
             timeout: Some(Duration::from_secs(30)),
+            continue_timeout: Some(Duration::from_secs(1)),
             limits: Limits::default(),
             max_buffered: 16 * 1024 * 1024,
         }
@@ -50,6 +52,15 @@ impl Config {
     /// extend it. `None` disables it; zero allows only calls that need not wait.
     pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How long a request with `Expect: 100-continue` waits for `100 Continue` before sending
+    /// its body anyway (RFC 9110 §10.1.1: servers that ignore the expectation never send it).
+    /// `None` waits up to the operation timeout and then fails with
+    /// [`Error::Timeout`](crate::Error::Timeout). Default 1 s.
+    pub fn continue_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.continue_timeout = timeout;
         self
     }
 
@@ -94,6 +105,11 @@ impl Config {
     /// The per-call timeout.
     pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// The wait for `100 Continue`.
+    pub fn get_continue_timeout(&self) -> Option<Duration> {
+        self.continue_timeout
     }
 
     /// The protocol limits.

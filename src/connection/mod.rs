@@ -86,10 +86,7 @@ impl HttpConnection {
     /// - [`Error::InvalidRequest`] when `host` cannot be used in a `Host` header.
     pub fn with_config(host: &str, port: u16, config: Config) -> Result<Self, Error> {
         let host_header = host_header(host, port)?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
+        let host = host.to_owned();
         let state = RefCell::new(State::new(&config));
         Ok(HttpConnection {
             target: Target {
@@ -142,8 +139,10 @@ impl HttpConnection {
     ///
     /// `Host` is added unless `headers` has one; `Content-Length` or
     /// `Transfer-Encoding: chunked` come from `body`; no other header is added and `headers`
-    /// is not changed. With `Expect: 100-continue` in `headers` and a body, the call waits for
-    /// `100 Continue` before the body is sent; if a final response comes instead, the body is
+    /// is not changed. With `Expect: 100-continue` in `headers` and a non-empty body, the call
+    /// waits for `100 Continue` before the body is sent (at most
+    /// [`Config::continue_timeout`], after which the body is sent anyway, as RFC 9110
+    /// §10.1.1 allows); if a final response comes instead, the body is
     /// refused ([`is_writing_body`](Self::is_writing_body) is false, `write` fails with
     /// [`StateError::BodyRefused`]), the response is left for `read_response`, and the
     /// connection closes after it.

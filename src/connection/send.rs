@@ -52,7 +52,8 @@ pub(crate) fn send_request(
     ) {
         return Err(StateError::BodyIncomplete.into());
     }
-    let expect_continue = wants_continue(headers) && body != Body::Empty;
+    let empty_body = matches!(body, Body::Empty | Body::Following(0)) || body == Body::Bytes(&[]);
+    let expect_continue = wants_continue(headers) && !empty_body;
     if expect_continue && st.response_pending() {
         return Err(StateError::ContinueWhilePipelining.into());
     }
@@ -103,16 +104,18 @@ pub(crate) fn send_request(
     Ok(())
 }
 
-/// RFC 9110 §10.1.1: waits for `100 Continue`. A final response instead leaves the body
-/// refused (and the connection to close after that response, since the server cannot know
-/// whether the body will follow); the response stays buffered for `read_response`.
+/// RFC 9110 §10.1.1: waits for `100 Continue`, or until `continue_timeout` passes (then the
+/// body goes anyway). A final response instead leaves the body refused (and the connection to
+/// close after that response, since the server cannot know whether the body will follow); the
+/// response stays buffered for `read_response`.
 fn await_continue(
     st: &mut State,
     transport: &Transport,
     config: &Config,
     method: &Method,
 ) -> Result<(), Error> {
-    let mut wait = BlockingWait::reading(Deadline::new(Operation::AwaitContinue, config.timeout));
+    let patience = config.continue_timeout.or(config.timeout);
+    let mut wait = BlockingWait::reading(Deadline::new(Operation::AwaitContinue, patience));
     loop {
         match st.recv.reader.poll_interim(st.recv.buf.data(), method) {
             Err(e) => return Err(st.poison(PoisonCause::Protocol(e), e.into())),
@@ -138,6 +141,9 @@ fn await_continue(
                             ClosePhase::InHead
                         };
                         return Err(st.closed_error(phase));
+                    }
+                    Err(Error::Timeout { .. }) if config.continue_timeout.is_some() => {
+                        return Ok(())
                     }
                     Err(e) => return Err(st.send_failed(e)),
                 }

@@ -121,9 +121,14 @@ impl Transport {
         })
     }
 
-    /// Resolves `host:port` (blocking; the OS resolver has no timeout parameter).
+    /// Resolves `host:port` (blocking; the OS resolver has no timeout parameter). An IPv6
+    /// literal may be given with or without brackets.
     pub(crate) fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-        let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let addrs: Vec<SocketAddr> = (bare, port).to_socket_addrs()?.collect();
         if addrs.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
