@@ -7,34 +7,11 @@ use http::header::EXPECT;
 use http::{HeaderMap, Method, StatusCode};
 
 use super::recv::fill;
-use super::state::{send_io_error, Sending, State};
+use super::state::{Sending, State};
 use super::{Config, Target};
 use crate::error::{ClosePhase, Error, Operation, PoisonCause, StateError};
-use crate::io::{BlockingWait, Deadline, Transport, Wait};
+use crate::io::{send_io_error, write_all, BlockingWait, Deadline, Transport};
 use crate::proto::{encode_request_head, Body, HeadStep, InFlight};
-
-/// Writes every byte of `bufs`, trying the socket first and waiting through `wait` only when
-/// it is full.
-///
-/// # Errors
-///
-/// `ConnectionClosed` when the peer is gone, `Io` for other socket errors, or whatever the
-/// wait reports (a timeout, a full receive buffer).
-pub(crate) fn write_all(
-    transport: &Transport,
-    mut bufs: &mut [IoSlice<'_>],
-    wait: &mut dyn Wait,
-) -> Result<(), Error> {
-    IoSlice::advance_slices(&mut bufs, 0);
-    while !bufs.is_empty() {
-        match transport.send(bufs) {
-            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait.writable(transport)?,
-            Err(e) => return Err(send_io_error(e)),
-        }
-    }
-    Ok(())
-}
 
 /// Sends a request head (and an in-memory body), connecting first if needed.
 pub(crate) fn send_request(

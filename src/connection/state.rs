@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::{ClosePhase, Error, Operation, PoisonCause};
-use crate::io::{is_peer_gone, Reactor, ReadBuffer, Transport};
+use crate::io::{send_io_error, Reactor, ReadBuffer, Transport};
 use crate::proto::{InFlight, Pipeline, ResponseReader};
 
 use super::Config;
@@ -254,18 +254,6 @@ impl State {
             Link::Dead { unanswered, .. } => !unanswered.is_empty(),
             _ => !self.pipeline.is_empty(),
         }
-    }
-}
-
-/// Maps an I/O error from a send to the error the caller sees.
-pub(crate) fn send_io_error(e: io::Error) -> Error {
-    if is_peer_gone(&e) {
-        Error::ConnectionClosed {
-            phase: ClosePhase::WhileSending,
-            unanswered: Vec::new(),
-        }
-    } else {
-        Error::Io(e)
     }
 }
 

@@ -7,10 +7,12 @@
 mod buffer;
 mod transport;
 mod wait;
+mod write;
 
 pub(crate) use buffer::ReadBuffer;
 pub(crate) use transport::{Reactor, Transport};
 pub(crate) use wait::{BlockingWait, Deadline, Wait};
+pub(crate) use write::{send_io_error, write_all};
 
 use std::io;
 

@@ -97,8 +97,12 @@ impl<'a> BlockingWait<'a> {
     }
 }
 
-/// Moves every byte the socket holds into `inbox`.
-fn drain(inbox: &mut ReadBuffer, limit: usize, transport: &Transport) -> Result<(), Error> {
+/// Moves every byte the socket holds into `inbox`, failing once it holds `limit` bytes.
+pub(crate) fn drain(
+    inbox: &mut ReadBuffer,
+    limit: usize,
+    transport: &Transport,
+) -> Result<(), Error> {
     loop {
         if inbox.len() >= limit {
             return Err(Error::BufferFull { limit });
