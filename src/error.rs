@@ -38,8 +38,13 @@ pub enum Error {
         /// The configured timeout.
         after: Duration,
     },
-    /// The server closed or reset the connection. Requests it did not answer are listed, oldest
-    /// first, so the caller can resend them on a new connection.
+    /// The server closed or reset the connection. Requests whose response never started
+    /// arriving are listed, oldest first, so the caller can resend them on a new connection;
+    /// a response cut off in its head or body is this error's own subject (see `phase`), not
+    /// listed, since the server acted on its request.
+    ///
+    /// Every unanswered request is reported exactly once: by the first call that meets the
+    /// closed connection.
     #[error(
         "connection closed by the server {phase}{}",
         unanswered_note(unanswered)
@@ -47,11 +52,12 @@ pub enum Error {
     ConnectionClosed {
         /// Where in the exchange the close happened.
         phase: ClosePhase,
-        /// Requests that were sent (at least partly) and got no response.
+        /// Requests that were sent (at least partly) and whose response never started.
         unanswered: Vec<InFlight>,
     },
-    /// An earlier error left the connection without framing; it must reconnect (the next
-    /// `send_request` does) before it can be used again.
+    /// An earlier error left the connection without framing; reads and writes fail with this
+    /// until it reconnects (the next `send_request` does). The requests behind the failed
+    /// response are listed by the first such error only.
     #[error(
         "connection unusable after an earlier error{}",
         unanswered_note(unanswered)
@@ -60,7 +66,7 @@ pub enum Error {
         /// The earlier failure.
         #[source]
         cause: PoisonCause,
-        /// Requests that were in flight when framing was lost, oldest first.
+        /// Requests behind the failed response, oldest first (listed once).
         unanswered: Vec<InFlight>,
     },
     /// While a blocking send waited for the server to take more bytes, the server sent more

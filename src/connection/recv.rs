@@ -52,7 +52,11 @@ pub(crate) fn read_response(
     let transport = st.transport()?;
     loop {
         match st.recv.reader.read_head(st.recv.buf.data(), &method) {
-            Err(e) => return Err(st.poison(PoisonCause::Protocol(e), e.into())),
+            Err(e) => {
+                // The server acted on this request (it answered, badly): not "unanswered".
+                st.pipeline.pop();
+                return Err(st.poison(PoisonCause::Protocol(e), e.into()));
+            }
             Ok(HeadStep::Interim { len, .. }) => st.recv.buf.consume(len),
             Ok(HeadStep::Final { head, framing, len }) => {
                 st.recv.buf.consume(len);
@@ -69,12 +73,12 @@ pub(crate) fn read_response(
             Ok(HeadStep::Partial) => {
                 let limit = config.limits.max_head_bytes.saturating_add(1);
                 if !fill(&mut st.recv.buf, &transport, limit, wait)? {
-                    let phase = if st.recv.buf.is_empty() {
-                        ClosePhase::BeforeResponse
-                    } else {
-                        ClosePhase::InHead
-                    };
-                    return Err(st.closed_error(phase));
+                    if st.recv.buf.is_empty() {
+                        return Err(st.closed_error(ClosePhase::BeforeResponse));
+                    }
+                    // The response had started: the server acted on this request.
+                    st.pipeline.pop();
+                    return Err(st.closed_error(ClosePhase::InHead));
                 }
             }
         }

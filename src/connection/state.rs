@@ -91,11 +91,11 @@ impl State {
     }
 
     /// The open socket, or the error that explains why there is none.
-    pub(crate) fn transport(&self) -> Result<Arc<Transport>, Error> {
+    pub(crate) fn transport(&mut self) -> Result<Arc<Transport>, Error> {
+        self.check_dead()?;
         match &self.link {
             Link::Open(t) => Ok(Arc::clone(t)),
-            Link::Dead { why, unanswered } => Err(dead_error(*why, unanswered.clone())),
-            Link::Idle => Err(Error::ConnectionClosed {
+            _ => Err(Error::ConnectionClosed {
                 phase: ClosePhase::BeforeResponse,
                 unanswered: Vec::new(),
             }),
@@ -103,11 +103,19 @@ impl State {
     }
 
     /// Fails with the dead link's error, if the link is dead.
-    pub(crate) fn check_dead(&self) -> Result<(), Error> {
-        match &self.link {
-            Link::Dead { why, unanswered } => Err(dead_error(*why, unanswered.clone())),
-            _ => Ok(()),
+    ///
+    /// The unanswered requests are reported once, by whichever call meets them first. After
+    /// that a closed link is simply idle (the next send reconnects), while a poisoned one keeps
+    /// failing reads and writes until a send or `connect` reconnects.
+    pub(crate) fn check_dead(&mut self) -> Result<(), Error> {
+        let Link::Dead { why, unanswered } = &mut self.link else {
+            return Ok(());
+        };
+        let error = dead_error(*why, std::mem::take(unanswered));
+        if matches!(why, Dead::Closed(_)) {
+            self.reset(Link::Idle);
         }
+        Err(error)
     }
 
     /// Makes the link usable for a new request: reports a dead link once (if it left
@@ -122,6 +130,7 @@ impl State {
             let (why, unanswered) = (*why, std::mem::take(unanswered));
             self.reset(Link::Idle);
             if !unanswered.is_empty() {
+                // Not told yet: this request is not sent, so the caller can resend in order.
                 return Err(dead_error(why, unanswered));
             }
         }

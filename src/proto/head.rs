@@ -145,6 +145,14 @@ fn parse_head(bytes: &[u8], limits: &Limits) -> Result<Option<ResponseHead>, Pro
                 limit: limits.max_headers,
             })
         }
+        Err(httparse::Error::Version) => {
+            if let Some(patched) = as_http_11(bytes) {
+                return parse_head(&patched, limits);
+            }
+            return Err(ProtocolError::MalformedHead(describe(
+                httparse::Error::Version,
+            )));
+        }
         Err(e) => return Err(ProtocolError::MalformedHead(describe(e))),
     }
     let version = match resp.version {
@@ -171,6 +179,21 @@ fn parse_head(bytes: &[u8], limits: &Limits) -> Result<Option<ResponseHead>, Pro
         reason,
         headers,
     }))
+}
+
+/// RFC 9110 §2.5: a response with a higher minor version of HTTP/1 is read as HTTP/1.1.
+/// httparse knows only 1.0 and 1.1, so such a head is re-parsed from a patched copy (a rare
+/// path, so the copy does not matter).
+fn as_http_11(bytes: &[u8]) -> Option<Vec<u8>> {
+    let start = bytes.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    match bytes.get(start..start + 9)? {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', b'2'..=b'9', b' '] => {
+            let mut patched = bytes.to_vec();
+            patched[start + 7] = b'1';
+            Some(patched)
+        }
+        _ => None,
+    }
 }
 
 /// Parses trailer fields (RFC 9112 §7.1.2), `bytes` ending with the blank line.
@@ -252,6 +275,21 @@ mod tests {
             reader.poll(bytes, &Limits::default()),
             Ok(HeadEvent::Final { len, .. }) if len == bytes.len()
         ));
+    }
+
+    #[test]
+    fn higher_http_1_minor_versions_read_as_1_1() {
+        let head = final_head(b"HTTP/1.2 200 OK\r\nA: 1\r\n\r\n");
+        assert_eq!(
+            (head.version, head.status),
+            (Version::HTTP_11, StatusCode::OK)
+        );
+        for bad in [&b"HTTP/2.0 200 OK\r\n\r\n"[..], b"HTTP/1.10 200 OK\r\n\r\n"] {
+            assert!(matches!(
+                poll_all(bad),
+                Err(ProtocolError::MalformedHead(_))
+            ));
+        }
     }
 
     #[test]
