@@ -446,3 +446,38 @@ fn connect_errors_name_the_host_as_given() {
         other => panic!("expected a connect error, got {other:?}"),
     }
 }
+
+/// Pitfall B9: `read_all` must not silently lose the bytes it took before a timeout.
+#[test]
+fn read_all_timeout_after_partial_body_poisons_instead_of_losing_bytes() {
+    for &path in SendPath::ALL {
+        let server = ScriptedServer::start(vec![
+            Step::ExpectHead,
+            Step::reply_str("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
+            Step::Sleep(Duration::from_millis(800)),
+            Step::reply_str("defghij"),
+        ]);
+        let conn = connection_with(
+            server.port(),
+            Config::default().timeout(Some(Duration::from_millis(300))),
+        );
+        path.get(&conn, "/a").expect("send");
+        path.get(&conn, "/b").expect("send");
+        conn.read_response().expect("head");
+        let got = conn.read_all();
+        assert!(matches!(got, Err(Error::Timeout { .. })), "{got:?}");
+        // The three bytes cannot be handed back, so the connection says it is unusable
+        // (once listing the request behind) instead of continuing with the body's tail.
+        match conn.read_response() {
+            Err(Error::Poisoned {
+                cause: dugong::PoisonCause::Timeout(_),
+                unanswered,
+            }) => {
+                assert_eq!(unanswered.len(), 1);
+                assert_eq!(unanswered[0].target, "/b");
+            }
+            other => panic!("expected Poisoned, got {other:?}"),
+        }
+        drop(server);
+    }
+}

@@ -19,7 +19,7 @@ use http::{HeaderMap, HeaderValue, Method};
 pub use config::Config;
 pub use response::Response;
 
-use crate::error::{Error, Operation, StateError};
+use crate::error::{Error, Operation, PoisonCause, StateError};
 use crate::io::{BlockingWait, Deadline};
 use crate::proto::{host_header, Body};
 use state::{Link, State};
@@ -274,16 +274,23 @@ impl HttpConnection {
     ///
     /// # Errors
     ///
-    /// As [`read`](Self::read). On error the bytes read so far are dropped; read with
-    /// [`read`](Self::read) to keep partial bodies.
+    /// As [`read`](Self::read). A timeout before any byte arrived loses nothing (call again);
+    /// a timeout after part of the body was taken poisons the connection, because those
+    /// bytes cannot be handed back (read with [`read`](Self::read) to keep partial bodies).
     ///
     /// # Blocking
     ///
     /// Until the body is complete; one operation timeout covers the whole call.
     pub fn read_all(&self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
-        self.read_each(|chunk| out.extend_from_slice(chunk))?;
-        Ok(out)
+        match self.read_each(|chunk| out.extend_from_slice(chunk)) {
+            Ok(()) => Ok(out),
+            Err(e @ Error::Timeout { operation, .. }) if !out.is_empty() => {
+                let mut st = self.state()?;
+                Err(st.poison(PoisonCause::Timeout(operation), e))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads and drops the rest of the current response body, returning its length.
