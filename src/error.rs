@@ -76,6 +76,9 @@ pub enum Error {
         /// The configured bound.
         limit: usize,
     },
+    /// A cofunction was dropped before it finished; its send was abandoned.
+    #[error("cancelled")]
+    Cancelled,
     /// The connection was used in a way its current state does not allow.
     #[error("{0}")]
     State(#[from] StateError),
@@ -120,6 +123,7 @@ impl From<Error> for io::Error {
             Error::Protocol(_) | Error::Poisoned { .. } => io::ErrorKind::InvalidData,
             Error::InvalidRequest(_) => io::ErrorKind::InvalidInput,
             Error::State(_) | Error::BufferFull { .. } => io::ErrorKind::Other,
+            Error::Cancelled => io::ErrorKind::Interrupted,
         };
         io::Error::new(kind, e)
     }
@@ -204,6 +208,9 @@ pub enum PoisonCause {
         /// The configured bound.
         limit: usize,
     },
+    /// A cofunction was dropped after part of its bytes went out.
+    #[error("a cofunction was dropped mid-send")]
+    Cancelled,
     /// The server closed the connection in the middle of a response.
     #[error("connection closed {0}")]
     Closed(ClosePhase),
@@ -238,6 +245,13 @@ pub enum StateError {
     /// `Expect: 100-continue` while other responses are still pending.
     #[error("expect: 100-continue needs all earlier responses read first")]
     ContinueWhilePipelining,
+    /// A cofunction is still sending on this connection: finish (or drop) it before sending
+    /// or writing anything else. Reading is allowed.
+    #[error("a cofunction is still sending on this connection")]
+    CofunctionActive,
+    /// The request body source ended before the declared `Content-Length`.
+    #[error("the body source ended before the declared content-length")]
+    SourceTooShort,
     /// The connection is in use by an operation that has not returned.
     #[error("the connection is busy")]
     Busy,

@@ -72,10 +72,11 @@
 //! Minimum supported Rust version: 1.82.
 
 mod connection;
+mod coroutine;
 mod error;
 mod io;
 pub mod proto;
 
-pub use connection::{Config, HttpConnection, Response};
+pub use connection::{Cofun, Config, HttpConnection, Response};
 pub use error::{ClosePhase, Error, Operation, PoisonCause, StateError};
 pub use proto::{Body, InFlight, ProtocolError, RequestError};

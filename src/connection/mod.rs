@@ -5,6 +5,7 @@
 //! cofunction that sends is suspended. The send and receive halves (`send`, `recv`) are
 //! written once against [`Wait`](crate::io::Wait); this module picks the wait.
 
+mod cofun;
 mod config;
 mod recv;
 mod response;
@@ -16,6 +17,7 @@ use std::io::{self, Read};
 
 use http::{HeaderMap, HeaderValue, Method};
 
+pub use cofun::Cofun;
 pub use config::Config;
 pub use response::Response;
 
@@ -170,15 +172,108 @@ impl HttpConnection {
         body: Body<'_>,
     ) -> Result<(), Error> {
         let mut st = self.state()?;
-        send::send_request(
-            &mut st,
-            &self.target,
-            &self.config,
+        let request = send::Request {
             method,
-            target,
+            path: target,
             headers,
             body,
-        )
+        };
+        send::send_request(&mut st, &self.target, &self.config, &request)
+    }
+
+    /// Sends a request through a cofunction: the same arguments and request as
+    /// [`send_request`](Self::send_request), but the returned [`Cofun`] does the sending
+    /// while it is iterated, and yields whenever response data is available so the loop body
+    /// can read it on this same connection. One thread can so keep a connection full without
+    /// ever deadlocking, whatever the sizes of requests and responses.
+    ///
+    /// ```
+    /// # let server = dugong_harness::LoopbackServer::start();
+    /// # let port = server.port();
+    /// use dugong::{Body, HttpConnection};
+    /// use http::{HeaderMap, Method};
+    ///
+    /// let conn = HttpConnection::new("127.0.0.1", port)?;
+    /// let mut bodies = Vec::new();
+    /// let mut read_some = |conn: &HttpConnection| -> Result<(), dugong::Error> {
+    ///     if conn.has_active_response() {
+    ///         let mut buf = [0u8; 8192];
+    ///         let n = conn.read(&mut buf)?;
+    ///         bodies.last_mut().map(|b: &mut Vec<u8>| b.extend_from_slice(&buf[..n]));
+    ///     } else {
+    ///         conn.read_response()?;
+    ///         bodies.push(Vec::new());
+    ///     }
+    ///     Ok(())
+    /// };
+    /// for i in 0..20 {
+    ///     let target = format!("/bytes/{}", 1000 * i);
+    ///     for step in conn.send_request_cofun(&Method::GET, &target, &HeaderMap::new(), Body::Empty)? {
+    ///         step?;
+    ///         read_some(&conn)?; // runs whenever response data is available
+    ///     }
+    /// }
+    /// while conn.response_pending() || conn.has_active_response() {
+    ///     read_some(&conn)?;
+    /// }
+    /// assert_eq!(bodies.len(), 20);
+    /// assert!(bodies.iter().enumerate().all(|(i, b)| b.len() == 1000 * i));
+    /// # Ok::<(), dugong::Error>(())
+    /// ```
+    ///
+    /// An in-memory [`Body::Bytes`] is copied into the cofunction (it owns what it sends);
+    /// stream large bodies with [`Body::Following`] or [`Body::Chunked`] and
+    /// [`co_sendfile`](Self::co_sendfile).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_request`](Self::send_request) for everything before the first byte goes out
+    /// (nothing is sent then), and [`StateError::CofunctionActive`] while another cofunction
+    /// is alive. Errors while sending are yielded by the iterator.
+    ///
+    /// # Cancellation
+    ///
+    /// See [`Cofun`]: dropping it before it finishes un-sends the request if no byte went
+    /// out, and otherwise poisons the connection.
+    pub fn send_request_cofun<'c>(
+        &'c self,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+        body: Body<'_>,
+    ) -> Result<Cofun<'c>, Error> {
+        let mut st = self.state()?;
+        let request = send::Request {
+            method,
+            path: target,
+            headers,
+            body,
+        };
+        let prepared = send::prepare(&mut st, &self.target, &self.config, &request)?;
+        Cofun::request(self, &mut st, prepared, &request).inspect_err(|_| {
+            st.pipeline.pop_newest();
+        })
+    }
+
+    /// Streams `reader` as the body owed by the last request ([`Body::Following`] or
+    /// [`Body::Chunked`]) through a cofunction that yields whenever response data is
+    /// available, like [`send_request_cofun`](Self::send_request_cofun). A `Following` body
+    /// gets exactly its declared length (the reader is not read past it); a chunked body is
+    /// ended when the reader ends.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::NoBodyExpected`] (or `BodyRefused`, `CofunctionActive`) when no body is
+    /// owed. While iterating: [`StateError::SourceTooShort`] when the reader ends before the
+    /// declared length, [`Error::Io`] when it fails (both poison the connection, as part of
+    /// the body went out), and the send errors of [`write`](Self::write).
+    ///
+    /// # Cancellation
+    ///
+    /// As for [`Cofun`].
+    pub fn co_sendfile<'c, R: Read>(&'c self, reader: &'c mut R) -> Result<Cofun<'c>, Error> {
+        let mut st = self.state()?;
+        Cofun::body(self, &mut st, reader)
     }
 
     /// Writes request body bytes for a [`Body::Following`] or [`Body::Chunked`] request. An

@@ -2,6 +2,7 @@
 //! blocking style against [`Wait`].
 
 use std::io::{self, IoSlice};
+use std::sync::Arc;
 
 use http::header::EXPECT;
 use http::{HeaderMap, Method, StatusCode};
@@ -13,34 +14,48 @@ use crate::error::{ClosePhase, Error, Operation, PoisonCause, StateError};
 use crate::io::{send_io_error, write_all, BlockingWait, Deadline, Transport};
 use crate::proto::{encode_request_head, Body, HeadStep, InFlight};
 
-/// Sends a request head (and an in-memory body), connecting first if needed.
-pub(crate) fn send_request(
+/// A request that passed validation and whose connection is open: its head is encoded in
+/// `State::head_buf` and it has joined the pipeline.
+pub(crate) struct Prepared {
+    pub(crate) transport: Arc<Transport>,
+    pub(crate) expect_continue: bool,
+    /// The send state once the head (and any in-memory body) is out.
+    pub(crate) after: Sending,
+}
+
+/// Everything before the first byte of a request goes out, shared by every send path:
+/// validation and encoding (so a bad request sends nothing), connecting or reconnecting, and
+/// joining the pipeline.
+pub(crate) fn prepare(
     st: &mut State,
     target: &Target,
     config: &Config,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    body: Body<'_>,
-) -> Result<(), Error> {
+    request: &Request<'_>,
+) -> Result<Prepared, Error> {
+    if st.cofun_active {
+        return Err(StateError::CofunctionActive.into());
+    }
     if !matches!(
         st.sending,
         Sending::Idle | Sending::Refused | Sending::Broken
     ) {
         return Err(StateError::BodyIncomplete.into());
     }
+    let body = request.body;
     let empty_body = matches!(body, Body::Empty | Body::Following(0)) || body == Body::Bytes(&[]);
-    let expect_continue = wants_continue(headers) && !empty_body;
+    let expect_continue = wants_continue(request.headers) && !empty_body;
     if expect_continue && st.response_pending() {
         return Err(StateError::ContinueWhilePipelining.into());
     }
     st.head_buf.clear();
+    let framing = body.framing(request.method);
+    let (method, path, headers) = (request.method, request.path, request.headers);
     encode_request_head(
         method,
         path,
         headers,
         &target.host_header,
-        body.framing(method),
+        framing,
         &mut st.head_buf,
     )?;
 
@@ -50,29 +65,55 @@ pub(crate) fn send_request(
         method: method.clone(),
         target: path.to_owned(),
     });
-    st.sending = match body {
+    let after = match body {
         Body::Following(n) if n > 0 => Sending::Length(n),
         Body::Chunked => Sending::Chunked,
         _ => Sending::Idle,
     };
-    let inline = match body {
+    Ok(Prepared {
+        transport,
+        expect_continue,
+        after,
+    })
+}
+
+/// The arguments of `send_request`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) path: &'a str,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) body: Body<'a>,
+}
+
+/// Sends a request head (and an in-memory body), connecting first if needed.
+pub(crate) fn send_request(
+    st: &mut State,
+    target: &Target,
+    config: &Config,
+    request: &Request<'_>,
+) -> Result<(), Error> {
+    let Prepared {
+        transport,
+        expect_continue,
+        after,
+    } = prepare(st, target, config, request)?;
+    st.sending = after;
+    let inline = match request.body {
         Body::Bytes(bytes) if !expect_continue => bytes,
         _ => &[],
     };
     let deadline = Deadline::new(Operation::SendRequest, config.timeout);
     let head = std::mem::take(&mut st.head_buf);
     let mut wait = BlockingWait::sending(deadline, &mut st.recv.buf, config.max_buffered);
-    let result = write_all(
-        &transport,
-        &mut [IoSlice::new(&head), IoSlice::new(inline)],
-        &mut wait,
-    );
+    let mut bufs = [IoSlice::new(&head), IoSlice::new(inline)];
+    let result = write_all(&transport, &mut bufs, &mut wait);
     st.head_buf = head;
     result.map_err(|e| st.send_failed(e))?;
 
     if expect_continue {
-        await_continue(st, &transport, config, method)?;
-        if let (Body::Bytes(bytes), Sending::Idle) = (body, st.sending) {
+        await_continue(st, &transport, config, request.method)?;
+        if let (Body::Bytes(bytes), Sending::Idle) = (request.body, st.sending) {
             let mut wait = BlockingWait::sending(deadline, &mut st.recv.buf, config.max_buffered);
             write_all(&transport, &mut [IoSlice::new(bytes)], &mut wait)
                 .map_err(|e| st.send_failed(e))?;
@@ -85,7 +126,7 @@ pub(crate) fn send_request(
 /// body goes anyway). A final response instead leaves the body refused (and the connection to
 /// close after that response, since the server cannot know whether the body will follow); the
 /// response stays buffered for `read_response`.
-fn await_continue(
+pub(crate) fn await_continue(
     st: &mut State,
     transport: &Transport,
     config: &Config,
@@ -138,6 +179,9 @@ fn wants_continue(headers: &HeaderMap) -> bool {
 
 /// Writes request body bytes for a `Following` or `Chunked` body.
 pub(crate) fn write_body(st: &mut State, config: &Config, data: &[u8]) -> Result<(), Error> {
+    if st.cofun_active {
+        return Err(StateError::CofunctionActive.into());
+    }
     st.check_dead()?;
     let mut size_line = [0u8; 18];
     let (framing, owed): (&[u8], Sending) = match st.sending {
@@ -179,6 +223,9 @@ pub(crate) fn write_body(st: &mut State, config: &Config, data: &[u8]) -> Result
 
 /// Ends a chunked body (the last-chunk, no trailers).
 pub(crate) fn finish_body(st: &mut State, config: &Config) -> Result<(), Error> {
+    if st.cofun_active {
+        return Err(StateError::CofunctionActive.into());
+    }
     st.check_dead()?;
     match st.sending {
         Sending::Chunked => {}

@@ -7,6 +7,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::coroutine::StackPool;
 use crate::error::{ClosePhase, Error, Operation, PoisonCause};
 use crate::io::{send_io_error, Reactor, ReadBuffer, Transport};
 use crate::proto::{InFlight, Pipeline, ResponseReader};
@@ -72,6 +73,13 @@ pub(crate) struct State {
     pub(crate) head_buf: Vec<u8>,
     /// Created on the first connect, kept across reconnects.
     reactor: Option<Arc<Reactor>>,
+    /// Whether a cofunction is sending; sends and writes wait for it.
+    pub(crate) cofun_active: bool,
+    /// Counts link replacements, so a cofunction can tell that the connection it was
+    /// sending on is gone.
+    pub(crate) generation: u64,
+    /// Stacks for cofunctions.
+    pub(crate) stacks: StackPool,
 }
 
 impl State {
@@ -87,6 +95,9 @@ impl State {
             close_after_response: false,
             head_buf: Vec::with_capacity(256),
             reactor: None,
+            cofun_active: false,
+            generation: 0,
+            stacks: StackPool::default(),
         }
     }
 
@@ -202,6 +213,7 @@ impl State {
     /// Replaces the link and forgets everything tied to the old one.
     pub(crate) fn reset(&mut self, link: Link) {
         self.link = link;
+        self.generation += 1;
         self.sending = Sending::Idle;
         self.recv.buf.clear();
         self.recv.reader.reset();
@@ -253,6 +265,7 @@ impl State {
             Error::Io(ref io) => self.poison(PoisonCause::Io(io.kind()), e),
             Error::Protocol(p) => self.poison(PoisonCause::Protocol(p), e),
             Error::BufferFull { limit } => self.poison(PoisonCause::BufferFull { limit }, e),
+            Error::Cancelled => self.poison(PoisonCause::Cancelled, e),
             other => other,
         }
     }

@@ -15,6 +15,9 @@ pub(crate) struct ReadBuffer {
     start: usize,
     end: usize,
     eof: bool,
+    /// Bytes consumed since the buffer was made; only ever grows, so a change shows that a
+    /// reader took something.
+    consumed: u64,
 }
 
 impl ReadBuffer {
@@ -39,11 +42,17 @@ impl ReadBuffer {
     /// Drops `n` bytes from the front.
     pub(crate) fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.len());
+        self.consumed += n as u64;
         self.start += n;
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
         }
+    }
+
+    /// Total bytes ever consumed from this buffer.
+    pub(crate) fn consumed(&self) -> u64 {
+        self.consumed
     }
 
     /// Forgets everything, for a new connection.

@@ -10,8 +10,8 @@ mod wait;
 mod write;
 
 pub(crate) use buffer::ReadBuffer;
-pub(crate) use transport::{Reactor, Transport};
-pub(crate) use wait::{BlockingWait, Deadline, Wait};
+pub(crate) use transport::{Reactor, Ready, Transport};
+pub(crate) use wait::{drain, BlockingWait, Deadline, Wait};
 pub(crate) use write::{send_io_error, write_all};
 
 use std::io;

@@ -42,6 +42,11 @@ impl Pipeline {
         self.queue.pop_front()
     }
 
+    /// Removes the newest request (one that turned out not to be sent after all).
+    pub fn pop_newest(&mut self) -> Option<InFlight> {
+        self.queue.pop_back()
+    }
+
     /// Requests still waiting for a response.
     pub fn len(&self) -> usize {
         self.queue.len()

@@ -16,11 +16,14 @@ use http::{HeaderMap, Method};
 pub enum SendPath {
     /// `HttpConnection::send_request`.
     Blocking,
+    /// `HttpConnection::send_request_cofun`, iterated with an empty loop body (the
+    /// cofunction then buffers arriving responses itself, as a blocking send does).
+    Cofun,
 }
 
 impl SendPath {
     /// Every path.
-    pub const ALL: &'static [SendPath] = &[SendPath::Blocking];
+    pub const ALL: &'static [SendPath] = &[SendPath::Blocking, SendPath::Cofun];
 
     /// Sends a request head (and in-memory body) through this path.
     pub fn send(
@@ -33,6 +36,12 @@ impl SendPath {
     ) -> Result<(), Error> {
         match self {
             SendPath::Blocking => conn.send_request(method, target, headers, body),
+            SendPath::Cofun => {
+                for step in conn.send_request_cofun(method, target, headers, body)? {
+                    step?;
+                }
+                Ok(())
+            }
         }
     }
 

@@ -1,0 +1,433 @@
+//! Cofunctions: sending as an iterator over a stackful coroutine, so the loop body can read
+//! responses on the same connection while a request is going out.
+//!
+//! The coroutine ([`Sender`]) runs the same send loop as the blocking path; this module feeds
+//! it bytes (a request head, an in-memory body, or a reader's chunks), decides when the caller
+//! should read, and folds the outcome back into the connection's state.
+
+use std::io::{self, Read};
+
+use super::send::{self, Prepared, Request};
+use super::state::{Sending, State};
+use super::HttpConnection;
+use crate::coroutine::{Resume, Sender, Step, Suspend};
+use crate::error::{ClosePhase, Error, Operation, StateError};
+use crate::io::drain;
+
+/// Bytes read from a body source per chunk.
+const CHUNK: usize = 64 * 1024;
+
+/// Space for a chunk-size line of eight hex digits.
+const SIZE_LINE_ROOM: &[u8] = b"00000000\r\n";
+
+/// A cofunction: an iterator that sends a request (or a request body) on its connection and
+/// yields whenever response data is available, so the loop body can read it.
+///
+/// Returned by [`HttpConnection::send_request_cofun`] and [`HttpConnection::co_sendfile`].
+/// Each `next()` resumes a coroutine that writes with non-blocking sends. It yields
+/// `Some(Ok(()))` when response bytes are waiting (already buffered, or the socket is
+/// readable) — read them in the loop body with `read_response` / `read` on the same
+/// connection — and ends with `None` once every byte is handed to the OS. An error is yielded
+/// once as `Some(Err(e))`, then the iterator ends; the connection also remembers it (a broken
+/// or poisoned connection says so on its next use), so a `for _ in` loop cannot lose it.
+///
+/// If the loop body reads nothing, the cofunction keeps the arriving response bytes in the
+/// connection's buffer (bounded by [`Config::max_buffered`](crate::Config::max_buffered)), as
+/// a blocking send does, so an empty loop body still completes.
+///
+/// # Cancellation
+///
+/// Dropping an unfinished cofunction stops its coroutine by resuming it with a cancel input
+/// until it returns (no stack unwinding, so it is safe under `panic = "abort"`). A request
+/// none of whose bytes were sent is removed from the pipeline as if never sent; after a
+/// partial send the connection is poisoned and the next `send_request` reconnects.
+///
+/// The iterator is not `Send` (the coroutine's stack stays on its thread):
+///
+/// ```compile_fail
+/// fn assert_send<T: Send>(_: T) {}
+/// let conn = dugong::HttpConnection::new("127.0.0.1", 9)?;
+/// let cofun = conn.send_request_cofun(&http::Method::GET, "/", &http::HeaderMap::new(), dugong::Body::Empty)?;
+/// assert_send(cofun);
+/// # Ok::<(), dugong::Error>(())
+/// ```
+#[must_use = "a cofunction sends nothing until it is iterated"]
+pub struct Cofun<'c> {
+    conn: &'c HttpConnection,
+    sender: Option<Sender>,
+    source: Source<'c>,
+    /// What to resume the coroutine with next.
+    input: Option<Resume>,
+    /// `ReadBuffer::consumed` when control was last handed to the loop body.
+    yielded_at: Option<u64>,
+    /// Whether the coroutine has run at all (before that, dropping un-sends the request).
+    started: bool,
+    /// The connection generation this cofunction sends on.
+    generation: u64,
+    /// The send state once everything is out.
+    after: Sending,
+}
+
+/// Where the bytes after the first buffer come from.
+enum Source<'c> {
+    /// A request: `body` follows the head after `100 Continue` (if it waits for one).
+    Request {
+        expect_continue: bool,
+        body: Option<Vec<u8>>,
+    },
+    /// A request body read from a reader.
+    Reader {
+        reader: &'c mut dyn Read,
+        framing: Framing,
+    },
+    /// Nothing more.
+    Done,
+}
+
+/// How a reader's bytes are framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// This many `Content-Length` bytes are still owed.
+    Length(u64),
+    /// Chunks until the reader ends, then the last-chunk.
+    Chunked,
+}
+
+impl std::fmt::Debug for Cofun<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cofun")
+            .field("started", &self.started)
+            .field("finished", &self.sender.is_none())
+            .finish()
+    }
+}
+
+impl<'c> Cofun<'c> {
+    /// A cofunction for a prepared request; its head is in `st.head_buf`.
+    pub(crate) fn request(
+        conn: &'c HttpConnection,
+        st: &mut State,
+        prepared: Prepared,
+        request: &Request<'_>,
+    ) -> Result<Self, Error> {
+        let mut first = std::mem::take(&mut st.head_buf);
+        let mut body = None;
+        if let crate::Body::Bytes(bytes) = request.body {
+            if prepared.expect_continue {
+                body = Some(bytes.to_vec());
+            } else {
+                first.extend_from_slice(bytes);
+            }
+        }
+        let source = Source::Request {
+            expect_continue: prepared.expect_continue,
+            body,
+        };
+        let op = Operation::SendRequest;
+        Self::start(
+            conn,
+            st,
+            prepared.transport,
+            op,
+            first,
+            source,
+            prepared.after,
+        )
+    }
+
+    /// A cofunction that streams `reader` as the body owed by the current request.
+    pub(crate) fn body(
+        conn: &'c HttpConnection,
+        st: &mut State,
+        reader: &'c mut dyn Read,
+    ) -> Result<Self, Error> {
+        if st.cofun_active {
+            return Err(StateError::CofunctionActive.into());
+        }
+        st.check_dead()?;
+        let framing = match st.sending {
+            Sending::Length(n) => Framing::Length(n),
+            Sending::Chunked => Framing::Chunked,
+            Sending::Refused => return Err(StateError::BodyRefused.into()),
+            Sending::Broken => {
+                return Err(crate::io::send_io_error(io::ErrorKind::BrokenPipe.into()))
+            }
+            Sending::Idle => return Err(StateError::NoBodyExpected.into()),
+        };
+        let transport = st.transport()?;
+        let mut source = Source::Reader { reader, framing };
+        let first = match source.next_buffer(Vec::with_capacity(CHUNK + 32)) {
+            Ok(Some(buf)) => buf,
+            // An empty chunked body: just the last-chunk.
+            Ok(None) => b"0\r\n\r\n".to_vec(),
+            Err(e) => return Err(e),
+        };
+        Self::start(
+            conn,
+            st,
+            transport,
+            Operation::WriteBody,
+            first,
+            source,
+            Sending::Idle,
+        )
+    }
+
+    fn start(
+        conn: &'c HttpConnection,
+        st: &mut State,
+        transport: std::sync::Arc<crate::io::Transport>,
+        operation: Operation,
+        first: Vec<u8>,
+        source: Source<'c>,
+        after: Sending,
+    ) -> Result<Self, Error> {
+        let stack = st.stacks.take().map_err(Error::Io)?;
+        let sender = Sender::new(stack, transport, operation, conn.config.timeout);
+        st.cofun_active = true;
+        Ok(Cofun {
+            conn,
+            sender: Some(sender),
+            source,
+            input: Some(Resume::Send(first)),
+            yielded_at: None,
+            started: false,
+            generation: st.generation,
+            after,
+        })
+    }
+
+    /// Decides whether the loop body should run before the coroutine resumes. Returns
+    /// `Ok(true)` to yield to it.
+    fn response_data_first(&mut self, st: &mut State) -> Result<bool, Error> {
+        let consumed = st.recv.buf.consumed();
+        match self.yielded_at.take() {
+            // The loop body read nothing: keep what arrives ourselves, as a blocking send
+            // does, so an empty loop body still completes.
+            Some(at) if at == consumed => {
+                if let Ok(transport) = st.transport() {
+                    drain(&mut st.recv.buf, self.conn.config.max_buffered, &transport)?;
+                }
+                if let Some(Resume::Go { watch_reads }) = &mut self.input {
+                    *watch_reads = !st.recv.buf.is_eof();
+                }
+                Ok(false)
+            }
+            _ if !st.recv.buf.is_empty() && !st.pipeline.is_empty() => {
+                self.yielded_at = Some(consumed);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// One step: `Some(Ok(()))` to let the loop body read, `None` when done.
+    fn step(&mut self) -> Option<Result<(), Error>> {
+        self.sender.as_ref()?;
+        let conn = self.conn;
+        let Ok(mut st) = conn.state.try_borrow_mut() else {
+            return Some(Err(StateError::Busy.into()));
+        };
+        loop {
+            if st.generation != self.generation {
+                // The connection was reset under us (disconnect, or a read that met its end).
+                let gone = Error::ConnectionClosed {
+                    phase: ClosePhase::WhileSending,
+                    unanswered: Vec::new(),
+                };
+                return self.abandon(&mut st, gone);
+            }
+            match self.response_data_first(&mut st) {
+                Ok(true) => return Some(Ok(())),
+                Ok(false) => {}
+                Err(e) => return self.abandon(&mut st, e),
+            }
+            let input = self.input.take().unwrap_or(Resume::Finish);
+            self.started = true;
+            let sender = self.sender.as_mut()?;
+            // The state stays borrowed: the coroutine never touches it, and the loop body
+            // only runs after this call returns.
+            match sender.resume(input) {
+                Step::Suspended(Suspend::Readable) => {
+                    self.yielded_at = Some(st.recv.buf.consumed());
+                    self.input = Some(Resume::Go {
+                        watch_reads: !st.recv.buf.is_eof(),
+                    });
+                    return Some(Ok(()));
+                }
+                Step::Suspended(Suspend::Sent(buf)) => match self.next_input(&mut st, buf) {
+                    Ok(input) => self.input = Some(input),
+                    Err(e) => return self.abandon(&mut st, e),
+                },
+                Step::Done(result) => return self.finish(&mut st, result).err().map(Err),
+            }
+        }
+    }
+
+    /// Stops the coroutine because of `error` found outside it, and reports the error.
+    fn abandon(&mut self, st: &mut State, error: Error) -> Option<Result<(), Error>> {
+        if let Some(sender) = self.sender.as_mut() {
+            // Its own result is only "cancelled"; `error` says why.
+            let _ = sender.cancel();
+        }
+        Some(self.finish(st, Err(error)))
+    }
+
+    /// What follows a buffer that went out.
+    fn next_input(&mut self, st: &mut State, mut buf: Vec<u8>) -> Result<Resume, Error> {
+        match &mut self.source {
+            Source::Request {
+                expect_continue,
+                body,
+            } => {
+                if std::mem::take(expect_continue) {
+                    let transport = st.transport()?;
+                    let method = st.pipeline.front().map(|r| r.method.clone());
+                    let method = method.unwrap_or(http::Method::GET);
+                    send::await_continue(st, &transport, &self.conn.config, &method)?;
+                }
+                buf.clear();
+                st.head_buf = buf;
+                match body.take() {
+                    Some(body) if st.sending != Sending::Refused => Ok(Resume::Send(body)),
+                    _ => Ok(Resume::Finish),
+                }
+            }
+            Source::Reader { .. } => match self.source.next_buffer(buf)? {
+                Some(buf) => Ok(Resume::Send(buf)),
+                None => Ok(Resume::Finish),
+            },
+            Source::Done => Ok(Resume::Finish),
+        }
+    }
+
+    /// Folds the coroutine's outcome into the connection and recycles its stack.
+    fn finish(&mut self, st: &mut State, result: Result<(), Error>) -> Result<(), Error> {
+        if let Some(stack) = self.sender.take().and_then(Sender::into_stack) {
+            st.stacks.put(stack);
+        }
+        self.source = Source::Done;
+        if st.generation != self.generation {
+            // The link this cofunction used is gone; the state already describes that.
+            return result;
+        }
+        st.cofun_active = false;
+        match result {
+            Ok(()) => {
+                if st.sending != Sending::Refused {
+                    st.sending = self.after;
+                }
+                Ok(())
+            }
+            Err(e) => Err(st.send_failed(e)),
+        }
+    }
+}
+
+impl Source<'_> {
+    /// Fills `buf` with the next framed piece of a reader, `None` when the body is complete.
+    fn next_buffer(&mut self, mut buf: Vec<u8>) -> Result<Option<Vec<u8>>, Error> {
+        let Source::Reader { reader, framing } = self else {
+            return Ok(None);
+        };
+        buf.clear();
+        match framing {
+            Framing::Length(0) => Ok(None),
+            Framing::Length(owed) => {
+                let want = (*owed).min(CHUNK as u64) as usize;
+                let n = read_into(&mut **reader, &mut buf, want)?;
+                if n == 0 {
+                    return Err(StateError::SourceTooShort.into());
+                }
+                *owed -= n as u64;
+                Ok(Some(buf))
+            }
+            Framing::Chunked => {
+                // The size line is written in front of the data once its length is known;
+                // fixed-width hex (leading zeros are valid 1*HEXDIG) avoids moving the data.
+                buf.extend_from_slice(SIZE_LINE_ROOM);
+                let n = read_into(&mut **reader, &mut buf, CHUNK)?;
+                if n == 0 {
+                    *self = Source::Done;
+                    buf.clear();
+                    buf.extend_from_slice(b"0\r\n\r\n");
+                    return Ok(Some(buf));
+                }
+                let line = format!("{n:08x}\r\n");
+                buf[..SIZE_LINE_ROOM.len()].copy_from_slice(line.as_bytes());
+                buf.extend_from_slice(b"\r\n");
+                Ok(Some(buf))
+            }
+        }
+    }
+}
+
+/// Appends up to `want` bytes from `reader` to `buf` with one successful read.
+fn read_into(reader: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> Result<usize, Error> {
+    let start = buf.len();
+    buf.resize(start + want, 0);
+    loop {
+        match reader.read(&mut buf[start..]) {
+            Ok(n) => {
+                buf.truncate(start + n);
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                buf.truncate(start);
+                return Err(Error::Io(e));
+            }
+        }
+    }
+}
+
+impl Iterator for Cofun<'_> {
+    type Item = Result<(), Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.step()
+    }
+}
+
+impl std::iter::FusedIterator for Cofun<'_> {}
+
+impl Drop for Cofun<'_> {
+    fn drop(&mut self) {
+        let Some(mut sender) = self.sender.take() else {
+            return;
+        };
+        let Ok(mut st) = self.conn.state.try_borrow_mut() else {
+            // Unreachable (the loop body cannot hold the state across a drop); the sender's own
+            // drop still stops the coroutine without unwinding.
+            return;
+        };
+        let result = if !self.started {
+            // Nothing went out: un-send the request, as if it never was.
+            let _ = sender.cancel();
+            if st.generation == self.generation {
+                if let (Source::Request { .. }, Some(Resume::Send(mut head))) =
+                    (&self.source, self.input.take())
+                {
+                    st.pipeline.pop_newest();
+                    head.clear();
+                    st.head_buf = head;
+                }
+                st.cofun_active = false;
+            }
+            if let Some(stack) = sender.into_stack() {
+                st.stacks.put(stack);
+            }
+            return;
+        } else if matches!(self.input, Some(Resume::Finish)) {
+            // Everything went out; only the final resume was missing.
+            match sender.resume(Resume::Finish) {
+                Step::Done(result) => result,
+                Step::Suspended(_) => sender.cancel(),
+            }
+        } else {
+            sender.cancel()
+        };
+        self.sender = Some(sender);
+        let _ = self.finish(&mut st, result);
+    }
+}

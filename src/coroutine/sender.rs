@@ -1,0 +1,147 @@
+//! The sending coroutine and its resume/suspend protocol.
+
+use std::io::IoSlice;
+use std::sync::Arc;
+use std::time::Duration;
+
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+use super::wait::CoWait;
+use crate::error::{Error, Operation};
+use crate::io::{write_all, Deadline, Transport};
+
+/// What the caller passes in when it resumes the coroutine.
+#[derive(Debug)]
+pub(crate) enum Resume {
+    /// Send these bytes (the buffer comes back in [`Suspend::Sent`]).
+    Send(Vec<u8>),
+    /// Carry on after a [`Suspend::Readable`].
+    Go {
+        /// Whether socket readability should still suspend the coroutine.
+        watch_reads: bool,
+    },
+    /// Nothing more to send: return `Ok`.
+    Finish,
+    /// Stop now: return `Err(Cancelled)`. Used by `Drop`, instead of unwinding the stack.
+    Cancel,
+}
+
+/// Why the coroutine handed control back.
+#[derive(Debug)]
+pub(crate) enum Suspend {
+    /// Response data is available: the caller should read before resuming.
+    Readable,
+    /// Every byte of this buffer went out; it is handed back for reuse.
+    Sent(Vec<u8>),
+}
+
+/// The result of one resume.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// The coroutine suspended.
+    Suspended(Suspend),
+    /// The coroutine returned.
+    Done(Result<(), Error>),
+}
+
+type SendCoroutine = Coroutine<Resume, Suspend, Result<(), Error>, DefaultStack>;
+
+/// A corosensei coroutine that writes the buffers it is given on `transport` with the same
+/// send loop as the blocking path ([`write_all`]), suspending whenever the socket is full and
+/// response data is available.
+pub(crate) struct Sender {
+    /// INVARIANT: `None` only after the coroutine returned and its stack was taken.
+    coroutine: Option<SendCoroutine>,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("done", &self.is_done())
+            .finish()
+    }
+}
+
+impl Sender {
+    /// Creates the coroutine on `stack`; it starts running at the first [`resume`](Self::resume).
+    pub(crate) fn new(
+        stack: DefaultStack,
+        transport: Arc<Transport>,
+        operation: Operation,
+        timeout: Option<Duration>,
+    ) -> Self {
+        let body = move |yielder: &Yielder<Resume, Suspend>, first: Resume| {
+            let mut wait = CoWait {
+                yielder,
+                operation,
+                timeout,
+                deadline: Deadline::new(operation, timeout),
+                watch_reads: true,
+            };
+            let mut input = first;
+            loop {
+                match input {
+                    Resume::Send(buf) => {
+                        wait.deadline = Deadline::new(operation, timeout);
+                        write_all(&transport, &mut [IoSlice::new(&buf)], &mut wait)?;
+                        input = yielder.suspend(Suspend::Sent(buf));
+                    }
+                    Resume::Finish => return Ok(()),
+                    // `Go` only answers a `Readable` suspension inside the wait; anywhere else
+                    // it is treated like `Cancel`.
+                    Resume::Go { .. } | Resume::Cancel => return Err(Error::Cancelled),
+                }
+            }
+        };
+        Sender {
+            coroutine: Some(Coroutine::with_stack(stack, body)),
+        }
+    }
+
+    /// Runs the coroutine until it suspends or returns. A panic inside it propagates out of
+    /// this call.
+    pub(crate) fn resume(&mut self, input: Resume) -> Step {
+        let Some(co) = self.coroutine.as_mut().filter(|co| !co.done()) else {
+            return Step::Done(Err(Error::Cancelled));
+        };
+        match co.resume(input) {
+            CoroutineResult::Yield(s) => Step::Suspended(s),
+            CoroutineResult::Return(r) => Step::Done(r),
+        }
+    }
+
+    /// Resumes with [`Resume::Cancel`] until the coroutine returns: its stack is left by
+    /// ordinary returns, never by corosensei's forced unwinding (which aborts the process
+    /// under `panic = "abort"`).
+    pub(crate) fn cancel(&mut self) -> Result<(), Error> {
+        loop {
+            match self.resume(Resume::Cancel) {
+                Step::Suspended(_) => continue,
+                Step::Done(result) => return result,
+            }
+        }
+    }
+
+    /// Whether the coroutine has returned.
+    pub(crate) fn is_done(&self) -> bool {
+        self.coroutine.as_ref().is_none_or(|co| co.done())
+    }
+
+    /// The stack, for reuse (the coroutine is cancelled first if it has not returned).
+    pub(crate) fn into_stack(mut self) -> Option<DefaultStack> {
+        if !self.is_done() {
+            // The result was not asked for: the caller has already decided the outcome.
+            let _ = self.cancel();
+        }
+        self.coroutine.take().map(Coroutine::into_stack)
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        if !self.is_done() {
+            let _ = self.cancel();
+        }
+    }
+}
