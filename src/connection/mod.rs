@@ -213,7 +213,7 @@ impl HttpConnection {
     ///         read_some(&conn)?; // runs whenever response data is available
     ///     }
     /// }
-    /// while conn.response_pending() || conn.has_active_response() {
+    /// while conn.response_pending() {
     ///     read_some(&conn)?;
     /// }
     /// assert_eq!(bodies.len(), 20);
@@ -416,10 +416,11 @@ impl HttpConnection {
         }
     }
 
-    /// Whether a response is waiting to be read: a request is in flight, or a connection
-    /// that ended still has unanswered requests to report (the next `read_response` returns
-    /// that error). Loops like `while conn.response_pending() { .. }` therefore never drop a
-    /// request silently.
+    /// Whether anything is left to read: a request awaits its response, the current
+    /// response's body is not finished, or a connection that ended still has unanswered
+    /// requests to report (the next `read_response` returns that error). Loops like
+    /// `while conn.response_pending() { .. }` therefore read every body to its end and never
+    /// drop a request silently.
     pub fn response_pending(&self) -> bool {
         self.state
             .try_borrow()

@@ -270,11 +270,12 @@ impl State {
         }
     }
 
-    /// Whether a response is waiting to be read (or an unanswered request to be reported).
+    /// Whether a response (head or rest of body) is waiting to be read, or an unanswered
+    /// request to be reported.
     pub(crate) fn response_pending(&self) -> bool {
         match &self.link {
             Link::Dead { unanswered, .. } => !unanswered.is_empty(),
-            _ => !self.pipeline.is_empty(),
+            _ => !self.pipeline.is_empty() || self.recv.reader.has_body(),
         }
     }
 }
