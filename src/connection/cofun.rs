@@ -152,16 +152,19 @@ impl<'c> Cofun<'c> {
             Sending::Broken => {
                 return Err(crate::io::send_io_error(io::ErrorKind::BrokenPipe.into()))
             }
+            // A declared empty body is complete already: nothing to stream.
+            Sending::Idle if st.empty_body_sent => return Ok(Self::finished(conn)),
             Sending::Idle => return Err(StateError::NoBodyExpected.into()),
         };
         let transport = st.transport()?;
         let mut source = Source::Reader { reader, framing };
-        let first = match source.next_buffer(Vec::with_capacity(CHUNK + 32)) {
-            Ok(Some(buf)) => buf,
-            // An empty chunked body: just the last-chunk.
-            Ok(None) => b"0\r\n\r\n".to_vec(),
-            Err(e) => return Err(e),
-        };
+        let mut first = source
+            .next_buffer(Vec::with_capacity(CHUNK + 32))?
+            .unwrap_or_default();
+        if !st.owed.is_empty() {
+            // The rest of a chunk `write_partial` started goes first.
+            first.splice(0..0, std::mem::take(&mut st.owed));
+        }
         Self::start(
             conn,
             st,
@@ -171,6 +174,20 @@ impl<'c> Cofun<'c> {
             source,
             Sending::Idle,
         )
+    }
+
+    /// A cofunction with nothing to do.
+    fn finished(conn: &'c HttpConnection) -> Self {
+        Cofun {
+            conn,
+            sender: None,
+            source: Source::Done,
+            input: None,
+            yielded_at: None,
+            started: true,
+            generation: 0,
+            after: Sending::Idle,
+        }
     }
 
     fn start(

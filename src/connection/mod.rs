@@ -295,6 +295,32 @@ impl HttpConnection {
         send::write_body(&mut st, &self.config, data)
     }
 
+    /// Sends body bytes with at most one non-blocking send, never blocking, and returns how
+    /// many bytes of `data` were accepted (0 when the socket is full). For poll loops: wait
+    /// until [`as_raw_fd`](std::os::fd::AsRawFd::as_raw_fd) is writable, call this, and
+    /// advance by the result. For a chunked body, a chunk the socket cut short counts as
+    /// accepted; its rest goes out first on the next call (which then returns 0).
+    ///
+    /// A poll loop must also read responses that are already buffered: check
+    /// [`has_buffered_data`](Self::has_buffered_data) before waiting for readability, since
+    /// the descriptor does not show bytes this connection has already taken in.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write), except that it never times out.
+    pub fn write_partial(&self, data: &[u8]) -> Result<usize, Error> {
+        let mut st = self.state()?;
+        send::write_partial(&mut st, data)
+    }
+
+    /// Whether response bytes are already in this connection's buffer, so reading will make
+    /// progress without the socket becoming readable. Poll loops check this before waiting.
+    pub fn has_buffered_data(&self) -> bool {
+        self.state
+            .try_borrow()
+            .is_ok_and(|st| !st.recv.buf.is_empty())
+    }
+
     /// Ends a [`Body::Chunked`] request body.
     ///
     /// # Errors

@@ -65,6 +65,7 @@ pub(crate) fn prepare(
         method: method.clone(),
         target: path.to_owned(),
     });
+    st.empty_body_sent = body == Body::Following(0);
     let after = match body {
         Body::Following(n) if n > 0 => Sending::Length(n),
         Body::Chunked => Sending::Chunked,
@@ -177,14 +178,14 @@ fn wants_continue(headers: &HeaderMap) -> bool {
         .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
-/// Writes request body bytes for a `Following` or `Chunked` body.
-pub(crate) fn write_body(st: &mut State, config: &Config, data: &[u8]) -> Result<(), Error> {
-    if st.cofun_active {
-        return Err(StateError::CofunctionActive.into());
-    }
-    st.check_dead()?;
-    let mut size_line = [0u8; 18];
-    let (framing, owed): (&[u8], Sending) = match st.sending {
+/// How `data` goes out as the next piece of the owed body: the framing before and after it,
+/// and the send state once all of it is out.
+fn frame_piece<'a>(
+    sending: Sending,
+    data: &[u8],
+    size_line: &'a mut [u8; 18],
+) -> Result<(&'a [u8], &'static [u8], Sending), Error> {
+    match sending {
         Sending::Length(owed) => {
             let len = data.len() as u64;
             if len > owed {
@@ -195,38 +196,103 @@ pub(crate) fn write_body(st: &mut State, config: &Config, data: &[u8]) -> Result
             } else {
                 Sending::Length(owed - len)
             };
-            (&[], next)
+            Ok((&[], b"", next))
         }
-        Sending::Chunked => (
-            chunk_size_line(data.len(), &mut size_line),
+        Sending::Chunked => Ok((
+            chunk_size_line(data.len(), size_line),
+            b"\r\n",
             Sending::Chunked,
-        ),
-        other => return Err(sending_misuse(other)),
-    };
+        )),
+        other => Err(sending_misuse(other)),
+    }
+}
+
+/// The checks every body write starts with.
+fn check_body_write(st: &mut State) -> Result<(), Error> {
+    if st.cofun_active {
+        return Err(StateError::CofunctionActive.into());
+    }
+    st.check_dead()
+}
+
+/// Writes request body bytes for a `Following` or `Chunked` body.
+pub(crate) fn write_body(st: &mut State, config: &Config, data: &[u8]) -> Result<(), Error> {
+    check_body_write(st)?;
+    let mut size_line = [0u8; 18];
+    let (before, after, next) = frame_piece(st.sending, data, &mut size_line)?;
     if data.is_empty() {
         // An empty chunk would end a chunked body; an empty write is a no-op.
         return Ok(());
     }
-    let trailer: &[u8] = if framing.is_empty() { b"" } else { b"\r\n" };
     let transport = st.transport()?;
+    let owed = std::mem::take(&mut st.owed);
     let deadline = Deadline::new(Operation::WriteBody, config.timeout);
     let mut wait = BlockingWait::sending(deadline, &mut st.recv.buf, config.max_buffered);
     let mut bufs = [
-        IoSlice::new(framing),
+        IoSlice::new(&owed),
+        IoSlice::new(before),
         IoSlice::new(data),
-        IoSlice::new(trailer),
+        IoSlice::new(after),
     ];
     write_all(&transport, &mut bufs, &mut wait).map_err(|e| st.send_failed(e))?;
-    st.sending = owed;
+    st.sending = next;
     Ok(())
+}
+
+/// At most one non-blocking send of body bytes; see `HttpConnection::write_partial`.
+pub(crate) fn write_partial(st: &mut State, data: &[u8]) -> Result<usize, Error> {
+    check_body_write(st)?;
+    let transport = st.transport()?;
+    if !st.owed.is_empty() {
+        // The rest of a chunk the socket cut short last time goes first.
+        match transport.send(&[IoSlice::new(&st.owed)]) {
+            Ok(n) => drop(st.owed.drain(..n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(st.send_failed(send_io_error(e))),
+        }
+        return Ok(0);
+    }
+    let mut size_line = [0u8; 18];
+    let (before, after, _) = frame_piece(st.sending, data, &mut size_line)?;
+    if data.is_empty() {
+        return Ok(0);
+    }
+    let bufs = [
+        IoSlice::new(before),
+        IoSlice::new(data),
+        IoSlice::new(after),
+    ];
+    let sent = match transport.send(&bufs) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+        Err(e) => return Err(st.send_failed(send_io_error(e))),
+    };
+    match st.sending {
+        Sending::Length(owed) => {
+            let left = owed - sent as u64;
+            st.sending = if left == 0 {
+                Sending::Idle
+            } else {
+                Sending::Length(left)
+            };
+            Ok(sent)
+        }
+        _ => {
+            // A chunk's size line promises all of `data`: whatever of the chunk did not fit
+            // is kept and sent first next time, and all of `data` counts as accepted.
+            let total = before.len() + data.len() + after.len();
+            if sent < total {
+                let chunk = [before, data, after].concat();
+                st.owed.extend_from_slice(&chunk[sent..]);
+            }
+            Ok(data.len())
+        }
+    }
 }
 
 /// Ends a chunked body (the last-chunk, no trailers).
 pub(crate) fn finish_body(st: &mut State, config: &Config) -> Result<(), Error> {
-    if st.cofun_active {
-        return Err(StateError::CofunctionActive.into());
-    }
-    st.check_dead()?;
+    check_body_write(st)?;
     match st.sending {
         Sending::Chunked => {}
         Sending::Length(_) => return Err(StateError::BodyTooShort.into()),
@@ -235,8 +301,9 @@ pub(crate) fn finish_body(st: &mut State, config: &Config) -> Result<(), Error> 
     let transport = st.transport()?;
     let deadline = Deadline::new(Operation::WriteBody, config.timeout);
     let mut wait = BlockingWait::sending(deadline, &mut st.recv.buf, config.max_buffered);
-    write_all(&transport, &mut [IoSlice::new(b"0\r\n\r\n")], &mut wait)
-        .map_err(|e| st.send_failed(e))?;
+    let owed = std::mem::take(&mut st.owed);
+    let mut bufs = [IoSlice::new(&owed), IoSlice::new(b"0\r\n\r\n")];
+    write_all(&transport, &mut bufs, &mut wait).map_err(|e| st.send_failed(e))?;
     st.sending = Sending::Idle;
     Ok(())
 }

@@ -80,6 +80,12 @@ pub(crate) struct State {
     pub(crate) generation: u64,
     /// Stacks for cofunctions.
     pub(crate) stacks: StackPool,
+    /// Whether the last request declared a `Following(0)` body, which is complete at once;
+    /// streaming it with `co_sendfile` is then a no-op rather than a mistake.
+    pub(crate) empty_body_sent: bool,
+    /// The unsent rest of a chunk that `write_partial` committed to (its size line went
+    /// out); sent before any other body byte.
+    pub(crate) owed: Vec<u8>,
 }
 
 impl State {
@@ -98,6 +104,8 @@ impl State {
             cofun_active: false,
             generation: 0,
             stacks: StackPool::default(),
+            empty_body_sent: false,
+            owed: Vec::new(),
         }
     }
 
@@ -215,6 +223,7 @@ impl State {
         self.link = link;
         self.generation += 1;
         self.sending = Sending::Idle;
+        self.owed.clear();
         self.recv.buf.clear();
         self.recv.reader.reset();
         self.recv.keep_alive = true;
