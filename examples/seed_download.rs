@@ -14,7 +14,7 @@ use dugong_harness::LoopbackServer;
 use http::{HeaderMap, Method, StatusCode};
 
 /// Downloads `documents` over one pipelined connection into `dir`.
-pub fn download(port: u16, documents: &[String], dir: &Path) -> Result<(), Error> {
+pub(crate) fn download(port: u16, documents: &[String], dir: &Path) -> Result<(), Error> {
     let conn = HttpConnection::new("127.0.0.1", port)?;
     let mut out: Option<File> = None;
     let mut read_some = |conn: &HttpConnection| -> Result<(), Error> {
@@ -44,7 +44,7 @@ pub fn download(port: u16, documents: &[String], dir: &Path) -> Result<(), Error
 }
 
 /// The documents the example fetches: sizes from 0 bytes to a few hundred KiB.
-pub fn documents() -> Vec<String> {
+pub(crate) fn documents() -> Vec<String> {
     (0..40).map(|i| format!("/bytes/{}", i * i * 97)).collect()
 }
 

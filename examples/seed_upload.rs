@@ -28,7 +28,7 @@ fn read_put_response(conn: &HttpConnection, sizes: &mut Vec<(String, u64)>) -> R
 
 /// Uploads `files` with cofunctions: `send_request_cofun`, then `co_sendfile` for the body.
 /// Returns what the server received per target.
-pub fn upload(port: u16, files: &[PathBuf]) -> Result<Vec<(String, u64)>, Error> {
+pub(crate) fn upload(port: u16, files: &[PathBuf]) -> Result<Vec<(String, u64)>, Error> {
     let conn = HttpConnection::new("127.0.0.1", port)?;
     let mut received = Vec::new();
     for name in files {
@@ -54,7 +54,7 @@ pub fn upload(port: u16, files: &[PathBuf]) -> Result<Vec<(String, u64)>, Error>
 /// The same uploads by hand: wait for the descriptor to be readable or writable, read
 /// responses when there is response data (buffered or on the socket), and write with
 /// `write_partial`, which never blocks.
-pub fn upload_by_hand(port: u16, files: &[PathBuf]) -> Result<Vec<(String, u64)>, Error> {
+pub(crate) fn upload_by_hand(port: u16, files: &[PathBuf]) -> Result<Vec<(String, u64)>, Error> {
     let conn = HttpConnection::new("127.0.0.1", port)?;
     let mut received = Vec::new();
     for name in files {
@@ -122,7 +122,7 @@ fn file_name(path: &Path) -> String {
 }
 
 /// Writes `count` files of varied sizes (up to a few MiB) into `dir`.
-pub fn make_files(dir: &Path, count: usize) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn make_files(dir: &Path, count: usize) -> std::io::Result<Vec<PathBuf>> {
     (0..count)
         .map(|i| {
             let path = dir.join(format!("file_{i}.tgz"));
