@@ -35,6 +35,9 @@ pub enum Step {
     Discard(u64),
     /// Write these bytes (all of them).
     Reply(Vec<u8>),
+    /// Write these bytes; shared, so a script can repeat a large reply many times without
+    /// holding a copy per step.
+    ReplyShared(std::sync::Arc<[u8]>),
     /// Write these bytes one byte at a time, sleeping `interval` between
     /// bytes; stop quietly if the client goes away.
     Trickle {

@@ -106,6 +106,13 @@ impl Runner {
     }
 
     /// The open connection, accepting one first if needed.
+    fn reply(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let c = self.conn()?;
+        c.stream
+            .write_all(bytes)
+            .map_err(|e| format!("writing {} reply bytes: {e}", bytes.len()))
+    }
+
     fn conn(&mut self) -> Result<&mut Conn, String> {
         if self.conn.is_none() && !self.accept_within(IO_TIMEOUT)? {
             return Err(format!("no client connected within {IO_TIMEOUT:?}"));
@@ -156,12 +163,8 @@ impl Runner {
             Step::Expect(want) => self.expect(&want),
             Step::ExpectHead => self.expect_head(),
             Step::Discard(n) => self.discard(n),
-            Step::Reply(bytes) => {
-                let c = self.conn()?;
-                c.stream
-                    .write_all(&bytes)
-                    .map_err(|e| format!("writing {} reply bytes: {e}", bytes.len()))
-            }
+            Step::Reply(bytes) => self.reply(&bytes),
+            Step::ReplyShared(bytes) => self.reply(&bytes),
             Step::Trickle { bytes, interval } => {
                 for (i, b) in bytes.iter().enumerate() {
                     if i > 0 {
