@@ -63,6 +63,7 @@ fn cofunctions_pipeline_200_large_uploads_against_a_server_that_answers_first() 
         heads: 0,
         body_bytes: 0,
     };
+    let mut suspensions = 0;
     for i in 0..REQUESTS {
         let target = format!("/{i}");
         for step in conn
@@ -86,6 +87,8 @@ fn cofunctions_pipeline_200_large_uploads_against_a_server_that_answers_first() 
         (reader.heads, reader.body_bytes),
         (REQUESTS, REQUESTS * RESPONSE_BODY)
     );
+    // The loop body really ran while requests were going out.
+    assert!(suspensions > REQUESTS, "only {suspensions} suspensions");
     server.finish().assert_ok();
 }
 
