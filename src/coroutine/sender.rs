@@ -94,6 +94,14 @@ impl Sender {
                 }
             }
         };
+        Sender::spawn(stack, body)
+    }
+
+    /// Creates a coroutine running `body` on `stack`.
+    fn spawn<F>(stack: DefaultStack, body: F) -> Self
+    where
+        F: FnOnce(&Yielder<Resume, Suspend>, Resume) -> Result<(), Error> + 'static,
+    {
         Sender {
             coroutine: Some(Coroutine::with_stack(stack, body)),
         }
@@ -143,5 +151,56 @@ impl Drop for Sender {
         if !self.is_done() {
             let _ = self.cancel();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack() -> DefaultStack {
+        DefaultStack::new(64 * 1024).expect("stack")
+    }
+
+    #[test]
+    fn a_panic_inside_the_coroutine_propagates_out_of_resume() {
+        let mut sender = Sender::spawn(stack(), |yielder, _| {
+            yielder.suspend(Suspend::Readable);
+            panic!("boom inside the coroutine");
+        });
+        assert!(matches!(
+            sender.resume(Resume::Finish),
+            Step::Suspended(Suspend::Readable)
+        ));
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sender.resume(Resume::Go { watch_reads: true })
+        }));
+        let message = caught.expect_err("the panic reaches the resumer");
+        assert_eq!(
+            message.downcast_ref::<&str>(),
+            Some(&"boom inside the coroutine")
+        );
+        // The coroutine is finished and its stack can be reused.
+        assert!(sender.is_done());
+        assert!(sender.into_stack().is_some());
+    }
+
+    #[test]
+    fn cancel_resumes_until_the_coroutine_returns() {
+        let mut sender = Sender::spawn(stack(), |yielder, mut input| loop {
+            match input {
+                Resume::Cancel => return Err(Error::Cancelled),
+                _ => input = yielder.suspend(Suspend::Readable),
+            }
+        });
+        assert!(matches!(sender.resume(Resume::Finish), Step::Suspended(_)));
+        assert!(matches!(sender.cancel(), Err(Error::Cancelled)));
+        assert!(sender.is_done());
+        // A coroutine that never ran is cancelled without running its body past the start.
+        let mut fresh = Sender::spawn(stack(), |_, input| match input {
+            Resume::Cancel => Err(Error::Cancelled),
+            _ => Ok(()),
+        });
+        assert!(matches!(fresh.cancel(), Err(Error::Cancelled)));
     }
 }

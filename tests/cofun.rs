@@ -1,0 +1,157 @@
+//! Cofunction-specific behaviour: misuse, cancellation, and the `panic = "abort"` build.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use dugong::{Body, Error, PoisonCause, StateError};
+use http::{HeaderMap, Method};
+use support::{connection, pattern, LoopbackServer, ScriptedServer, Step};
+
+fn state(e: Error) -> StateError {
+    match e {
+        Error::State(s) => s,
+        other => panic!("expected a state error, got {other:?}"),
+    }
+}
+
+#[test]
+fn misuse_while_a_cofunction_is_alive_is_a_typed_error() {
+    let server = LoopbackServer::start();
+    let conn = connection(server.port());
+    let h = HeaderMap::new();
+    let cofun = conn
+        .send_request_cofun(&Method::PUT, "/sink", &h, Body::Following(3))
+        .expect("start");
+    let second = conn.send_request_cofun(&Method::GET, "/x", &h, Body::Empty);
+    assert_eq!(
+        state(second.expect_err("second cofunction")),
+        StateError::CofunctionActive
+    );
+    assert_eq!(
+        state(
+            conn.send_request(&Method::GET, "/x", &h, Body::Empty)
+                .expect_err("send")
+        ),
+        StateError::CofunctionActive
+    );
+    assert_eq!(
+        state(conn.write(b"abc").expect_err("write")),
+        StateError::CofunctionActive
+    );
+    assert_eq!(
+        state(conn.write_partial(b"abc").expect_err("write_partial")),
+        StateError::CofunctionActive
+    );
+    for step in cofun {
+        step.expect("send");
+    }
+    conn.write(b"abc")
+        .expect("the body may follow once the head is out");
+    assert_eq!(
+        conn.read_response().expect("response").headers["x-received-bytes"],
+        "3"
+    );
+    assert_eq!(
+        state(conn.read_response().expect_err("nothing pending")),
+        StateError::NoResponsePending
+    );
+}
+
+#[test]
+fn dropping_a_cofunction_that_never_ran_unsends_its_request() {
+    let server = LoopbackServer::start();
+    let conn = connection(server.port());
+    let h = HeaderMap::new();
+    let cofun = conn
+        .send_request_cofun(&Method::GET, "/first", &h, Body::Empty)
+        .expect("start");
+    drop(cofun);
+    assert!(!conn.response_pending(), "the request was never sent");
+    conn.send_request(&Method::GET, "/bytes/2", &h, Body::Empty)
+        .expect("send");
+    let resp = conn.read_response().expect("response");
+    assert_eq!(resp.path, "/bytes/2");
+    assert_eq!(conn.read_all().expect("body"), pattern(2));
+    assert_eq!(
+        server.connections_accepted(),
+        1,
+        "the connection stayed usable"
+    );
+}
+
+/// The server answers early (413) while the upload is going out and then stops reading, so
+/// the cofunction suspends mid-upload; dropping it there poisons the connection, and the next
+/// send reconnects.
+pub(crate) fn early_answer_then_stall() -> ScriptedServer {
+    ScriptedServer::start(vec![
+        Step::ExpectHead,
+        Step::Discard(1000),
+        Step::reply_str("HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n"),
+        Step::Stall(Duration::from_secs(3)),
+        Step::Accept,
+        Step::ExpectHead,
+        Step::reply_str("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ])
+}
+
+#[test]
+fn dropping_a_cofunction_mid_upload_poisons_and_the_next_send_reconnects() {
+    let server = early_answer_then_stall();
+    let conn = connection(server.port());
+    let upload = vec![b'u'; 64 << 20];
+    let h = HeaderMap::new();
+    let mut cofun = conn
+        .send_request_cofun(&Method::PUT, "/big", &h, Body::Bytes(&upload))
+        .expect("start");
+    assert!(
+        matches!(cofun.next(), Some(Ok(()))),
+        "suspends with response data mid-upload"
+    );
+    drop(cofun);
+    match conn.read_response() {
+        Err(Error::Poisoned {
+            cause: PoisonCause::Cancelled,
+            unanswered,
+        }) => {
+            assert_eq!(unanswered.len(), 1);
+            assert_eq!(unanswered[0].target, "/big");
+        }
+        other => panic!("expected poisoned after the drop, got {other:?}"),
+    }
+    conn.send_request(&Method::GET, "/again", &h, Body::Empty)
+        .expect("reconnects");
+    let resp = conn
+        .read_response()
+        .expect("response on the new connection");
+    assert_eq!(resp.path, "/again");
+    assert_eq!(conn.read_all().expect("body"), b"ok");
+    let transcript = server.finish();
+    transcript.assert_ok();
+    assert_eq!(transcript.connections, 2);
+}
+
+/// The acceptance test for cancellation: an example built with `panic = "abort"` drops a
+/// cofunction mid-upload and must exit normally (corosensei's forced unwinding would abort).
+#[test]
+fn cancelling_mid_upload_works_under_panic_abort() {
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let target = std::path::Path::new(manifest)
+        .join("target")
+        .join("panic-abort");
+    let output = Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--release", "--example", "cancel_abort"])
+        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(manifest)
+        .output()
+        .expect("cargo runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "status {:?}\nstderr:\n{stderr}",
+        output.status
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("reconnected"));
+}
