@@ -58,8 +58,9 @@ pub struct Cofun<'c> {
     source: Source<'c>,
     /// What to resume the coroutine with next.
     input: Option<Resume>,
-    /// `ReadBuffer::consumed` when control was last handed to the loop body.
-    yielded_at: Option<u64>,
+    /// When control was last handed to the loop body: `ReadBuffer::consumed` then, and
+    /// whether it was for bytes on the socket (rather than already buffered ones).
+    yielded_at: Option<(u64, Yield)>,
     /// Whether the coroutine has run at all (before that, dropping un-sends the request).
     started: bool,
     /// The connection generation this cofunction sends on.
@@ -82,6 +83,15 @@ enum Source<'c> {
     },
     /// Nothing more.
     Done,
+}
+
+/// Why control went to the loop body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Yield {
+    /// Response bytes were already in the connection's buffer.
+    Buffered,
+    /// The socket became readable while the coroutine waited to send.
+    Socket,
 }
 
 /// How a reader's bytes are framed.
@@ -219,9 +229,10 @@ impl<'c> Cofun<'c> {
     fn response_data_first(&mut self, st: &mut State) -> Result<bool, Error> {
         let consumed = st.recv.buf.consumed();
         match self.yielded_at.take() {
-            // The loop body read nothing: keep what arrives ourselves, as a blocking send
-            // does, so an empty loop body still completes.
-            Some(at) if at == consumed => {
+            // The loop body read nothing while the socket held response bytes and the send
+            // was blocked: take them ourselves, as a blocking send does, so an empty loop body
+            // still completes.
+            Some((at, Yield::Socket)) if at == consumed => {
                 if let Ok(transport) = st.transport() {
                     drain(&mut st.recv.buf, self.conn.config.max_buffered, &transport)?;
                 }
@@ -230,8 +241,10 @@ impl<'c> Cofun<'c> {
                 }
                 Ok(false)
             }
+            // It declined already-buffered bytes: send on (no need to touch the socket).
+            Some((at, Yield::Buffered)) if at == consumed => Ok(false),
             _ if !st.recv.buf.is_empty() && !st.pipeline.is_empty() => {
-                self.yielded_at = Some(consumed);
+                self.yielded_at = Some((consumed, Yield::Buffered));
                 Ok(true)
             }
             _ => Ok(false),
@@ -266,7 +279,7 @@ impl<'c> Cofun<'c> {
             // only runs after this call returns.
             match sender.resume(input) {
                 Step::Suspended(Suspend::Readable) => {
-                    self.yielded_at = Some(st.recv.buf.consumed());
+                    self.yielded_at = Some((st.recv.buf.consumed(), Yield::Socket));
                     self.input = Some(Resume::Go {
                         watch_reads: !st.recv.buf.is_eof(),
                     });
