@@ -14,8 +14,22 @@ use dugong::{Body, Config, HttpConnection};
 use dugong_harness::{DelayProxy, LoopbackServer};
 use http::{HeaderMap, Method, StatusCode};
 
-/// The modes compared, as (name, requests in flight at most).
-const MODES: [(&str, usize); 3] = [("one at a time", 1), ("pipelined", 16), ("pipelined", 64)];
+/// How requests are sent in one row of the table.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Blocking sends, at most this many requests in flight.
+    Window(usize),
+    /// Cofunctions, the seed's loop: the loop body reads whenever response data is there.
+    Cofun,
+}
+
+/// The rows of the table: a name and a mode.
+const MODES: [(&str, Mode); 4] = [
+    ("one at a time", Mode::Window(1)),
+    ("pipelined", Mode::Window(16)),
+    ("pipelined", Mode::Window(64)),
+    ("pipelined, cofunction", Mode::Cofun),
+];
 
 /// Fetch small documents over one connection with a simulated round trip, one at a time and
 /// pipelined, and print how long each mode took.
@@ -54,14 +68,18 @@ fn main() -> Result<(), Box<dyn Error>> {
         "dugong demo: {} GETs over one connection, {:.1} ms round trip (loopback + delay proxy)\n",
         args.requests, args.rtt_ms
     );
-    println!("| mode                | depth | time (ms) | requests/s | speed-up |");
-    println!("|---------------------|------:|----------:|-----------:|---------:|");
+    println!("| mode                  | depth | time (ms) | requests/s | speed-up |");
+    println!("|-----------------------|------:|----------:|-----------:|---------:|");
     let mut baseline = None;
-    for (mode, depth) in MODES {
-        let secs = fetch_all(&conn, &paths, depth)?.as_secs_f64();
+    for (name, mode) in MODES {
+        let (elapsed, depth) = match mode {
+            Mode::Window(depth) => (fetch_all(&conn, &paths, depth)?, depth.to_string()),
+            Mode::Cofun => (fetch_cofun(&conn, &paths)?, "any".to_owned()),
+        };
+        let secs = elapsed.as_secs_f64();
         let base = *baseline.get_or_insert(secs);
         println!(
-            "| {mode:<19} | {depth:>5} | {:>9.1} | {:>10.0} | {:>7.1}x |",
+            "| {name:<21} | {depth:>5} | {:>9.1} | {:>10.0} | {:>7.1}x |",
             secs * 1000.0,
             f64::from(args.requests) / secs,
             base / secs
@@ -93,24 +111,46 @@ fn fetch_all(
             conn.send_request(&Method::GET, &paths[sent], &headers, Body::Empty)?;
             sent += 1;
         } else {
-            let response = conn.read_response()?;
-            let body = conn.read_all()?;
-            let path = &paths[done];
-            let expected = format!("document {path}\n");
-            if response.status != StatusCode::OK
-                || response.path != *path
-                || body != expected.as_bytes()
-            {
-                return Err(format!(
-                    "GET {path}: expected 200 {expected:?}, got {} for {} with body {:?}",
-                    response.status,
-                    response.path,
-                    String::from_utf8_lossy(&body)
-                )
-                .into());
-            }
+            read_checked(conn, &paths[done])?;
             done += 1;
         }
     }
     Ok(start.elapsed())
+}
+
+/// GETs every path with cofunctions, reading responses in the loop body whenever data is
+/// there (the seed's first loop), then the rest. Returns the time taken.
+fn fetch_cofun(conn: &HttpConnection, paths: &[String]) -> Result<Duration, Box<dyn Error>> {
+    let headers = HeaderMap::new();
+    let start = Instant::now();
+    let mut done = 0;
+    for path in paths {
+        for step in conn.send_request_cofun(&Method::GET, path, &headers, Body::Empty)? {
+            step?;
+            read_checked(conn, &paths[done])?;
+            done += 1;
+        }
+    }
+    while done < paths.len() {
+        read_checked(conn, &paths[done])?;
+        done += 1;
+    }
+    Ok(start.elapsed())
+}
+
+/// Reads the next response and checks it answers `GET path` with the expected document.
+fn read_checked(conn: &HttpConnection, path: &str) -> Result<(), Box<dyn Error>> {
+    let response = conn.read_response()?;
+    let body = conn.read_all()?;
+    let expected = format!("document {path}\n");
+    if response.status != StatusCode::OK || response.path != *path || body != expected.as_bytes() {
+        return Err(format!(
+            "GET {path}: expected 200 {expected:?}, got {} for {} with body {:?}",
+            response.status,
+            response.path,
+            String::from_utf8_lossy(&body)
+        )
+        .into());
+    }
+    Ok(())
 }

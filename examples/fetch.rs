@@ -242,73 +242,112 @@ impl Session<'_> {
         })
     }
 
-    /// Sends request `index`, streaming the upload (if any) as its body.
-    fn send(&mut self, index: usize) -> Result<(), Fail> {
-        let (cli, conn) = (self.cli, &self.conn);
+    /// Sends request `index`, streaming the upload (if any) as its body. With `pipelined`,
+    /// it is sent by cofunctions, and responses that arrive meanwhile are read (advancing
+    /// `done`), so neither side's buffers ever fill up.
+    fn send(&mut self, index: usize, pipelined: bool, done: &mut usize) -> Result<(), Fail> {
+        let Session {
+            cli,
+            conn,
+            headers,
+            buf,
+        } = self;
         let target = &cli.urls[index].target;
-        let Some(upload) = &cli.upload else {
-            return Ok(conn.send_request(&cli.method, target, &self.headers, Body::Empty)?);
+        let upload = cli.upload.as_ref();
+        let (body, limit) = match upload {
+            None => (Body::Empty, 0),
+            Some(_) if cli.chunked => (Body::Chunked, u64::MAX),
+            Some(u) => (Body::Following(u.len), u.len),
         };
-        let reading = || local(format!("reading {}", upload.path.display()));
-        let file = File::open(&upload.path).map_err(reading())?;
-        let (body, limit) = if cli.chunked {
-            (Body::Chunked, u64::MAX)
-        } else {
-            (Body::Following(upload.len), upload.len)
+        let reading = |path: &std::path::Path| local(format!("reading {}", path.display()));
+        let mut file = match upload {
+            Some(u) => Some(File::open(&u.path).map_err(reading(&u.path))?.take(limit)),
+            None => None,
         };
-        conn.send_request(&cli.method, target, &self.headers, body)?;
-        let mut file = file.take(limit);
-        // With Expect: 100-continue the server may have refused the body: nothing is owed then.
-        while conn.is_writing_body() {
-            let n = file.read(&mut self.buf).map_err(reading())?;
-            if n == 0 {
-                break;
+        // Reads a response whose data arrived while this request was going out.
+        let mut read_some = |done: &mut usize| -> Result<(), Fail> {
+            if *done <= index {
+                receive(conn, cli, buf, *done)?;
+                *done += 1;
             }
-            conn.write(&self.buf[..n])?;
-        }
-        if cli.chunked && conn.is_writing_body() {
-            conn.finish_body()?;
+            Ok(())
+        };
+        if pipelined {
+            for step in conn.send_request_cofun(&cli.method, target, headers, body)? {
+                step?;
+                read_some(done)?;
+            }
+            if let (Some(file), true) = (file.as_mut(), conn.is_writing_body()) {
+                for step in conn.co_sendfile(file)? {
+                    step?;
+                    read_some(done)?;
+                }
+            }
+        } else {
+            conn.send_request(&cli.method, target, headers, body)?;
+            // With Expect: 100-continue the server may have refused the body: nothing is owed.
+            while let (Some(file), true) = (file.as_mut(), conn.is_writing_body()) {
+                let path = upload
+                    .map(|u| u.path.as_path())
+                    .unwrap_or(std::path::Path::new(""));
+                let n = file.read(buf).map_err(reading(path))?;
+                if n == 0 {
+                    break;
+                }
+                conn.write(&buf[..n])?;
+            }
+            if cli.chunked && conn.is_writing_body() {
+                conn.finish_body()?;
+            }
         }
         if conn.is_writing_body() {
-            return Err(reading()(io::ErrorKind::UnexpectedEof.into()));
+            let path = upload
+                .map(|u| u.path.as_path())
+                .unwrap_or(std::path::Path::new(""));
+            return Err(reading(path)(io::ErrorKind::UnexpectedEof.into()));
         }
         Ok(())
-    }
-
-    /// Where body `index` goes: stdout, or `DIR/<index>-<last path segment or "index">`.
-    fn sink(&self, index: usize) -> Result<Box<dyn Write>, Fail> {
-        let Some(dir) = &self.cli.output else {
-            return Ok(Box::new(io::stdout().lock()));
-        };
-        let path = self.cli.urls[index].target.split('?').next();
-        let last = path.and_then(|p| p.rsplit('/').next()).unwrap_or_default();
-        let name = if last.is_empty() { "index" } else { last };
-        let file = dir.join(format!("{index}-{name}"));
-        match File::create(&file) {
-            Ok(created) => Ok(Box::new(created)),
-            Err(e) => Err(local(format!("creating {}", file.display()))(e)),
-        }
     }
 
     /// Reads response `index` (head and whole body) and reports it.
     fn receive(&mut self, index: usize) -> Result<(), Fail> {
-        let response = self.conn.read_response()?;
-        let mut out = self.sink(index)?;
-        let writing = || local("writing the body".into());
-        let mut bytes = 0u64;
-        loop {
-            let n = self.conn.read(&mut self.buf)?;
-            if n == 0 {
-                break;
-            }
-            out.write_all(&self.buf[..n]).map_err(writing())?;
-            bytes += n as u64;
-        }
-        out.flush().map_err(writing())?;
-        let (status, method) = (response.status.as_u16(), &response.method);
-        say(format_args!("{status} {method} {} {bytes}", response.path));
-        Ok(())
+        receive(&self.conn, self.cli, &mut self.buf, index)
     }
+}
+
+/// Where body `index` goes: stdout, or `DIR/<index>-<last path segment or "index">`.
+fn sink(cli: &Cli, index: usize) -> Result<Box<dyn Write>, Fail> {
+    let Some(dir) = &cli.output else {
+        return Ok(Box::new(io::stdout().lock()));
+    };
+    let path = cli.urls[index].target.split('?').next();
+    let last = path.and_then(|p| p.rsplit('/').next()).unwrap_or_default();
+    let name = if last.is_empty() { "index" } else { last };
+    let file = dir.join(format!("{index}-{name}"));
+    match File::create(&file) {
+        Ok(created) => Ok(Box::new(created)),
+        Err(e) => Err(local(format!("creating {}", file.display()))(e)),
+    }
+}
+
+/// Reads response `index` (head and whole body) into its sink and reports it on stderr.
+fn receive(conn: &HttpConnection, cli: &Cli, buf: &mut [u8], index: usize) -> Result<(), Fail> {
+    let response = conn.read_response()?;
+    let mut out = sink(cli, index)?;
+    let writing = || local("writing the body".into());
+    let mut bytes = 0u64;
+    loop {
+        let n = conn.read(buf)?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n]).map_err(writing())?;
+        bytes += n as u64;
+    }
+    out.flush().map_err(writing())?;
+    let (status, method) = (response.status.as_u16(), &response.method);
+    say(format_args!("{status} {method} {} {bytes}", response.path));
+    Ok(())
 }
 
 /// Runs every request through a sliding window; on failure, also says how many responses
@@ -322,7 +361,7 @@ fn run(cli: &Cli) -> Result<(), (usize, Fail)> {
     let (mut sent, mut done) = (0, 0);
     while done < total {
         if sent < total && sent - done < depth {
-            if let Err(fail) = session.send(sent) {
+            if let Err(fail) = session.send(sent, depth > 1, &mut done) {
                 // A server that stopped reading may still have answered what it read.
                 if let Some(dugong::Error::ConnectionClosed { .. }) = fail.downcast_ref() {
                     while session.conn.response_pending() && session.receive(done).is_ok() {

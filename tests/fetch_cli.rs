@@ -625,12 +625,13 @@ fn demo_prints_its_table() {
         "{out}"
     );
     assert!(out.contains("| mode "), "{out}");
-    assert!(out.contains("| one at a time       |     1 |"), "{out}");
-    assert!(out.contains("| pipelined           |    16 |"), "{out}");
-    assert!(out.contains("| pipelined           |    64 |"), "{out}");
+    assert!(out.contains("| one at a time         |     1 |"), "{out}");
+    assert!(out.contains("| pipelined             |    16 |"), "{out}");
+    assert!(out.contains("| pipelined             |    64 |"), "{out}");
+    assert!(out.contains("| pipelined, cofunction |   any |"), "{out}");
     assert_eq!(
         out.lines().filter(|l| l.starts_with('|')).count(),
-        5,
+        6,
         "{out}"
     );
 }
