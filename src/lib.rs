@@ -4,7 +4,7 @@
 //! flight: send several with [`send_request`](HttpConnection::send_request), then read their
 //! responses in order with [`read_response`](HttpConnection::read_response) and the body
 //! readers. On a 5 ms round trip, 16 requests in flight are about 15 times faster than one at
-//! a time. Blocking sends keep draining response bytes while the socket is full, so
+//! a time, and cofunctions (below) keep the connection full without choosing a depth. Blocking sends keep draining response bytes while the socket is full, so
 //! pipelining cannot deadlock against a server that answers before it reads on.
 //!
 //! ```
@@ -26,6 +26,58 @@
 //! }
 //! # Ok::<(), dugong::Error>(())
 //! ```
+//!
+//! # Cofunctions
+//!
+//! [`send_request_cofun`](HttpConnection::send_request_cofun) returns a [`Cofun`]: an
+//! iterator backed by a stackful coroutine (corosensei) that writes the request with
+//! non-blocking sends. It suspends back to the `for` loop whenever response data is
+//! available — bytes already in the connection's buffer, or a readable socket while the send
+//! would block — and the loop body reads responses on the same connection. Sending resumes
+//! when the body is done. One thread keeps a connection full and can never deadlock, whatever
+//! the sizes of requests and responses. [`co_sendfile`](HttpConnection::co_sendfile) does the
+//! same for a request body read from any [`std::io::Read`].
+//!
+//! ```
+//! # let server = dugong_harness::LoopbackServer::start();
+//! # let port = server.port();
+//! use dugong::{Body, HttpConnection};
+//! use http::{HeaderMap, Method, StatusCode};
+//!
+//! let conn = HttpConnection::new("127.0.0.1", port)?;
+//! let mut got = Vec::new();
+//! let mut read_some = |conn: &HttpConnection| -> Result<(), dugong::Error> {
+//!     if conn.has_active_response() {
+//!         let mut buf = [0u8; 8192];
+//!         let n = conn.read(&mut buf)?;           // body bytes of the current response
+//!         got.last_mut().map(|(_, len): &mut (String, usize)| *len += n);
+//!     } else {
+//!         let resp = conn.read_response()?;       // method, path, status, reason, headers
+//!         assert_eq!(resp.status, StatusCode::NO_CONTENT);
+//!         got.push((resp.path, 0));
+//!     }
+//!     Ok(())
+//! };
+//! let upload = vec![b'x'; 1 << 20];
+//! for name in ["a", "b", "c"] {
+//!     let target = format!("/{name}");
+//!     for step in conn.send_request_cofun(&Method::PUT, &target, &HeaderMap::new(), Body::Bytes(&upload))? {
+//!         step?;
+//!         read_some(&conn)?;                      // runs whenever the coroutine suspends
+//!     }
+//! }
+//! while conn.response_pending() {
+//!     read_some(&conn)?;
+//! }
+//! assert_eq!(got.len(), 3);
+//! # Ok::<(), dugong::Error>(())
+//! ```
+//!
+//! When it suspends: before each resume if unread response bytes are buffered (and the loop
+//! body read something last time), and whenever a send would block and the socket is
+//! readable. A loop body that reads nothing is fine too: the cofunction then buffers the
+//! response bytes itself, like a blocking send. Dropping an unfinished cofunction cancels it
+//! without unwinding (see [`Cofun`]).
 //!
 //! Uploads use [`Body::Following`] (a known length written later with
 //! [`write`](HttpConnection::write)) or [`Body::Chunked`] (ended with
@@ -63,11 +115,12 @@
 //! - [`proto`]: the sans-IO core (bytes in, meaning out; no sockets, no clocks), usable on
 //!   its own.
 //! - [`HttpConnection`]: the one driver, over a non-blocking socket with `polling` waits.
+//!   Blocking calls and cofunctions run the same send loop; they differ only in how they
+//!   wait (block in `polling`, or suspend the coroutine).
 //!
 //! # Out of scope (for now)
 //!
-//! TLS, proxies, HTTP/2, cookies, redirects, content decoding, connection pools. Coroutine
-//! based sending ("cofunctions") is being built on the same driver.
+//! TLS, proxies, HTTP/2, cookies, redirects, content decoding, connection pools.
 //!
 //! Minimum supported Rust version: 1.82.
 
