@@ -460,6 +460,13 @@ impl HttpConnection {
             .is_ok_and(|st| st.recv.reader.has_body())
     }
 
+    /// Bytes of memory held by the receive buffer. It grows only to hold one response head
+    /// or what a blocking send must buffer ([`Config::max_buffered`]); streaming a body of any
+    /// size does not grow it.
+    pub fn receive_buffer_capacity(&self) -> usize {
+        self.state.try_borrow().map_or(0, |st| st.recv.buf.capacity())
+    }
+
     /// The trailer fields of the last chunked response body that had any.
     pub fn take_trailers(&self) -> Option<HeaderMap> {
         self.state

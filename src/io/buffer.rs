@@ -50,6 +50,11 @@ impl ReadBuffer {
         }
     }
 
+    /// Bytes of memory the buffer holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Total bytes ever consumed from this buffer.
     pub(crate) fn consumed(&self) -> u64 {
         self.consumed

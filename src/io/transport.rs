@@ -171,6 +171,14 @@ impl Transport {
     /// Waits until the socket is ready for one of `interest`, or `timeout` passes (then
     /// neither flag is set). `None` waits without limit.
     pub(crate) fn wait(&self, interest: Ready, timeout: Option<Duration>) -> io::Result<Ready> {
+        if interest.readable {
+            // About to wait for the server: acknowledge what it sent at once. A server that
+            // corks its output (nginx with `tcp_nopush on`) otherwise waits for our delayed
+            // ACK, ~40 ms, before it sends the rest of a batch. Linux clears the flag by
+            // itself, so it is set before every wait (a cheap call on the slow path only).
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            let _ = self.socket.set_tcp_quickack(true);
+        }
         if self.interest.swap(interest.bits(), Ordering::Relaxed) != interest.bits() {
             let key = self.key;
             let event = match (interest.readable, interest.writable) {
