@@ -193,6 +193,7 @@ fn read_direct(
                 return body_at_eof(st).map(Some);
             }
             Ok(n) => {
+                st.recv.buf.count_bypass(n);
                 let step = st
                     .recv
                     .reader

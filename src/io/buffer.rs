@@ -55,7 +55,13 @@ impl ReadBuffer {
         self.buf.len()
     }
 
-    /// Total bytes ever consumed from this buffer.
+    /// Counts bytes that a reader took straight from the socket, bypassing the buffer, so
+    /// that [`consumed`](Self::consumed) still shows the reader made progress.
+    pub(crate) fn count_bypass(&mut self, n: usize) {
+        self.consumed += n as u64;
+    }
+
+    /// Total bytes ever consumed from this buffer (or taken past it).
     pub(crate) fn consumed(&self) -> u64 {
         self.consumed
     }
