@@ -208,6 +208,10 @@ pub enum PoisonCause {
         /// The configured bound.
         limit: usize,
     },
+    /// A request body's source (the reader given to `co_sendfile`) failed or ended before the
+    /// declared length, after part of the body went out.
+    #[error("the request body source failed")]
+    BodySource,
     /// A cofunction was dropped after part of its bytes went out.
     #[error("a cofunction was dropped mid-send")]
     Cancelled,

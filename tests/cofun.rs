@@ -155,3 +155,134 @@ fn cancelling_mid_upload_works_under_panic_abort() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("reconnected"));
 }
+
+#[test]
+fn co_sendfile_streams_exactly_the_declared_length_or_the_whole_chunked_reader() {
+    let server = LoopbackServer::start();
+    let conn = connection(server.port());
+    let h = HeaderMap::new();
+    let data = pattern(3 << 20);
+    // A reader longer than the declared length: only the declared bytes go out.
+    for step in conn
+        .send_request_cofun(&Method::PUT, "/echo", &h, Body::Following(1_000_000))
+        .expect("start")
+    {
+        step.expect("head");
+    }
+    let mut reader = &data[..];
+    for step in conn.co_sendfile(&mut reader).expect("body") {
+        step.expect("body");
+    }
+    assert_eq!(
+        reader.len(),
+        data.len() - 1_000_000,
+        "the reader is not read past the length"
+    );
+    assert_eq!(conn.read_response().expect("echo").length, Some(1_000_000));
+    assert_eq!(conn.read_all().expect("echo body"), &data[..1_000_000]);
+    // Chunked: everything the reader has, then the last-chunk.
+    for step in conn
+        .send_request_cofun(&Method::POST, "/echo", &h, Body::Chunked)
+        .expect("start")
+    {
+        step.expect("head");
+    }
+    let mut reader = &data[..];
+    for step in conn.co_sendfile(&mut reader).expect("body") {
+        step.expect("body");
+    }
+    assert_eq!(
+        conn.read_response().expect("echo").length,
+        Some(data.len() as u64)
+    );
+    assert_eq!(conn.read_all().expect("echo body"), data);
+    assert_eq!(server.connections_accepted(), 1);
+}
+
+#[test]
+fn co_sendfile_reports_a_reader_that_ends_early_or_fails() {
+    struct Failing(usize);
+    impl std::io::Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0 == 0 {
+                return Err(std::io::Error::other("disk on fire"));
+            }
+            let n = buf.len().min(self.0);
+            buf[..n].fill(b'f');
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+    let server = LoopbackServer::start();
+    let conn = connection(server.port());
+    let h = HeaderMap::new();
+    // Ends early: 10 bytes for a declared 100.
+    for step in conn
+        .send_request_cofun(&Method::PUT, "/sink", &h, Body::Following(100))
+        .expect("start")
+    {
+        step.expect("head");
+    }
+    let mut short = &[b's'; 10][..];
+    let outcome: Vec<_> = conn.co_sendfile(&mut short).expect("body").collect();
+    assert!(
+        matches!(
+            outcome.last(),
+            Some(Err(Error::State(StateError::SourceTooShort)))
+        ),
+        "{outcome:?}"
+    );
+    // Part of the body went out, so the connection cannot continue; it says so, then
+    // reconnects on the next send.
+    assert!(matches!(conn.read_response(), Err(Error::Poisoned { .. })));
+    conn.send_request(&Method::GET, "/bytes/1", &h, Body::Empty)
+        .expect("reconnects");
+    assert_eq!(
+        conn.read_response().expect("head").status,
+        http::StatusCode::OK
+    );
+    assert_eq!(conn.read_all().expect("body"), b"a");
+
+    // Fails: the reader's own error, with its message.
+    for step in conn
+        .send_request_cofun(&Method::PUT, "/sink", &h, Body::Chunked)
+        .expect("start")
+    {
+        step.expect("head");
+    }
+    let mut failing = Failing(200_000);
+    let outcome: Vec<_> = conn.co_sendfile(&mut failing).expect("body").collect();
+    match outcome.last() {
+        Some(Err(Error::Io(e))) => assert_eq!(e.to_string(), "disk on fire"),
+        other => panic!("expected the reader's error, got {other:?}"),
+    }
+    assert!(matches!(conn.read_response(), Err(Error::Poisoned { .. })));
+}
+
+/// A loop body that resets the connection (here `disconnect`; a read that meets a broken
+/// response does the same) ends the cofunction with an error, and the connection is usable
+/// for the next request.
+#[test]
+fn a_connection_reset_inside_the_loop_body_ends_the_cofunction_cleanly() {
+    let server = early_answer_then_stall();
+    let conn = connection(server.port());
+    let upload = vec![b'u'; 64 << 20];
+    let h = HeaderMap::new();
+    let mut outcome = Vec::new();
+    for step in conn
+        .send_request_cofun(&Method::PUT, "/big", &h, Body::Bytes(&upload))
+        .expect("start")
+    {
+        outcome.push(step.is_ok());
+        if step.is_ok() {
+            conn.disconnect();
+        }
+    }
+    assert_eq!(outcome, [true, false], "one suspension, then the error");
+    assert!(!conn.response_pending());
+    conn.send_request(&Method::GET, "/again", &h, Body::Empty)
+        .expect("a new send works");
+    assert_eq!(conn.read_all().expect("no body active"), b"");
+    assert_eq!(conn.read_response().expect("response").path, "/again");
+    assert_eq!(conn.read_all().expect("body"), b"ok");
+}

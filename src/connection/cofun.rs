@@ -11,7 +11,7 @@ use super::send::{self, Prepared, Request};
 use super::state::{Sending, State};
 use super::HttpConnection;
 use crate::coroutine::{Resume, Sender, Step, Suspend};
-use crate::error::{ClosePhase, Error, Operation, StateError};
+use crate::error::{ClosePhase, Error, Operation, PoisonCause, StateError};
 use crate::io::drain;
 
 /// Bytes read from a body source per chunk.
@@ -323,9 +323,11 @@ impl<'c> Cofun<'c> {
                     _ => Ok(Resume::Finish),
                 }
             }
-            Source::Reader { .. } => match self.source.next_buffer(buf)? {
-                Some(buf) => Ok(Resume::Send(buf)),
-                None => Ok(Resume::Finish),
+            Source::Reader { .. } => match self.source.next_buffer(buf) {
+                Ok(Some(buf)) => Ok(Resume::Send(buf)),
+                Ok(None) => Ok(Resume::Finish),
+                // Part of the body is out and the rest cannot follow: framing is lost.
+                Err(e) => Err(st.poison(PoisonCause::BodySource, e)),
             },
             Source::Done => Ok(Resume::Finish),
         }
@@ -337,11 +339,12 @@ impl<'c> Cofun<'c> {
             st.stacks.put(stack);
         }
         self.source = Source::Done;
+        // One cofunction at a time, so the flag is this one's whatever became of the link.
+        st.cofun_active = false;
         if st.generation != self.generation {
             // The link this cofunction used is gone; the state already describes that.
             return result;
         }
-        st.cofun_active = false;
         match result {
             Ok(()) => {
                 if st.sending != Sending::Refused {
@@ -442,8 +445,8 @@ impl Drop for Cofun<'_> {
                     head.clear();
                     st.head_buf = head;
                 }
-                st.cofun_active = false;
             }
+            st.cofun_active = false;
             if let Some(stack) = sender.into_stack() {
                 st.stacks.put(stack);
             }

@@ -464,7 +464,9 @@ impl HttpConnection {
     /// or what a blocking send must buffer ([`Config::max_buffered`]); streaming a body of any
     /// size does not grow it.
     pub fn receive_buffer_capacity(&self) -> usize {
-        self.state.try_borrow().map_or(0, |st| st.recv.buf.capacity())
+        self.state
+            .try_borrow()
+            .map_or(0, |st| st.recv.buf.capacity())
     }
 
     /// The trailer fields of the last chunked response body that had any.
