@@ -127,9 +127,11 @@
 mod connection;
 mod coroutine;
 mod error;
+pub mod green;
 mod io;
 pub mod proto;
 
 pub use connection::{Cofun, Config, HttpConnection, Response};
 pub use error::{ClosePhase, Error, Operation, PoisonCause, StateError};
+pub use io::{Blocking, Park};
 pub use proto::{Body, InFlight, ProtocolError, RequestError};

@@ -12,7 +12,8 @@ use super::state::{Sending, State};
 use super::HttpConnection;
 use crate::coroutine::{Resume, Sender, Step, Suspend};
 use crate::error::{ClosePhase, Error, Operation, PoisonCause, StateError};
-use crate::io::drain;
+use crate::io::{drain, Blocking, Deadline, Park, Ready, Transport};
+use std::sync::Arc;
 
 /// Bytes read from a body source per chunk.
 const CHUNK: usize = 64 * 1024;
@@ -52,9 +53,15 @@ const SIZE_LINE_ROOM: &[u8] = b"00000000\r\n";
 /// # Ok::<(), dugong::Error>(())
 /// ```
 #[must_use = "a cofunction sends nothing until it is iterated"]
-pub struct Cofun<'c> {
-    conn: &'c HttpConnection,
+pub struct Cofun<'c, P: Park = Blocking> {
+    conn: &'c HttpConnection<P>,
     sender: Option<Sender>,
+    /// The socket the coroutine writes to; waited on here, through the connection's park.
+    transport: Option<Arc<Transport>>,
+    operation: Operation,
+    /// The deadline of the current wait for the socket; restarts after each buffer sent and
+    /// after the loop body ran.
+    deadline: Option<Deadline>,
     source: Source<'c>,
     /// What to resume the coroutine with next.
     input: Option<Resume>,
@@ -103,7 +110,7 @@ enum Framing {
     Chunked,
 }
 
-impl std::fmt::Debug for Cofun<'_> {
+impl<P: Park> std::fmt::Debug for Cofun<'_, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cofun")
             .field("started", &self.started)
@@ -112,10 +119,10 @@ impl std::fmt::Debug for Cofun<'_> {
     }
 }
 
-impl<'c> Cofun<'c> {
+impl<'c, P: Park> Cofun<'c, P> {
     /// A cofunction for a prepared request; its head is in `st.head_buf`.
     pub(crate) fn request(
-        conn: &'c HttpConnection,
+        conn: &'c HttpConnection<P>,
         st: &mut State,
         prepared: Prepared,
         request: &Request<'_>,
@@ -147,7 +154,7 @@ impl<'c> Cofun<'c> {
 
     /// A cofunction that streams `reader` as the body owed by the current request.
     pub(crate) fn body(
-        conn: &'c HttpConnection,
+        conn: &'c HttpConnection<P>,
         st: &mut State,
         reader: &'c mut dyn Read,
     ) -> Result<Self, Error> {
@@ -187,10 +194,13 @@ impl<'c> Cofun<'c> {
     }
 
     /// A cofunction with nothing to do.
-    fn finished(conn: &'c HttpConnection) -> Self {
+    fn finished(conn: &'c HttpConnection<P>) -> Self {
         Cofun {
             conn,
             sender: None,
+            transport: None,
+            operation: Operation::WriteBody,
+            deadline: None,
             source: Source::Done,
             input: None,
             yielded_at: None,
@@ -201,20 +211,23 @@ impl<'c> Cofun<'c> {
     }
 
     fn start(
-        conn: &'c HttpConnection,
+        conn: &'c HttpConnection<P>,
         st: &mut State,
-        transport: std::sync::Arc<crate::io::Transport>,
+        transport: Arc<Transport>,
         operation: Operation,
         first: Vec<u8>,
         source: Source<'c>,
         after: Sending,
     ) -> Result<Self, Error> {
         let stack = st.stacks.take().map_err(Error::Io)?;
-        let sender = Sender::new(stack, transport, operation, conn.config.timeout);
+        let sender = Sender::new(stack, Arc::clone(&transport));
         st.cofun_active = true;
         Ok(Cofun {
             conn,
             sender: Some(sender),
+            transport: Some(transport),
+            operation,
+            deadline: None,
             source,
             input: Some(Resume::Send(first)),
             yielded_at: None,
@@ -235,9 +248,6 @@ impl<'c> Cofun<'c> {
             Some((at, Yield::Socket)) if at == consumed => {
                 if let Ok(transport) = st.transport() {
                     drain(&mut st.recv.buf, self.conn.config.max_buffered, &transport)?;
-                }
-                if let Some(Resume::Go { watch_reads }) = &mut self.input {
-                    *watch_reads = !st.recv.buf.is_eof();
                 }
                 Ok(false)
             }
@@ -268,7 +278,10 @@ impl<'c> Cofun<'c> {
                 return self.abandon(&mut st, gone);
             }
             match self.response_data_first(&mut st) {
-                Ok(true) => return Some(Ok(())),
+                Ok(true) => {
+                    self.deadline = None;
+                    return Some(Ok(()));
+                }
                 Ok(false) => {}
                 Err(e) => return self.abandon(&mut st, e),
             }
@@ -278,18 +291,56 @@ impl<'c> Cofun<'c> {
             // The state stays borrowed: the coroutine never touches it, and the loop body
             // only runs after this call returns.
             match sender.resume(input) {
-                Step::Suspended(Suspend::Readable) => {
-                    self.yielded_at = Some((st.recv.buf.consumed(), Yield::Socket));
-                    self.input = Some(Resume::Go {
-                        watch_reads: !st.recv.buf.is_eof(),
-                    });
-                    return Some(Ok(()));
+                Step::Suspended(Suspend::Blocked) => {
+                    self.input = Some(Resume::Go);
+                    match self.wait_blocked(&st) {
+                        // Response data: the loop body reads before sending goes on.
+                        Ok(true) => {
+                            self.yielded_at = Some((st.recv.buf.consumed(), Yield::Socket));
+                            return Some(Ok(()));
+                        }
+                        Ok(false) => {}
+                        Err(e) => return self.abandon(&mut st, e),
+                    }
                 }
-                Step::Suspended(Suspend::Sent(buf)) => match self.next_input(&mut st, buf) {
-                    Ok(input) => self.input = Some(input),
-                    Err(e) => return self.abandon(&mut st, e),
-                },
+                Step::Suspended(Suspend::Sent(buf)) => {
+                    match self.next_input_after_progress(&mut st, buf) {
+                        Ok(input) => self.input = Some(input),
+                        Err(e) => return self.abandon(&mut st, e),
+                    }
+                }
                 Step::Done(result) => return self.finish(&mut st, result).err().map(Err),
+            }
+        }
+    }
+
+    /// The send is blocked: waits, through the connection's park and within the operation's
+    /// deadline, until the socket is writable (`false`) or has response data (`true`).
+    fn wait_blocked(&mut self, st: &State) -> Result<bool, Error> {
+        let Some(transport) = self.transport.as_ref() else {
+            return Ok(false);
+        };
+        // Once the server has closed its side, "readable" would be reported forever.
+        let interest = Ready {
+            readable: !st.recv.buf.is_eof(),
+            writable: true,
+        };
+        let (operation, timeout) = (self.operation, self.conn.config.timeout);
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Deadline::new(operation, timeout));
+        loop {
+            let left = deadline.remaining()?;
+            let ready = self.conn.park.park(transport, interest, left)?;
+            if ready.readable {
+                self.deadline = None;
+                return Ok(true);
+            }
+            if ready.writable {
+                return Ok(false);
+            }
+            if left.is_some_and(|t| t.is_zero()) {
+                return Err(deadline.expired());
             }
         }
     }
@@ -303,6 +354,12 @@ impl<'c> Cofun<'c> {
         Some(self.finish(st, Err(error)))
     }
 
+    /// What follows a buffer that went out; progress restarts the wait deadline.
+    fn next_input_after_progress(&mut self, st: &mut State, buf: Vec<u8>) -> Result<Resume, Error> {
+        self.deadline = None;
+        self.next_input(st, buf)
+    }
+
     /// What follows a buffer that went out.
     fn next_input(&mut self, st: &mut State, mut buf: Vec<u8>) -> Result<Resume, Error> {
         match &mut self.source {
@@ -314,7 +371,7 @@ impl<'c> Cofun<'c> {
                     let transport = st.transport()?;
                     let method = st.pipeline.front().map(|r| r.method.clone());
                     let method = method.unwrap_or(http::Method::GET);
-                    send::await_continue(st, &transport, &self.conn.config, &method)?;
+                    send::await_continue(st, &transport, &self.conn.env(), &method)?;
                 }
                 buf.clear();
                 st.head_buf = buf;
@@ -414,7 +471,7 @@ fn read_into(reader: &mut dyn Read, buf: &mut Vec<u8>, want: usize) -> Result<us
     }
 }
 
-impl Iterator for Cofun<'_> {
+impl<P: Park> Iterator for Cofun<'_, P> {
     type Item = Result<(), Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -422,9 +479,9 @@ impl Iterator for Cofun<'_> {
     }
 }
 
-impl std::iter::FusedIterator for Cofun<'_> {}
+impl<P: Park> std::iter::FusedIterator for Cofun<'_, P> {}
 
-impl Drop for Cofun<'_> {
+impl<P: Park> Drop for Cofun<'_, P> {
     fn drop(&mut self) {
         let Some(mut sender) = self.sender.take() else {
             return;

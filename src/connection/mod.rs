@@ -22,7 +22,7 @@ pub use config::Config;
 pub use response::Response;
 
 use crate::error::{Error, Operation, PoisonCause, StateError};
-use crate::io::{BlockingWait, Deadline};
+use crate::io::{Blocking, BlockingWait, Deadline, Park, ParkImpl};
 use crate::proto::{host_header, Body};
 use state::{Link, State};
 
@@ -63,11 +63,31 @@ pub(crate) struct Target {
 /// assert!(!conn.response_pending());
 /// # Ok::<(), dugong::Error>(())
 /// ```
-#[derive(Debug)]
-pub struct HttpConnection {
+/// `P` is how the connection waits: [`Blocking`] (the default) blocks the calling thread; a
+/// connection made inside a [green task](crate::green) suspends the task instead.
+pub struct HttpConnection<P: Park = Blocking> {
     target: Target,
     config: Config,
+    park: P,
     state: RefCell<State>,
+}
+
+impl<P: Park> std::fmt::Debug for HttpConnection<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConnection")
+            .field("host", &self.target.host)
+            .field("port", &self.target.port)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every driver call needs besides the state: where to, with which settings, and how to
+/// wait.
+pub(crate) struct Env<'a> {
+    pub(crate) target: &'a Target,
+    pub(crate) config: &'a Config,
+    pub(crate) park: &'a dyn ParkImpl,
 }
 
 impl HttpConnection {
@@ -87,18 +107,34 @@ impl HttpConnection {
     ///
     /// - [`Error::InvalidRequest`] when `host` cannot be used in a `Host` header.
     pub fn with_config(host: &str, port: u16, config: Config) -> Result<Self, Error> {
+        Self::with_park(host, port, config, Blocking)
+    }
+}
+
+impl<P: Park> HttpConnection<P> {
+    /// A connection that waits with `park`.
+    pub(crate) fn with_park(host: &str, port: u16, config: Config, park: P) -> Result<Self, Error> {
         let host_header = host_header(host, port)?;
-        let host = host.to_owned();
+        let target = Target {
+            host: host.to_owned(),
+            port,
+            host_header,
+        };
         let state = RefCell::new(State::new(&config));
         Ok(HttpConnection {
-            target: Target {
-                host,
-                port,
-                host_header,
-            },
+            target,
             config,
+            park,
             state,
         })
+    }
+
+    fn env(&self) -> Env<'_> {
+        Env {
+            target: &self.target,
+            config: &self.config,
+            park: &self.park,
+        }
     }
 
     /// The settings this connection was made with.
@@ -126,7 +162,7 @@ impl HttpConnection {
     /// Up to the connect timeout (name resolution itself is not bounded by it).
     pub fn connect(&self) -> Result<(), Error> {
         let mut st = self.state()?;
-        st.ready_to_send(&self.target.host, self.target.port, &self.config)
+        st.ready_to_send(&self.env())
     }
 
     /// Sends a request: its head and, for [`Body::Bytes`], its body. For
@@ -178,7 +214,7 @@ impl HttpConnection {
             headers,
             body,
         };
-        send::send_request(&mut st, &self.target, &self.config, &request)
+        send::send_request(&mut st, &self.env(), &request)
     }
 
     /// Sends a request through a cofunction: the same arguments and request as
@@ -241,7 +277,7 @@ impl HttpConnection {
         target: &str,
         headers: &HeaderMap,
         body: Body<'_>,
-    ) -> Result<Cofun<'c>, Error> {
+    ) -> Result<Cofun<'c, P>, Error> {
         let mut st = self.state()?;
         let request = send::Request {
             method,
@@ -249,7 +285,7 @@ impl HttpConnection {
             headers,
             body,
         };
-        let prepared = send::prepare(&mut st, &self.target, &self.config, &request)?;
+        let prepared = send::prepare(&mut st, &self.env(), &request)?;
         Cofun::request(self, &mut st, prepared, &request).inspect_err(|_| {
             st.pipeline.pop_newest();
         })
@@ -271,7 +307,7 @@ impl HttpConnection {
     /// # Cancellation
     ///
     /// As for [`Cofun`].
-    pub fn co_sendfile<'c, R: Read>(&'c self, reader: &'c mut R) -> Result<Cofun<'c>, Error> {
+    pub fn co_sendfile<'c, R: Read>(&'c self, reader: &'c mut R) -> Result<Cofun<'c, P>, Error> {
         let mut st = self.state()?;
         Cofun::body(self, &mut st, reader)
     }
@@ -292,7 +328,7 @@ impl HttpConnection {
     /// Until every byte is handed to the OS, up to the operation timeout.
     pub fn write(&self, data: &[u8]) -> Result<(), Error> {
         let mut st = self.state()?;
-        send::write_body(&mut st, &self.config, data)
+        send::write_body(&mut st, &self.env(), data)
     }
 
     /// Sends body bytes with at most one non-blocking send, never blocking, and returns how
@@ -333,7 +369,7 @@ impl HttpConnection {
     /// Up to the operation timeout.
     pub fn finish_body(&self) -> Result<(), Error> {
         let mut st = self.state()?;
-        send::finish_body(&mut st, &self.config)
+        send::finish_body(&mut st, &self.env())
     }
 
     /// Whether a request body is still owed through [`write`](Self::write) /
@@ -365,9 +401,11 @@ impl HttpConnection {
     /// Until the whole head has arrived, up to the operation timeout.
     pub fn read_response(&self) -> Result<Response, Error> {
         let mut st = self.state()?;
-        let mut wait =
-            BlockingWait::reading(Deadline::new(Operation::ReadResponse, self.config.timeout));
-        recv::read_response(&mut st, &self.config, &mut wait)
+        let mut wait = BlockingWait::reading(
+            &self.park,
+            Deadline::new(Operation::ReadResponse, self.config.timeout),
+        );
+        recv::read_response(&mut st, &self.env(), &mut wait)
     }
 
     /// Reads body bytes of the current response into `buf`. Returns `Ok(0)` when the body is
@@ -386,9 +424,11 @@ impl HttpConnection {
     /// Until at least one byte is available, up to the operation timeout.
     pub fn read(&self, buf: &mut [u8]) -> Result<usize, Error> {
         let mut st = self.state()?;
-        let mut wait =
-            BlockingWait::reading(Deadline::new(Operation::ReadBody, self.config.timeout));
-        recv::read_body(&mut st, &self.config, buf, &mut wait)
+        let mut wait = BlockingWait::reading(
+            &self.park,
+            Deadline::new(Operation::ReadBody, self.config.timeout),
+        );
+        recv::read_body(&mut st, &self.env(), buf, &mut wait)
     }
 
     /// Reads the rest of the current response body into a vector.
@@ -431,11 +471,13 @@ impl HttpConnection {
 
     fn read_each(&self, mut sink: impl FnMut(&[u8])) -> Result<(), Error> {
         let mut st = self.state()?;
-        let mut wait =
-            BlockingWait::reading(Deadline::new(Operation::ReadBody, self.config.timeout));
+        let mut wait = BlockingWait::reading(
+            &self.park,
+            Deadline::new(Operation::ReadBody, self.config.timeout),
+        );
         let mut chunk = vec![0u8; 64 * 1024];
         loop {
-            match recv::read_body(&mut st, &self.config, &mut chunk, &mut wait)? {
+            match recv::read_body(&mut st, &self.env(), &mut chunk, &mut wait)? {
                 0 => return Ok(()),
                 n => sink(&chunk[..n]),
             }
@@ -487,7 +529,7 @@ impl HttpConnection {
 }
 
 #[cfg(unix)]
-impl std::os::fd::AsRawFd for HttpConnection {
+impl<P: Park> std::os::fd::AsRawFd for HttpConnection<P> {
     /// The socket's descriptor, or -1 while not connected. It changes when the connection
     /// reopens.
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
@@ -501,13 +543,13 @@ impl std::os::fd::AsRawFd for HttpConnection {
     }
 }
 
-impl Read for &HttpConnection {
+impl<P: Park> Read for &HttpConnection<P> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         HttpConnection::read(self, buf).map_err(io::Error::from)
     }
 }
 
-impl Read for HttpConnection {
+impl<P: Park> Read for HttpConnection<P> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         HttpConnection::read(self, buf).map_err(io::Error::from)
     }

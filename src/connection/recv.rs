@@ -4,7 +4,7 @@
 use std::io;
 
 use super::state::{Dead, Link, State};
-use super::{Config, Response};
+use super::{Env, Response};
 use crate::error::{ClosePhase, Error, PoisonCause, StateError};
 use crate::io::{is_peer_gone, ReadBuffer, Transport, Wait};
 use crate::proto::HeadStep;
@@ -38,12 +38,12 @@ pub(crate) fn fill(
 /// Reads the next final response head, skipping interim ones.
 pub(crate) fn read_response(
     st: &mut State,
-    config: &Config,
+    env: &Env<'_>,
     wait: &mut dyn Wait,
 ) -> Result<Response, Error> {
     st.check_dead()?;
     if st.recv.reader.has_body() {
-        finish_buffered_framing(st, config, wait)?;
+        finish_buffered_framing(st, env, wait)?;
     }
     let Some(front) = st.pipeline.front() else {
         return Err(StateError::NoResponsePending.into());
@@ -71,7 +71,7 @@ pub(crate) fn read_response(
                 return Ok(response);
             }
             Ok(HeadStep::Partial) => {
-                let limit = config.limits.max_head_bytes.saturating_add(1);
+                let limit = env.config.limits.max_head_bytes.saturating_add(1);
                 if !fill(&mut st.recv.buf, &transport, limit, wait)? {
                     if st.recv.buf.is_empty() {
                         return Err(st.closed_error(ClosePhase::BeforeResponse));
@@ -89,7 +89,7 @@ pub(crate) fn read_response(
 /// on the way: take them. Any other unread body is the caller's mistake.
 fn finish_buffered_framing(
     st: &mut State,
-    config: &Config,
+    env: &Env<'_>,
     wait: &mut dyn Wait,
 ) -> Result<(), Error> {
     let chunked = st
@@ -114,7 +114,7 @@ fn finish_buffered_framing(
         if !st.recv.buf.is_empty() {
             return Err(StateError::BodyUnread.into());
         }
-        if !fill(&mut st.recv.buf, &transport, config.max_buffered, wait)? {
+        if !fill(&mut st.recv.buf, &transport, env.config.max_buffered, wait)? {
             return Err(st.closed_error(ClosePhase::InBody));
         }
     }
@@ -124,7 +124,7 @@ fn finish_buffered_framing(
 /// (or no response body is active).
 pub(crate) fn read_body(
     st: &mut State,
-    config: &Config,
+    env: &Env<'_>,
     out: &mut [u8],
     wait: &mut dyn Wait,
 ) -> Result<usize, Error> {
@@ -165,7 +165,9 @@ pub(crate) fn read_body(
         } else if let Some(n) = read_direct(st, &transport, out, wait)? {
             return Ok(n);
         }
-        if st.recv.buf.is_eof() || !fill(&mut st.recv.buf, &transport, config.max_buffered, wait)? {
+        if st.recv.buf.is_eof()
+            || !fill(&mut st.recv.buf, &transport, env.config.max_buffered, wait)?
+        {
             return body_at_eof(st);
         }
     }

@@ -9,7 +9,7 @@ use http::{HeaderMap, Method, StatusCode};
 
 use super::recv::fill;
 use super::state::{Sending, State};
-use super::{Config, Target};
+use super::Env;
 use crate::error::{ClosePhase, Error, Operation, PoisonCause, StateError};
 use crate::io::{send_io_error, write_all, BlockingWait, Deadline, Transport};
 use crate::proto::{encode_request_head, Body, HeadStep, InFlight};
@@ -28,8 +28,7 @@ pub(crate) struct Prepared {
 /// joining the pipeline.
 pub(crate) fn prepare(
     st: &mut State,
-    target: &Target,
-    config: &Config,
+    env: &Env<'_>,
     request: &Request<'_>,
 ) -> Result<Prepared, Error> {
     if st.cofun_active {
@@ -54,12 +53,12 @@ pub(crate) fn prepare(
         method,
         path,
         headers,
-        &target.host_header,
+        &env.target.host_header,
         framing,
         &mut st.head_buf,
     )?;
 
-    st.ready_to_send(&target.host, target.port, config)?;
+    st.ready_to_send(env)?;
     let transport = st.transport()?;
     st.pipeline.push(InFlight {
         method: method.clone(),
@@ -90,32 +89,41 @@ pub(crate) struct Request<'a> {
 /// Sends a request head (and an in-memory body), connecting first if needed.
 pub(crate) fn send_request(
     st: &mut State,
-    target: &Target,
-    config: &Config,
+    env: &Env<'_>,
     request: &Request<'_>,
 ) -> Result<(), Error> {
     let Prepared {
         transport,
         expect_continue,
         after,
-    } = prepare(st, target, config, request)?;
+    } = prepare(st, env, request)?;
     st.sending = after;
     let inline = match request.body {
         Body::Bytes(bytes) if !expect_continue => bytes,
         _ => &[],
     };
-    let deadline = Deadline::new(Operation::SendRequest, config.timeout);
+    let deadline = Deadline::new(Operation::SendRequest, env.config.timeout);
     let head = std::mem::take(&mut st.head_buf);
-    let mut wait = BlockingWait::sending(deadline, &mut st.recv.buf, config.max_buffered);
+    let mut wait = BlockingWait::sending(
+        deadline,
+        env.park,
+        &mut st.recv.buf,
+        env.config.max_buffered,
+    );
     let mut bufs = [IoSlice::new(&head), IoSlice::new(inline)];
     let result = write_all(&transport, &mut bufs, &mut wait);
     st.head_buf = head;
     result.map_err(|e| st.send_failed(e))?;
 
     if expect_continue {
-        await_continue(st, &transport, config, request.method)?;
+        await_continue(st, &transport, env, request.method)?;
         if let (Body::Bytes(bytes), Sending::Idle) = (request.body, st.sending) {
-            let mut wait = BlockingWait::sending(deadline, &mut st.recv.buf, config.max_buffered);
+            let mut wait = BlockingWait::sending(
+                deadline,
+                env.park,
+                &mut st.recv.buf,
+                env.config.max_buffered,
+            );
             write_all(&transport, &mut [IoSlice::new(bytes)], &mut wait)
                 .map_err(|e| st.send_failed(e))?;
         }
@@ -130,11 +138,12 @@ pub(crate) fn send_request(
 pub(crate) fn await_continue(
     st: &mut State,
     transport: &Transport,
-    config: &Config,
+    env: &Env<'_>,
     method: &Method,
 ) -> Result<(), Error> {
-    let patience = config.continue_timeout.or(config.timeout);
-    let mut wait = BlockingWait::reading(Deadline::new(Operation::AwaitContinue, patience));
+    let patience = env.config.continue_timeout.or(env.config.timeout);
+    let mut wait =
+        BlockingWait::reading(env.park, Deadline::new(Operation::AwaitContinue, patience));
     loop {
         match st.recv.reader.poll_interim(st.recv.buf.data(), method) {
             Err(e) => return Err(st.poison(PoisonCause::Protocol(e), e.into())),
@@ -150,7 +159,7 @@ pub(crate) fn await_continue(
                 return Ok(());
             }
             Ok(HeadStep::Partial) => {
-                let limit = config.limits.max_head_bytes.saturating_add(1);
+                let limit = env.config.limits.max_head_bytes.saturating_add(1);
                 match fill(&mut st.recv.buf, transport, limit, &mut wait) {
                     Ok(true) => {}
                     Ok(false) => {
@@ -161,7 +170,7 @@ pub(crate) fn await_continue(
                         };
                         return Err(st.closed_error(phase));
                     }
-                    Err(Error::Timeout { .. }) if config.continue_timeout.is_some() => {
+                    Err(Error::Timeout { .. }) if env.config.continue_timeout.is_some() => {
                         return Ok(())
                     }
                     Err(e) => return Err(st.send_failed(e)),
@@ -216,7 +225,7 @@ fn check_body_write(st: &mut State) -> Result<(), Error> {
 }
 
 /// Writes request body bytes for a `Following` or `Chunked` body.
-pub(crate) fn write_body(st: &mut State, config: &Config, data: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_body(st: &mut State, env: &Env<'_>, data: &[u8]) -> Result<(), Error> {
     check_body_write(st)?;
     let mut size_line = [0u8; 18];
     let (before, after, next) = frame_piece(st.sending, data, &mut size_line)?;
@@ -226,8 +235,13 @@ pub(crate) fn write_body(st: &mut State, config: &Config, data: &[u8]) -> Result
     }
     let transport = st.transport()?;
     let owed = std::mem::take(&mut st.owed);
-    let deadline = Deadline::new(Operation::WriteBody, config.timeout);
-    let mut wait = BlockingWait::sending(deadline, &mut st.recv.buf, config.max_buffered);
+    let deadline = Deadline::new(Operation::WriteBody, env.config.timeout);
+    let mut wait = BlockingWait::sending(
+        deadline,
+        env.park,
+        &mut st.recv.buf,
+        env.config.max_buffered,
+    );
     let mut bufs = [
         IoSlice::new(&owed),
         IoSlice::new(before),
@@ -291,7 +305,7 @@ pub(crate) fn write_partial(st: &mut State, data: &[u8]) -> Result<usize, Error>
 }
 
 /// Ends a chunked body (the last-chunk, no trailers).
-pub(crate) fn finish_body(st: &mut State, config: &Config) -> Result<(), Error> {
+pub(crate) fn finish_body(st: &mut State, env: &Env<'_>) -> Result<(), Error> {
     check_body_write(st)?;
     match st.sending {
         Sending::Chunked => {}
@@ -299,8 +313,13 @@ pub(crate) fn finish_body(st: &mut State, config: &Config) -> Result<(), Error> 
         other => return Err(sending_misuse(other)),
     }
     let transport = st.transport()?;
-    let deadline = Deadline::new(Operation::WriteBody, config.timeout);
-    let mut wait = BlockingWait::sending(deadline, &mut st.recv.buf, config.max_buffered);
+    let deadline = Deadline::new(Operation::WriteBody, env.config.timeout);
+    let mut wait = BlockingWait::sending(
+        deadline,
+        env.park,
+        &mut st.recv.buf,
+        env.config.max_buffered,
+    );
     let owed = std::mem::take(&mut st.owed);
     let mut bufs = [IoSlice::new(&owed), IoSlice::new(b"0\r\n\r\n")];
     write_all(&transport, &mut bufs, &mut wait).map_err(|e| st.send_failed(e))?;

@@ -12,7 +12,7 @@ use crate::error::{ClosePhase, Error, Operation, PoisonCause};
 use crate::io::{send_io_error, Reactor, ReadBuffer, Transport};
 use crate::proto::{InFlight, Pipeline, ResponseReader};
 
-use super::Config;
+use super::{Config, Env};
 
 /// Whether there is a socket, and if not, what the caller still has to be told.
 #[derive(Debug)]
@@ -139,12 +139,7 @@ impl State {
 
     /// Makes the link usable for a new request: reports a dead link once (if it left
     /// requests unanswered), drops a stale idle connection, and connects if needed.
-    pub(crate) fn ready_to_send(
-        &mut self,
-        host: &str,
-        port: u16,
-        config: &Config,
-    ) -> Result<(), Error> {
+    pub(crate) fn ready_to_send(&mut self, env: &Env<'_>) -> Result<(), Error> {
         if let Link::Dead { why, unanswered } = &mut self.link {
             let (why, unanswered) = (*why, std::mem::take(unanswered));
             self.reset(Link::Idle);
@@ -169,7 +164,7 @@ impl State {
             }
         }
         if matches!(self.link, Link::Idle) {
-            self.connect(host, port, config)?;
+            self.connect(env)?;
         }
         Ok(())
     }
@@ -185,7 +180,8 @@ impl State {
     }
 
     /// Opens a new connection, trying every resolved address in turn.
-    pub(crate) fn connect(&mut self, host: &str, port: u16, config: &Config) -> Result<(), Error> {
+    pub(crate) fn connect(&mut self, env: &Env<'_>) -> Result<(), Error> {
+        let (host, port, config, park) = (&env.target.host, env.target.port, env.config, env.park);
         let deadline = config.connect_timeout.map(|t| Instant::now() + t);
         let connect_error = |source| Error::Connect {
             host: host.to_owned(),
@@ -193,13 +189,10 @@ impl State {
             source,
         };
         let addrs = Transport::resolve(host, port).map_err(connect_error)?;
-        let reactor = match &self.reactor {
-            Some(r) => Arc::clone(r),
-            None => Arc::clone(self.reactor.insert(Reactor::new()?)),
-        };
+        let reactor = park.reactor(&mut self.reactor)?;
         let mut last = None;
         for addr in addrs {
-            match Transport::connect(addr, deadline, &reactor) {
+            match Transport::connect(addr, deadline, &reactor, park) {
                 Ok(Some(transport)) => {
                     self.reset(Link::Open(Arc::new(transport)));
                     return Ok(());

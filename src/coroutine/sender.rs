@@ -2,25 +2,21 @@
 
 use std::io::IoSlice;
 use std::sync::Arc;
-use std::time::Duration;
 
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use super::wait::CoWait;
-use crate::error::{Error, Operation};
-use crate::io::{write_all, Deadline, Transport};
+use crate::error::Error;
+use crate::io::{write_all, Transport};
 
 /// What the caller passes in when it resumes the coroutine.
 #[derive(Debug)]
 pub(crate) enum Resume {
     /// Send these bytes (the buffer comes back in [`Suspend::Sent`]).
     Send(Vec<u8>),
-    /// Carry on after a [`Suspend::Readable`].
-    Go {
-        /// Whether socket readability should still suspend the coroutine.
-        watch_reads: bool,
-    },
+    /// Try sending again after [`Suspend::Blocked`].
+    Go,
     /// Nothing more to send: return `Ok`.
     Finish,
     /// Stop now: return `Err(Cancelled)`. Used by `Drop`, instead of unwinding the stack.
@@ -30,8 +26,9 @@ pub(crate) enum Resume {
 /// Why the coroutine handed control back.
 #[derive(Debug)]
 pub(crate) enum Suspend {
-    /// Response data is available: the caller should read before resuming.
-    Readable,
+    /// The socket is full: the caller waits (for writability, or reads response data that
+    /// arrives meanwhile) and then resumes with [`Resume::Go`].
+    Blocked,
     /// Every byte of this buffer went out; it is handed back for reuse.
     Sent(Vec<u8>),
 }
@@ -48,8 +45,9 @@ pub(crate) enum Step {
 type SendCoroutine = Coroutine<Resume, Suspend, Result<(), Error>, DefaultStack>;
 
 /// A corosensei coroutine that writes the buffers it is given on `transport` with the same
-/// send loop as the blocking path ([`write_all`]), suspending whenever the socket is full and
-/// response data is available.
+/// send loop as the blocking path ([`write_all`]), suspending to its caller whenever the
+/// socket is full. The caller decides how to wait and whether to read first: the coroutine
+/// never blocks.
 pub(crate) struct Sender {
     /// INVARIANT: `None` only after the coroutine returned and its stack was taken.
     coroutine: Option<SendCoroutine>,
@@ -65,32 +63,20 @@ impl std::fmt::Debug for Sender {
 
 impl Sender {
     /// Creates the coroutine on `stack`; it starts running at the first [`resume`](Self::resume).
-    pub(crate) fn new(
-        stack: DefaultStack,
-        transport: Arc<Transport>,
-        operation: Operation,
-        timeout: Option<Duration>,
-    ) -> Self {
+    pub(crate) fn new(stack: DefaultStack, transport: Arc<Transport>) -> Self {
         let body = move |yielder: &Yielder<Resume, Suspend>, first: Resume| {
-            let mut wait = CoWait {
-                yielder,
-                operation,
-                timeout,
-                deadline: Deadline::new(operation, timeout),
-                watch_reads: true,
-            };
+            let mut wait = CoWait { yielder };
             let mut input = first;
             loop {
                 match input {
                     Resume::Send(buf) => {
-                        wait.deadline = Deadline::new(operation, timeout);
                         write_all(&transport, &mut [IoSlice::new(&buf)], &mut wait)?;
                         input = yielder.suspend(Suspend::Sent(buf));
                     }
                     Resume::Finish => return Ok(()),
-                    // `Go` only answers a `Readable` suspension inside the wait; anywhere else
-                    // it is treated like `Cancel`.
-                    Resume::Go { .. } | Resume::Cancel => return Err(Error::Cancelled),
+                    // `Go` only answers `Blocked` inside the wait; anywhere else it is treated
+                    // like `Cancel`.
+                    Resume::Go | Resume::Cancel => return Err(Error::Cancelled),
                 }
             }
         };
@@ -165,16 +151,15 @@ mod tests {
     #[test]
     fn a_panic_inside_the_coroutine_propagates_out_of_resume() {
         let mut sender = Sender::spawn(stack(), |yielder, _| {
-            yielder.suspend(Suspend::Readable);
+            yielder.suspend(Suspend::Blocked);
             panic!("boom inside the coroutine");
         });
         assert!(matches!(
             sender.resume(Resume::Finish),
-            Step::Suspended(Suspend::Readable)
+            Step::Suspended(Suspend::Blocked)
         ));
-        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            sender.resume(Resume::Go { watch_reads: true })
-        }));
+        let caught =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sender.resume(Resume::Go)));
         let message = caught.expect_err("the panic reaches the resumer");
         assert_eq!(
             message.downcast_ref::<&str>(),
@@ -190,7 +175,7 @@ mod tests {
         let mut sender = Sender::spawn(stack(), |yielder, mut input| loop {
             match input {
                 Resume::Cancel => return Err(Error::Cancelled),
-                _ => input = yielder.suspend(Suspend::Readable),
+                _ => input = yielder.suspend(Suspend::Blocked),
             }
         });
         assert!(matches!(sender.resume(Resume::Finish), Step::Suspended(_)));

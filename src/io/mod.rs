@@ -5,11 +5,14 @@
 //! nothing about HTTP.
 
 mod buffer;
+mod park;
 mod transport;
 mod wait;
 mod write;
 
 pub(crate) use buffer::ReadBuffer;
+pub(crate) use park::sealed::Sealed as ParkImpl;
+pub use park::{Blocking, Park};
 pub(crate) use transport::{Reactor, Ready, Transport};
 pub(crate) use wait::{drain, BlockingWait, Deadline, Wait};
 pub(crate) use write::{send_io_error, write_all};

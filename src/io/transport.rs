@@ -8,24 +8,70 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use polling::{Event, Events, PollMode, Poller};
+
+use super::park::sealed::Sealed;
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// The poller of one `HttpConnection`: created with its first socket and kept across
 /// reconnects (a new `Poller` costs microseconds and three descriptors).
-#[derive(Debug)]
 pub(crate) struct Reactor {
     poller: Poller,
     events: Mutex<Events>,
     next_key: AtomicUsize,
+    /// Level-triggered for a connection's own poller (re-armed only when the interest
+    /// changes); oneshot for a poller shared by many sockets, where a ready socket whose
+    /// owner is not waiting must not be reported again and again.
+    mode: PollMode,
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reactor {
-    pub(crate) fn new() -> io::Result<Arc<Self>> {
+    /// A poller for one connection's sockets.
+    pub(crate) fn level_triggered() -> io::Result<Arc<Self>> {
+        Self::with_mode(PollMode::Level)
+    }
+
+    /// A poller shared by many sockets.
+    pub(crate) fn oneshot() -> io::Result<Arc<Self>> {
+        Self::with_mode(PollMode::Oneshot)
+    }
+
+    fn with_mode(mode: PollMode) -> io::Result<Arc<Self>> {
         Ok(Arc::new(Reactor {
             poller: Poller::new()?,
             events: Mutex::new(Events::with_capacity(std::num::NonZeroUsize::MIN)),
             next_key: AtomicUsize::new(0),
+            mode,
         }))
+    }
+
+    /// Waits for events on any registered socket, calling `ready` with each one's key.
+    pub(crate) fn poll(
+        &self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+        mut ready: impl FnMut(usize, Ready),
+    ) -> io::Result<()> {
+        events.clear();
+        self.poller.wait(events, timeout)?;
+        for ev in events.iter() {
+            ready(
+                ev.key,
+                Ready {
+                    readable: ev.readable,
+                    writable: ev.writable,
+                },
+            );
+        }
+        events.clear();
+        Ok(())
     }
 }
 
@@ -66,6 +112,7 @@ impl Transport {
         addr: SocketAddr,
         deadline: Option<Instant>,
         reactor: &Arc<Reactor>,
+        park: &dyn Sealed,
     ) -> io::Result<Option<Self>> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_nonblocking(true)?;
@@ -87,7 +134,8 @@ impl Transport {
                 },
                 None => None,
             };
-            let ready = transport.wait(
+            let ready = park.park(
+                &transport,
                 Ready {
                     readable: false,
                     writable: true,
@@ -111,7 +159,7 @@ impl Transport {
         unsafe {
             reactor
                 .poller
-                .add_with_mode(&socket, Event::none(key), PollMode::Level)?
+                .add_with_mode(&socket, Event::none(key), reactor.mode)?
         };
         Ok(Transport {
             socket,
@@ -168,9 +216,10 @@ impl Transport {
         }
     }
 
-    /// Waits until the socket is ready for one of `interest`, or `timeout` passes (then
-    /// neither flag is set). `None` waits without limit.
-    pub(crate) fn wait(&self, interest: Ready, timeout: Option<Duration>) -> io::Result<Ready> {
+    /// Registers `interest` with the reactor before a wait. A level-triggered registration
+    /// needs a syscall only when the interest changes; a oneshot one is disarmed by each event
+    /// and re-armed every time.
+    pub(crate) fn arm(&self, interest: Ready) -> io::Result<()> {
         if interest.readable {
             // About to wait for the server: acknowledge what it sent at once. A server that
             // corks its output (nginx with `tcp_nopush on`) otherwise waits for our delayed
@@ -179,7 +228,9 @@ impl Transport {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             let _ = self.socket.set_tcp_quickack(true);
         }
-        if self.interest.swap(interest.bits(), Ordering::Relaxed) != interest.bits() {
+        let mode = self.reactor.mode;
+        let changed = self.interest.swap(interest.bits(), Ordering::Relaxed) != interest.bits();
+        if changed || mode == PollMode::Oneshot {
             let key = self.key;
             let event = match (interest.readable, interest.writable) {
                 (true, true) => Event::all(key),
@@ -187,25 +238,40 @@ impl Transport {
                 (false, true) => Event::writable(key),
                 (false, false) => Event::none(key),
             };
-            let poller = &self.reactor.poller;
-            if let Err(e) = poller.modify_with_mode(&self.socket, event, PollMode::Level) {
+            if let Err(e) = self
+                .reactor
+                .poller
+                .modify_with_mode(&self.socket, event, mode)
+            {
                 self.interest.store(u8::MAX, Ordering::Relaxed);
                 return Err(e);
             }
         }
+        Ok(())
+    }
+
+    /// The key this socket's events carry in its reactor.
+    pub(crate) fn key(&self) -> usize {
+        self.key
+    }
+
+    /// Waits in the socket's own reactor until the socket is ready for one of `interest`, or
+    /// `timeout` passes (then neither flag is set). `None` waits without limit.
+    pub(crate) fn wait(&self, interest: Ready, timeout: Option<Duration>) -> io::Result<Ready> {
+        self.arm(interest)?;
         let mut events = self
             .reactor
             .events
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        events.clear();
-        self.reactor.poller.wait(&mut events, timeout)?;
         let mut ready = Ready::default();
-        for ev in events.iter().filter(|ev| ev.key == self.key) {
-            ready.readable |= ev.readable;
-            ready.writable |= ev.writable;
-        }
-        events.clear();
+        let key = self.key;
+        self.reactor.poll(&mut events, timeout, |k, r| {
+            if k == key {
+                ready.readable |= r.readable;
+                ready.writable |= r.writable;
+            }
+        })?;
         Ok(ready)
     }
 

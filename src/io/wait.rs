@@ -8,7 +8,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::transport::Ready;
-use super::{is_peer_gone, ReadBuffer, Transport};
+use super::{is_peer_gone, ParkImpl, ReadBuffer, Transport};
 use crate::error::{Error, Operation};
 
 /// What the driver calls when a send or receive returned `WouldBlock`.
@@ -61,35 +61,43 @@ impl Deadline {
     }
 }
 
-/// Blocks the thread in `polling`. While waiting to send it moves arriving response bytes into
+/// Blocks the caller in its park (the thread in `polling`, or a green task in its runtime). While waiting to send it moves arriving response bytes into
 /// `inbox` (up to `inbox_limit` bytes), so a server that will not read before it has written
 /// cannot deadlock a pipelining sender.
 #[derive(Debug)]
 pub(crate) struct BlockingWait<'a> {
     deadline: Deadline,
+    park: &'a dyn ParkImpl,
     inbox: Option<(&'a mut ReadBuffer, usize)>,
 }
 
 impl<'a> BlockingWait<'a> {
     /// A wait for the receive side, which reads into its own buffer.
-    pub(crate) fn reading(deadline: Deadline) -> Self {
+    pub(crate) fn reading(park: &'a dyn ParkImpl, deadline: Deadline) -> Self {
         BlockingWait {
             deadline,
+            park,
             inbox: None,
         }
     }
 
     /// A wait for the send side, which moves arriving bytes into `inbox` (at most `limit`).
-    pub(crate) fn sending(deadline: Deadline, inbox: &'a mut ReadBuffer, limit: usize) -> Self {
+    pub(crate) fn sending(
+        deadline: Deadline,
+        park: &'a dyn ParkImpl,
+        inbox: &'a mut ReadBuffer,
+        limit: usize,
+    ) -> Self {
         BlockingWait {
             deadline,
+            park,
             inbox: Some((inbox, limit)),
         }
     }
 
     fn wait_for(&mut self, transport: &Transport, interest: Ready) -> Result<Ready, Error> {
         let timeout = self.deadline.remaining()?;
-        let ready = transport.wait(interest, timeout)?;
+        let ready = self.park.park(transport, interest, timeout)?;
         if ready == Ready::default() && timeout.is_some_and(|t| t.is_zero()) {
             return Err(self.deadline.expired());
         }

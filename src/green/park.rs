@@ -1,0 +1,43 @@
+//! The green park: a connection made in a task suspends the task instead of blocking.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::runtime::{Parked, Task, Wake};
+use crate::io::{Park, ParkImpl, Reactor, Ready, Transport};
+
+/// How a connection made inside a green task waits: it suspends the task until the runtime's
+/// poller reports its socket ready (or its deadline passes). Obtained through
+/// [`Task::connect`]; the lifetime ties the connection to its task.
+#[derive(Debug, Clone, Copy)]
+pub struct Green<'a> {
+    pub(super) task: &'a Task<'a>,
+}
+
+impl Park for Green<'_> {}
+
+#[allow(private_interfaces)]
+impl ParkImpl for Green<'_> {
+    fn reactor(&self, _own: &mut Option<Arc<Reactor>>) -> io::Result<Arc<Reactor>> {
+        Ok(Arc::clone(self.task.reactor()))
+    }
+
+    fn park(
+        &self,
+        transport: &Transport,
+        interest: Ready,
+        timeout: Option<Duration>,
+    ) -> io::Result<Ready> {
+        transport.arm(interest)?;
+        let deadline = timeout.map(|t| Instant::now() + t);
+        match self.task.suspend(Parked::Io {
+            key: transport.key(),
+            deadline,
+        }) {
+            Wake::Ready(ready) => Ok(ready),
+            Wake::TimedOut | Wake::Start => Ok(Ready::default()),
+            Wake::Cancel => Err(io::Error::other(crate::Error::Cancelled)),
+        }
+    }
+}

@@ -1,0 +1,482 @@
+//! The single-threaded scheduler: tasks as coroutines, one poller, a timer heap.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+use super::Green;
+use crate::io::{Reactor, Ready};
+use crate::{Config, Error, HttpConnection};
+
+/// Stack per task. Reserved, not committed: 10,000 idle tasks touch a few pages each.
+const STACK_SIZE: usize = 128 * 1024;
+
+/// How many times a task that ignores cancellation is resumed before it is abandoned.
+const CANCEL_ATTEMPTS: usize = 1000;
+
+/// Why a task suspended.
+#[derive(Debug)]
+pub(super) enum Parked {
+    /// Its socket with reactor key `key` was armed; wake it when ready or at `deadline`.
+    Io {
+        key: usize,
+        deadline: Option<Instant>,
+    },
+    /// Wake it at this instant.
+    Sleep(Instant),
+    /// Wake it after the others had a turn.
+    Yield,
+    /// Wake it when task `id` has finished.
+    Join(u64),
+}
+
+/// What a task is resumed with.
+#[derive(Debug)]
+pub(super) enum Wake {
+    /// First run.
+    Start,
+    /// Its socket is ready (or: its sleep, yield or join is over).
+    Ready(Ready),
+    /// Its deadline passed first.
+    TimedOut,
+    /// The runtime is going away: return as soon as possible.
+    Cancel,
+}
+
+type TaskCoroutine = Coroutine<Wake, Parked, (), DefaultStack>;
+type PanicSink = Box<dyn FnOnce(Box<dyn Any + Send>)>;
+type Body = Box<dyn FnOnce(&Task<'_>)>;
+
+/// What the runtime and its tasks share.
+struct Shared {
+    reactor: Arc<Reactor>,
+    /// Tasks spawned since the scheduler last looked.
+    spawned: RefCell<Vec<(u64, Body, PanicSink)>>,
+    next_id: Cell<u64>,
+}
+
+/// A running task's handle to its runtime, passed to the task's closure: spawn, join, sleep,
+/// yield, and make connections that suspend the task instead of blocking.
+pub struct Task<'a> {
+    yielder: &'a Yielder<Wake, Parked>,
+    shared: &'a Rc<Shared>,
+    id: u64,
+}
+
+impl fmt::Debug for Task<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Task").field("id", &self.id).finish()
+    }
+}
+
+impl<'a> Task<'a> {
+    pub(super) fn suspend(&self, parked: Parked) -> Wake {
+        self.yielder.suspend(parked)
+    }
+
+    pub(super) fn reactor(&self) -> &Arc<Reactor> {
+        &self.shared.reactor
+    }
+
+    /// A connection to `host:port` that suspends this task whenever it would block. Its
+    /// type says so (`HttpConnection<Green<'_>>`), and its lifetime keeps it in this task.
+    ///
+    /// # Errors
+    ///
+    /// As [`HttpConnection::new`].
+    pub fn connect(&self, host: &str, port: u16) -> Result<HttpConnection<Green<'_>>, Error> {
+        self.connect_with(host, port, Config::default())
+    }
+
+    /// As [`connect`](Self::connect), with `config`.
+    ///
+    /// # Errors
+    ///
+    /// As [`HttpConnection::new`].
+    pub fn connect_with(
+        &self,
+        host: &str,
+        port: u16,
+        config: Config,
+    ) -> Result<HttpConnection<Green<'_>>, Error> {
+        HttpConnection::with_park(host, port, config, Green { task: self })
+    }
+
+    /// Starts a new task on this runtime. It first runs when this task next suspends.
+    pub fn spawn<T: 'static>(&self, f: impl FnOnce(&Task<'_>) -> T + 'static) -> JoinHandle<T> {
+        spawn_on(self.shared, f)
+    }
+
+    /// Suspends this task until the task behind `handle` has finished, and returns its
+    /// result, or its panic.
+    ///
+    /// # Errors
+    ///
+    /// The task's panic payload; or, if the runtime is cancelled while waiting, a payload
+    /// saying so.
+    pub fn join<T>(&self, handle: JoinHandle<T>) -> std::thread::Result<T> {
+        loop {
+            if let Some(result) = handle.slot.borrow_mut().take() {
+                return result;
+            }
+            if let Wake::Cancel = self.suspend(Parked::Join(handle.id)) {
+                return Err(Box::new("cancelled: the runtime was dropped"));
+            }
+        }
+    }
+
+    /// Suspends this task for `duration`; the others run meanwhile.
+    pub fn sleep(&self, duration: Duration) {
+        self.suspend(Parked::Sleep(Instant::now() + duration));
+    }
+
+    /// Lets the other ready tasks run before this one continues.
+    pub fn yield_now(&self) {
+        self.suspend(Parked::Yield);
+    }
+}
+
+/// The result of a spawned task, once it has finished: [`Task::join`] inside the runtime,
+/// [`Runtime::block_on`] outside it.
+#[must_use = "a task's result and panic are only seen through its handle"]
+pub struct JoinHandle<T> {
+    id: u64,
+    slot: Rc<RefCell<Option<std::thread::Result<T>>>>,
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let done = self.slot.borrow().is_some();
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id)
+            .field("finished", &done)
+            .finish()
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Whether the task has finished.
+    pub fn is_finished(&self) -> bool {
+        self.slot.borrow().is_some()
+    }
+}
+
+fn spawn_on<T: 'static>(
+    shared: &Rc<Shared>,
+    f: impl FnOnce(&Task<'_>) -> T + 'static,
+) -> JoinHandle<T> {
+    let id = shared.next_id.get();
+    shared.next_id.set(id + 1);
+    let slot = Rc::new(RefCell::new(None));
+    let (on_return, on_panic) = (Rc::clone(&slot), Rc::clone(&slot));
+    let body: Body = Box::new(move |task| {
+        let value = f(task);
+        *on_return.borrow_mut() = Some(Ok(value));
+    });
+    let sink: PanicSink = Box::new(move |payload| *on_panic.borrow_mut() = Some(Err(payload)));
+    shared.spawned.borrow_mut().push((id, body, sink));
+    JoinHandle { id, slot }
+}
+
+/// A suspended or ready task.
+struct Slot {
+    coroutine: TaskCoroutine,
+    on_panic: Option<PanicSink>,
+    /// The reactor key it waits on, if it waits for a socket.
+    io_key: Option<u64>,
+    /// Counts its suspensions, so a timer set for an earlier one is ignored.
+    wait: u64,
+    /// Whether it is in the ready queue already.
+    queued: bool,
+}
+
+/// A single-threaded runtime for green tasks. [`run`] covers the common case.
+///
+/// Dropping a runtime with suspended tasks cancels them: each is resumed with a cancel signal
+/// (its pending operation fails with [`Error::Cancelled`] inside an `Error::Io`) until it
+/// returns. No stack is unwound, so this is safe under `panic = "abort"`.
+pub struct Runtime {
+    shared: Rc<Shared>,
+    tasks: HashMap<u64, Slot>,
+    ready: VecDeque<(u64, Wake)>,
+    timers: BinaryHeap<Reverse<(Instant, u64, u64)>>,
+    io_waiters: HashMap<usize, u64>,
+    joiners: HashMap<u64, Vec<u64>>,
+    stacks: Vec<DefaultStack>,
+    events: polling::Events,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("tasks", &self.tasks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A runtime with its poller.
+    ///
+    /// # Errors
+    ///
+    /// When the OS refuses a poller (out of descriptors).
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Runtime {
+            shared: Rc::new(Shared {
+                reactor: Reactor::oneshot()?,
+                spawned: RefCell::new(Vec::new()),
+                next_id: Cell::new(0),
+            }),
+            tasks: HashMap::new(),
+            ready: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            io_waiters: HashMap::new(),
+            joiners: HashMap::new(),
+            stacks: Vec::new(),
+            events: polling::Events::new(),
+        })
+    }
+
+    /// Starts a task. It runs once the runtime runs ([`run`](Self::run) or
+    /// [`block_on`](Self::block_on)).
+    pub fn spawn<T: 'static>(&mut self, f: impl FnOnce(&Task<'_>) -> T + 'static) -> JoinHandle<T> {
+        spawn_on(&self.shared, f)
+    }
+
+    /// Runs until every task has finished.
+    ///
+    /// # Errors
+    ///
+    /// When waiting on the poller fails.
+    pub fn run(&mut self) -> std::io::Result<()> {
+        self.run_while(|| true)
+    }
+
+    /// Runs until the task behind `handle` has finished and returns its result; other tasks
+    /// run as needed and may stay suspended afterwards.
+    ///
+    /// # Errors
+    ///
+    /// The task's panic payload, or a payload describing a poller failure or tasks that can
+    /// never finish (all waiting on each other).
+    pub fn block_on<T>(&mut self, handle: JoinHandle<T>) -> std::thread::Result<T> {
+        let slot = Rc::clone(&handle.slot);
+        if let Err(e) = self.run_while(|| slot.borrow().is_none()) {
+            return Err(Box::new(e));
+        }
+        let result = slot.borrow_mut().take();
+        result.unwrap_or_else(|| Err(Box::new("the task can never finish")))
+    }
+
+    /// Runs while `go_on` says so and some task can make progress.
+    fn run_while(&mut self, mut go_on: impl FnMut() -> bool) -> std::io::Result<()> {
+        loop {
+            self.adopt_spawned()?;
+            while let Some((id, wake)) = self.ready.pop_front() {
+                self.resume(id, wake);
+                self.adopt_spawned()?;
+            }
+            if !go_on() || self.tasks.is_empty() {
+                return Ok(());
+            }
+            if self.io_waiters.is_empty() && self.timers.is_empty() {
+                // Everything left waits on a join that cannot happen.
+                return Ok(());
+            }
+            self.poll()?;
+        }
+    }
+
+    /// Moves newly spawned tasks into the table, ready to start.
+    fn adopt_spawned(&mut self) -> std::io::Result<()> {
+        let spawned = std::mem::take(&mut *self.shared.spawned.borrow_mut());
+        for (id, body, on_panic) in spawned {
+            let stack = match self.stacks.pop() {
+                Some(stack) => stack,
+                None => DefaultStack::new(STACK_SIZE)?,
+            };
+            let shared = Rc::clone(&self.shared);
+            let coroutine =
+                Coroutine::with_stack(stack, move |yielder: &Yielder<Wake, Parked>, _| {
+                    body(&Task {
+                        yielder,
+                        shared: &shared,
+                        id,
+                    });
+                });
+            let slot = Slot {
+                coroutine,
+                on_panic: Some(on_panic),
+                io_key: None,
+                wait: 0,
+                queued: false,
+            };
+            self.tasks.insert(id, slot);
+            self.wake(id, Wake::Start);
+        }
+        Ok(())
+    }
+
+    /// Runs task `id` until it suspends or finishes, and files it accordingly.
+    fn resume(&mut self, id: u64, wake: Wake) {
+        let Some(slot) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        if let Some(key) = slot.io_key.take() {
+            self.io_waiters.remove(&(key as usize));
+        }
+        slot.queued = false;
+        slot.wait += 1;
+        let outcome = catch_unwind(AssertUnwindSafe(|| slot.coroutine.resume(wake)));
+        match outcome {
+            Ok(CoroutineResult::Yield(parked)) => self.park(id, parked),
+            Ok(CoroutineResult::Return(())) => self.finished(id, None),
+            Err(payload) => self.finished(id, Some(payload)),
+        }
+    }
+
+    fn park(&mut self, id: u64, parked: Parked) {
+        let Some(slot) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        let wait = slot.wait;
+        match parked {
+            Parked::Io { key, deadline } => {
+                slot.io_key = Some(key as u64);
+                self.io_waiters.insert(key, id);
+                if let Some(at) = deadline {
+                    self.timers.push(Reverse((at, id, wait)));
+                }
+            }
+            Parked::Sleep(at) => self.timers.push(Reverse((at, id, wait))),
+            Parked::Yield => self.wake(id, Wake::Ready(Ready::default())),
+            Parked::Join(other) => {
+                if self.tasks.contains_key(&other) {
+                    self.joiners.entry(other).or_default().push(id);
+                } else {
+                    self.wake(id, Wake::Ready(Ready::default()));
+                }
+            }
+        }
+    }
+
+    /// Queues task `id` to be resumed with `wake` (once: a second wake-up before it ran is
+    /// dropped, e.g. its deadline passing just as its socket became ready).
+    fn wake(&mut self, id: u64, wake: Wake) {
+        let Some(slot) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        if slot.queued {
+            return;
+        }
+        slot.queued = true;
+        if let Some(key) = slot.io_key.take() {
+            self.io_waiters.remove(&(key as usize));
+        }
+        self.ready.push_back((id, wake));
+    }
+
+    fn finished(&mut self, id: u64, panic: Option<Box<dyn Any + Send>>) {
+        let Some(mut slot) = self.tasks.remove(&id) else {
+            return;
+        };
+        if let (Some(payload), Some(sink)) = (panic, slot.on_panic.take()) {
+            sink(payload);
+        }
+        if slot.coroutine.done() {
+            self.stacks.push(slot.coroutine.into_stack());
+        }
+        for joiner in self.joiners.remove(&id).unwrap_or_default() {
+            self.wake(joiner, Wake::Ready(Ready::default()));
+        }
+    }
+
+    /// Waits for sockets or the next timer, and readies the tasks concerned.
+    fn poll(&mut self) -> std::io::Result<()> {
+        let now = Instant::now();
+        let timeout = self
+            .timers
+            .peek()
+            .map(|Reverse((at, _, _))| at.saturating_duration_since(now));
+        let mut woken = Vec::new();
+        let waiters = &self.io_waiters;
+        self.shared
+            .reactor
+            .poll(&mut self.events, timeout, |key, r| {
+                if let Some(&id) = waiters.get(&key) {
+                    woken.push((id, Wake::Ready(r)));
+                }
+            })?;
+        for (id, wake) in woken {
+            self.wake(id, wake);
+        }
+        let now = Instant::now();
+        while let Some(Reverse((at, id, wait))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(slot) = self.tasks.get(&id) else {
+                continue;
+            };
+            if slot.wait != wait {
+                continue;
+            }
+            let wake = if slot.io_key.is_some() {
+                Wake::TimedOut
+            } else {
+                Wake::Ready(Ready::default())
+            };
+            self.wake(id, wake);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let ids: Vec<u64> = self.tasks.keys().copied().collect();
+        for id in ids {
+            let Some(mut slot) = self.tasks.remove(&id) else {
+                continue;
+            };
+            for _ in 0..CANCEL_ATTEMPTS {
+                if !slot.coroutine.started() || slot.coroutine.done() {
+                    break;
+                }
+                if catch_unwind(AssertUnwindSafe(|| slot.coroutine.resume(Wake::Cancel))).is_err() {
+                    break;
+                }
+            }
+            if slot.coroutine.started() && !slot.coroutine.done() {
+                // It ignores cancellation: abandon it rather than unwind its stack.
+                std::mem::forget(slot);
+            }
+        }
+        self.shared.spawned.borrow_mut().clear();
+    }
+}
+
+/// Runs `main` as the first task of a new runtime, until every task has finished, and
+/// returns `main`'s result (or its panic).
+///
+/// # Panics
+///
+/// When the OS refuses a poller or a task stack.
+pub fn run<T: 'static>(main: impl FnOnce(&Task<'_>) -> T + 'static) -> std::thread::Result<T> {
+    let mut runtime = Runtime::new().expect("a poller for the green runtime");
+    let handle = runtime.spawn(main);
+    let slot = Rc::clone(&handle.slot);
+    runtime.run().expect("the green runtime's poller");
+    let result = slot.borrow_mut().take();
+    result.unwrap_or_else(|| Err(Box::new("the main task can never finish")))
+}

@@ -1,0 +1,65 @@
+//! Parking: how a driver call sleeps until its socket is ready. The one thing that differs
+//! between a connection that blocks its thread and one that runs in a green task.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::transport::{Reactor, Ready, Transport};
+
+pub(crate) mod sealed {
+    // The sealed-trait pattern: `Sealed` is public only so that `Park` can name it as a
+    // supertrait. It cannot be named outside the crate, so its methods (which use
+    // crate-private types) cannot be called from outside either.
+    #![allow(private_interfaces)]
+
+    use super::*;
+
+    /// The methods of [`Park`](super::Park), private to the crate.
+    pub trait Sealed: std::fmt::Debug {
+        /// The reactor a new socket registers with (`own` is the connection's slot for a
+        /// reactor of its own, created on first use).
+        fn reactor(&self, own: &mut Option<Arc<Reactor>>) -> io::Result<Arc<Reactor>>;
+
+        /// Sleeps until `transport` is ready for one of `interest` or `timeout` passes (then
+        /// neither flag is set).
+        fn park(
+            &self,
+            transport: &Transport,
+            interest: Ready,
+            timeout: Option<Duration>,
+        ) -> io::Result<Ready>;
+    }
+}
+
+/// How a connection waits for its socket: [`Blocking`] blocks the thread; a green task's park
+/// suspends the task. Chosen when the connection is made and visible in its type.
+///
+/// This trait is sealed: the crate provides its implementations.
+pub trait Park: sealed::Sealed {}
+
+/// Blocks the calling thread in the connection's own poller (created with its first socket
+/// and kept across reconnects).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Blocking;
+
+impl Park for Blocking {}
+
+#[allow(private_interfaces)]
+impl sealed::Sealed for Blocking {
+    fn reactor(&self, own: &mut Option<Arc<Reactor>>) -> io::Result<Arc<Reactor>> {
+        match own {
+            Some(reactor) => Ok(Arc::clone(reactor)),
+            None => Ok(Arc::clone(own.insert(Reactor::level_triggered()?))),
+        }
+    }
+
+    fn park(
+        &self,
+        transport: &Transport,
+        interest: Ready,
+        timeout: Option<Duration>,
+    ) -> io::Result<Ready> {
+        transport.wait(interest, timeout)
+    }
+}

@@ -1,0 +1,287 @@
+//! Green tasks: many blocking-style HTTP tasks on one thread.
+
+mod support;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use dugong::green::{self, Runtime};
+use dugong::{Body, Config, Error};
+use http::{HeaderMap, Method};
+use support::{pattern, LoopbackServer, ScriptedServer, Step};
+
+#[test]
+fn many_tasks_interleave_on_one_thread() {
+    // A round trip through the proxy takes milliseconds, so every task must wait for its
+    // responses, and the others run meanwhile.
+    let server = LoopbackServer::start();
+    let proxy = support::DelayProxy::start(server.addr(), Duration::from_millis(1));
+    let port = proxy.port();
+    let thread = std::thread::current().id();
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let seen = Rc::clone(&order);
+    let sizes = green::run(move |task| {
+        let handles: Vec<_> = (0..50)
+            .map(|t| {
+                let seen = Rc::clone(&seen);
+                task.spawn(move |task| -> Result<usize, Error> {
+                    assert_eq!(std::thread::current().id(), thread);
+                    let conn = task.connect("127.0.0.1", port)?;
+                    let mut total = 0;
+                    for i in 0..10 {
+                        let target = format!("/bytes/{}", t * 100 + i);
+                        conn.send_request(&Method::GET, &target, &HeaderMap::new(), Body::Empty)?;
+                        conn.read_response()?;
+                        let body = conn.read_all()?;
+                        assert_eq!(body, pattern(t * 100 + i));
+                        total += body.len();
+                        seen.borrow_mut().push(t);
+                    }
+                    Ok(total)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| task.join(h).expect("no panic").expect("no error"))
+            .collect::<Vec<_>>()
+    })
+    .expect("main task");
+    let want: Vec<usize> = (0..50)
+        .map(|t| (0..10).map(|i| t * 100 + i).sum())
+        .collect();
+    assert_eq!(sizes, want);
+    // They really interleaved: task 0 did not finish all its requests before task 49 started.
+    let order = order.borrow();
+    let first_49 = order.iter().position(|&t| t == 49).expect("task 49 ran");
+    let last_0 = order.iter().rposition(|&t| t == 0).expect("task 0 ran");
+    assert!(
+        first_49 < last_0,
+        "tasks ran one after another, not interleaved"
+    );
+    assert_eq!(server.connections_accepted(), 50);
+}
+
+#[test]
+fn a_panicking_task_does_not_take_down_the_others() {
+    let server = LoopbackServer::start();
+    let port = server.port();
+    let results = green::run(move |task| {
+        let bad = task.spawn(|task| -> usize {
+            task.yield_now();
+            panic!("task went wrong");
+        });
+        let good: Vec<_> = (0..5)
+            .map(|i| {
+                task.spawn(move |task| {
+                    let conn = task.connect("127.0.0.1", port).expect("conn");
+                    conn.send_request(
+                        &Method::GET,
+                        &format!("/bytes/{i}"),
+                        &HeaderMap::new(),
+                        Body::Empty,
+                    )
+                    .expect("send");
+                    conn.read_response().expect("head");
+                    conn.read_all().expect("body").len()
+                })
+            })
+            .collect();
+        let bad = task
+            .join(bad)
+            .expect_err("the panic reaches the join handle");
+        assert_eq!(bad.downcast_ref::<&str>(), Some(&"task went wrong"));
+        good.into_iter()
+            .map(|h| task.join(h).expect("no panic"))
+            .collect::<Vec<_>>()
+    })
+    .expect("main task");
+    assert_eq!(results, vec![0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn a_stalled_server_times_out_one_task_while_the_rest_finish() {
+    let fast = LoopbackServer::start();
+    let stalled =
+        ScriptedServer::start(vec![Step::ExpectHead, Step::Sleep(Duration::from_secs(3))]);
+    let (fast_port, stalled_port) = (fast.port(), stalled.port());
+    let start = Instant::now();
+    let (slow, quick) = green::run(move |task| {
+        let slow = task.spawn(move |task| -> Result<(), Error> {
+            let config = Config::default().timeout(Some(Duration::from_millis(300)));
+            let conn = task.connect_with("127.0.0.1", stalled_port, config)?;
+            conn.send_request(&Method::GET, "/slow", &HeaderMap::new(), Body::Empty)?;
+            conn.read_response().map(|_| ())
+        });
+        let quick: Vec<_> = (0..20)
+            .map(|i| {
+                task.spawn(move |task| -> Result<Duration, Error> {
+                    let conn = task.connect("127.0.0.1", fast_port)?;
+                    conn.send_request(
+                        &Method::GET,
+                        &format!("/bytes/{i}"),
+                        &HeaderMap::new(),
+                        Body::Empty,
+                    )?;
+                    conn.read_response()?;
+                    conn.read_all()?;
+                    Ok(start.elapsed())
+                })
+            })
+            .collect();
+        let quick: Vec<_> = quick
+            .into_iter()
+            .map(|h| task.join(h).expect("no panic"))
+            .collect();
+        (task.join(slow).expect("no panic"), quick)
+    })
+    .expect("main task");
+    assert!(matches!(slow, Err(Error::Timeout { .. })), "{slow:?}");
+    for done in quick {
+        // Each quick task finished long before the slow one's deadline.
+        assert!(done.expect("quick task") < Duration::from_millis(300));
+    }
+    assert!(start.elapsed() < Duration::from_millis(300 + 1500));
+    drop(stalled);
+}
+
+#[test]
+fn cofunctions_pipeline_inside_green_tasks() {
+    let server = LoopbackServer::start();
+    let port = server.port();
+    let got = green::run(move |task| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                task.spawn(move |task| -> Result<Vec<u64>, Error> {
+                    let conn = task.connect("127.0.0.1", port)?;
+                    let upload = vec![b'u'; 200_000];
+                    let mut received = Vec::new();
+                    let mut read_one =
+                        |conn: &dugong::HttpConnection<green::Green<'_>>| -> Result<(), Error> {
+                            let resp = conn.read_response()?;
+                            let n = resp.headers["x-received-bytes"]
+                                .to_str()
+                                .map_or(0, |v| v.parse().unwrap_or(0));
+                            received.push(n);
+                            Ok(())
+                        };
+                    for i in 0..10 {
+                        let target = format!("/t{t}/{i}");
+                        for step in conn.send_request_cofun(
+                            &Method::PUT,
+                            &target,
+                            &HeaderMap::new(),
+                            Body::Bytes(&upload),
+                        )? {
+                            step?;
+                            if conn.response_pending() {
+                                read_one(&conn)?;
+                            }
+                        }
+                    }
+                    while conn.response_pending() {
+                        read_one(&conn)?;
+                    }
+                    Ok(received)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| task.join(h).expect("no panic").expect("no error"))
+            .collect::<Vec<_>>()
+    })
+    .expect("main task");
+    for per_task in got {
+        assert_eq!(per_task, vec![200_000; 10]);
+    }
+}
+
+#[test]
+fn sleep_and_yield_order_tasks() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = Rc::clone(&log);
+    green::run(move |task| {
+        let (a, b) = (Rc::clone(&l), Rc::clone(&l));
+        let slow = task.spawn(move |task| {
+            task.sleep(Duration::from_millis(50));
+            a.borrow_mut().push("slow");
+        });
+        let fast = task.spawn(move |task| {
+            task.yield_now();
+            b.borrow_mut().push("fast");
+        });
+        task.join(slow).expect("slow");
+        task.join(fast).expect("fast");
+        l.borrow_mut().push("main");
+    })
+    .expect("main task");
+    assert_eq!(*log.borrow(), ["fast", "slow", "main"]);
+}
+
+#[test]
+fn dropping_a_runtime_cancels_suspended_tasks() {
+    let stalled =
+        ScriptedServer::start(vec![Step::ExpectHead, Step::Sleep(Duration::from_secs(3))]);
+    let port = stalled.port();
+    let outcome = Rc::new(RefCell::new(None));
+    let seen = Rc::clone(&outcome);
+    let mut runtime = Runtime::new().expect("runtime");
+    let _stuck = runtime.spawn(move |task| {
+        let conn = task.connect("127.0.0.1", port).expect("conn");
+        conn.send_request(&Method::GET, "/never", &HeaderMap::new(), Body::Empty)
+            .expect("send");
+        *seen.borrow_mut() = Some(conn.read_response().map(|_| ()));
+    });
+    let quick = runtime.spawn(|task| {
+        task.sleep(Duration::from_millis(50));
+        7
+    });
+    assert_eq!(runtime.block_on(quick).expect("quick"), 7);
+    assert!(
+        outcome.borrow().is_none(),
+        "the stuck task is still waiting"
+    );
+    let start = Instant::now();
+    drop(runtime);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "cancellation does not wait for timeouts"
+    );
+    match outcome.borrow().as_ref() {
+        Some(Err(Error::Io(e))) => assert!(e.to_string().contains("cancelled"), "{e}"),
+        other => panic!("expected the pending read to fail as cancelled, got {other:?}"),
+    }
+    drop(stalled);
+}
+
+/// Cancellation of a runtime with suspended tasks must not unwind their stacks: an example
+/// built with `panic = "abort"` drops such a runtime and must exit normally.
+#[test]
+fn dropping_a_runtime_works_under_panic_abort() {
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let target = std::path::Path::new(manifest)
+        .join("target")
+        .join("panic-abort");
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "--example",
+            "green_cancel_abort",
+        ])
+        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(manifest)
+        .output()
+        .expect("cargo runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "status {:?}\nstderr:\n{stderr}",
+        output.status
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("cancelled 10 suspended tasks"));
+}
