@@ -285,3 +285,34 @@ fn dropping_a_runtime_works_under_panic_abort() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("cancelled 10 suspended tasks"));
 }
+
+#[test]
+fn the_crawl_example_fetches_everything_on_one_thread() {
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let output = std::process::Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--example", "crawl", "--"])
+        .args([
+            "--documents",
+            "600",
+            "--connections",
+            "12",
+            "--depth",
+            "4",
+            "--rtt-ms",
+            "1",
+        ])
+        .current_dir(manifest)
+        .output()
+        .expect("cargo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("crawl: 600 documents over 12 connections x depth 4"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("requests/s, peak RSS"), "{stdout}");
+}
