@@ -380,13 +380,23 @@ impl<'c, P: Park> Cofun<'c, P> {
                     _ => Ok(Resume::Finish),
                 }
             }
-            Source::Reader { .. } => match self.source.next_buffer(buf) {
-                Ok(Some(buf)) => Ok(Resume::Send(buf)),
-                Ok(None) => Ok(Resume::Finish),
-                // Part of the body is out and the rest cannot follow: framing is lost.
-                Err(e) => Err(st.poison(PoisonCause::BodySource, e)),
-            },
+            Source::Reader { .. } => {
+                // Between buffers the socket was never waited on: look once for an early
+                // response (a 413, say), so the loop body can read it before more goes out.
+                st.take_arrived(self.conn.config.max_buffered);
+                self.next_reader_buffer(st, buf)
+            }
             Source::Done => Ok(Resume::Finish),
+        }
+    }
+
+    /// The next piece of a reader's body.
+    fn next_reader_buffer(&mut self, st: &mut State, buf: Vec<u8>) -> Result<Resume, Error> {
+        match self.source.next_buffer(buf) {
+            Ok(Some(buf)) => Ok(Resume::Send(buf)),
+            Ok(None) => Ok(Resume::Finish),
+            // Part of the body is out and the rest cannot follow: framing is lost.
+            Err(e) => Err(st.poison(PoisonCause::BodySource, e)),
         }
     }
 

@@ -27,7 +27,7 @@ pub(crate) fn fill(
             Ok(_) => return Ok(true),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait.readable(transport)?,
             Err(e) if is_peer_gone(&e) => {
-                buf.set_eof();
+                buf.set_reset();
                 return Ok(false);
             }
             Err(e) => return Err(e.into()),
@@ -191,7 +191,7 @@ fn read_direct(
     loop {
         match transport.recv(&mut out[..want]) {
             Ok(0) => {
-                st.recv.buf.set_eof();
+                st.recv.buf.set_closed();
                 return body_at_eof(st).map(Some);
             }
             Ok(n) => {
@@ -208,7 +208,7 @@ fn read_direct(
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait.readable(transport)?,
             Err(e) if is_peer_gone(&e) => {
-                st.recv.buf.set_eof();
+                st.recv.buf.set_reset();
                 return body_at_eof(st).map(Some);
             }
             Err(e) => return Err(e.into()),
@@ -235,9 +235,9 @@ fn take_buffered_framing(st: &mut State) {
 }
 
 /// The server closed the connection during a body: the end of a close-delimited body,
-/// otherwise a truncation.
+/// otherwise (or after a reset, which cannot vouch for completeness) a truncation.
 fn body_at_eof(st: &mut State) -> Result<usize, Error> {
-    if st.recv.reader.end_at_close() {
+    if !st.recv.buf.was_reset() && st.recv.reader.end_at_close() {
         finish_response(st);
         Ok(0)
     } else {

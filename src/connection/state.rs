@@ -169,6 +169,22 @@ impl State {
         Ok(())
     }
 
+    /// Takes response bytes that have already arrived, without waiting (one non-blocking
+    /// receive), when a response is expected and nothing is buffered.
+    pub(crate) fn take_arrived(&mut self, limit: usize) {
+        let Link::Open(transport) = &self.link else {
+            return;
+        };
+        if self.pipeline.is_empty() || !self.recv.buf.is_empty() {
+            return;
+        }
+        match self.recv.buf.fill_from(transport, limit) {
+            Err(e) if crate::io::is_peer_gone(&e) => self.recv.buf.set_reset(),
+            // Nothing there (or an error the next read will meet again).
+            _ => {}
+        }
+    }
+
     /// An idle connection is stale when the server closed it or sent bytes nobody asked for
     /// (which must not be taken as the next response).
     fn is_stale(&mut self, transport: &Transport) -> bool {

@@ -4,8 +4,13 @@ use std::io;
 
 use super::Transport;
 
-/// Initial capacity: one read takes many small pipelined responses at once.
-const INITIAL: usize = 16 * 1024;
+/// Initial capacity: small, so thousands of idle connections cost little memory.
+const INITIAL: usize = 4 * 1024;
+
+/// Capacity the buffer grows to on its own when reads keep filling it (pipelined small
+/// responses arrive in batches); beyond this it grows only to hold one large head or what a
+/// blocking send must buffer.
+const READ_AHEAD: usize = 64 * 1024;
 
 /// A byte buffer with a consumed front and a filled back.
 #[derive(Debug, Default)]
@@ -15,6 +20,8 @@ pub(crate) struct ReadBuffer {
     start: usize,
     end: usize,
     eof: bool,
+    /// Whether the end of stream was a reset.
+    reset: bool,
     /// Bytes consumed since the buffer was made; only ever grows, so a change shows that a
     /// reader took something.
     consumed: u64,
@@ -71,6 +78,7 @@ impl ReadBuffer {
         self.start = 0;
         self.end = 0;
         self.eof = false;
+        self.reset = false;
     }
 
     /// One receive into the free space, growing the buffer while it holds fewer than `limit`
@@ -92,6 +100,11 @@ impl ReadBuffer {
             self.eof = true;
         }
         self.end += n;
+        if n == room && self.buf.len() < READ_AHEAD.min(limit) {
+            // The socket had at least as much as fitted: read more at once next time.
+            let grown = (self.buf.len() * 2).min(READ_AHEAD);
+            self.buf.resize(grown, 0);
+        }
         Ok(n)
     }
 
@@ -107,8 +120,20 @@ impl ReadBuffer {
         }
     }
 
-    /// Records end of stream seen by someone else (a reset while draining).
-    pub(crate) fn set_eof(&mut self) {
+    /// Records a clean end of stream seen by a read that bypassed the buffer.
+    pub(crate) fn set_closed(&mut self) {
         self.eof = true;
+    }
+
+    /// Records that the peer reset the connection: the stream ends here, but not cleanly,
+    /// so nothing can be taken as complete because of it.
+    pub(crate) fn set_reset(&mut self) {
+        self.eof = true;
+        self.reset = true;
+    }
+
+    /// Whether the stream ended with a reset rather than a clean close.
+    pub(crate) fn was_reset(&self) -> bool {
+        self.reset
     }
 }

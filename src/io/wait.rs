@@ -121,7 +121,7 @@ pub(crate) fn drain(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             // The send that follows reports the reset; what arrived before it is kept.
             Err(e) if is_peer_gone(&e) => {
-                inbox.set_eof();
+                inbox.set_reset();
                 return Ok(());
             }
             Err(e) => return Err(e.into()),

@@ -195,7 +195,10 @@ impl ChunkedDecoder {
     }
 
     fn trailer_byte(&mut self, b: u8, line: usize) -> Result<Chunked, ProtocolError> {
-        if self.trailer.len() >= self.max_trailer_bytes {
+        // RFC 9112 §7.1.2: the limit is on the field lines; the blank line that ends the
+        // body is not one of them.
+        let ends_body = line == 0 && (b == b'\r' || b == b'\n');
+        if !ends_body && self.trailer.len() >= self.max_trailer_bytes {
             return Err(ProtocolError::TrailerTooLarge {
                 limit: self.max_trailer_bytes,
             });

@@ -13,7 +13,8 @@ pub enum ProtocolError {
         /// The configured limit.
         limit: usize,
     },
-    /// The response head has more header fields than configured.
+    /// The response head (or a chunked body's trailer section) has more header fields than
+    /// configured.
     #[error("response head has more than {limit} header fields")]
     TooManyHeaders {
         /// The configured limit.
@@ -49,7 +50,7 @@ pub enum ProtocolError {
     /// A chunk size that is not `1*HEXDIG` or does not fit in u64.
     #[error("invalid chunk size")]
     InvalidChunkSize,
-    /// A chunk-size line (with its extensions) longer than the head limit.
+    /// A chunk-size line (with its extensions) longer than 4096 bytes.
     #[error("chunk-size line too long")]
     ChunkLineTooLong,
     /// Chunk data not followed by CRLF.
@@ -64,9 +65,6 @@ pub enum ProtocolError {
     /// A trailer line that is not a valid header field.
     #[error("malformed trailer section")]
     MalformedTrailer,
-    /// Response bytes arrived while no request was waiting for one.
-    #[error("response to a request that was not sent")]
-    UnsolicitedResponse,
 }
 
 /// A request that cannot be sent as given. Nothing was written when this is returned.

@@ -201,6 +201,9 @@ pub(crate) fn parse_fields(bytes: &[u8], max_fields: usize) -> Result<HeaderMap,
     let mut slots = vec![httparse::EMPTY_HEADER; max_fields];
     let fields = match httparse::parse_headers(bytes, &mut slots) {
         Ok(httparse::Status::Complete((_, fields))) => fields,
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ProtocolError::TooManyHeaders { limit: max_fields })
+        }
         _ => return Err(ProtocolError::MalformedTrailer),
     };
     let mut map = HeaderMap::with_capacity(fields.len());
