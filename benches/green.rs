@@ -228,27 +228,35 @@ fn pipelines(documents: usize) {
     std::thread::scope(|s| {
         for _ in 0..CONNECTIONS {
             s.spawn(move || {
+                // The seed's loop, with the window kept at DEPTH: responses are read in the
+                // loop body whenever data is there, and before sending when DEPTH are out.
                 let conn = HttpConnection::new("127.0.0.1", port).expect("conn");
-                let mut read = 0;
-                for _ in 0..per_conn {
+                let read_one = || {
+                    conn.read_response().expect("head");
+                    conn.discard().expect("body");
+                };
+                let (mut sent, mut done) = (0, 0);
+                while sent < per_conn {
+                    while sent - done >= DEPTH {
+                        read_one();
+                        done += 1;
+                    }
+                    let target = "/doc/x";
                     for step in conn
-                        .send_request_cofun(&Method::GET, "/doc/x", &HeaderMap::new(), Body::Empty)
+                        .send_request_cofun(&Method::GET, target, &HeaderMap::new(), Body::Empty)
                         .expect("cofun")
                     {
                         step.expect("send");
+                        if done < sent {
+                            read_one();
+                            done += 1;
+                        }
                     }
-                    while conn.response_pending()
-                        && (read + DEPTH <= per_conn)
-                        && conn.has_buffered_data()
-                    {
-                        conn.read_response().expect("head");
-                        conn.discard().expect("body");
-                        read += 1;
-                    }
+                    sent += 1;
                 }
-                while conn.response_pending() {
-                    conn.read_response().expect("head");
-                    conn.discard().expect("body");
+                while done < sent {
+                    read_one();
+                    done += 1;
                 }
             });
         }

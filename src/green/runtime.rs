@@ -187,9 +187,16 @@ fn spawn_on<T: 'static>(
     JoinHandle { id, slot }
 }
 
+/// A task's code: not started yet (no stack taken, so a burst of spawns costs no memory), or
+/// a coroutine.
+enum Run {
+    NotStarted(Option<Body>),
+    Started(TaskCoroutine),
+}
+
 /// A suspended or ready task.
 struct Slot {
-    coroutine: TaskCoroutine,
+    run: Run,
     on_panic: Option<PanicSink>,
     /// The reactor key it waits on, if it waits for a socket.
     io_key: Option<u64>,
@@ -300,21 +307,8 @@ impl Runtime {
     fn adopt_spawned(&mut self) -> std::io::Result<()> {
         let spawned = std::mem::take(&mut *self.shared.spawned.borrow_mut());
         for (id, body, on_panic) in spawned {
-            let stack = match self.stacks.pop() {
-                Some(stack) => stack,
-                None => DefaultStack::new(STACK_SIZE)?,
-            };
-            let shared = Rc::clone(&self.shared);
-            let coroutine =
-                Coroutine::with_stack(stack, move |yielder: &Yielder<Wake, Parked>, _| {
-                    body(&Task {
-                        yielder,
-                        shared: &shared,
-                        id,
-                    });
-                });
             let slot = Slot {
-                coroutine,
+                run: Run::NotStarted(Some(body)),
                 on_panic: Some(on_panic),
                 io_key: None,
                 wait: 0,
@@ -323,6 +317,33 @@ impl Runtime {
             self.tasks.insert(id, slot);
             self.wake(id, Wake::Start);
         }
+        Ok(())
+    }
+
+    /// The coroutine of task `id`, created on a pooled stack when it first runs.
+    fn start(&mut self, id: u64) -> std::io::Result<()> {
+        let Some(slot) = self.tasks.get_mut(&id) else {
+            return Ok(());
+        };
+        let Run::NotStarted(body) = &mut slot.run else {
+            return Ok(());
+        };
+        let Some(body) = body.take() else {
+            return Ok(());
+        };
+        let stack = match self.stacks.pop() {
+            Some(stack) => stack,
+            None => DefaultStack::new(STACK_SIZE)?,
+        };
+        let shared = Rc::clone(&self.shared);
+        let coroutine = Coroutine::with_stack(stack, move |yielder: &Yielder<Wake, Parked>, _| {
+            body(&Task {
+                yielder,
+                shared: &shared,
+                id,
+            });
+        });
+        slot.run = Run::Started(coroutine);
         Ok(())
     }
 
@@ -336,7 +357,18 @@ impl Runtime {
         }
         slot.queued = false;
         slot.wait += 1;
-        let outcome = catch_unwind(AssertUnwindSafe(|| slot.coroutine.resume(wake)));
+        if let Err(e) = self.start(id) {
+            // No stack for it: the task fails as if it had panicked with the error.
+            return self.finished(id, Some(Box::new(e)));
+        }
+        let Some(Slot {
+            run: Run::Started(coroutine),
+            ..
+        }) = self.tasks.get_mut(&id)
+        else {
+            return;
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| coroutine.resume(wake)));
         match outcome {
             Ok(CoroutineResult::Yield(parked)) => self.park(id, parked),
             Ok(CoroutineResult::Return(())) => self.finished(id, None),
@@ -392,8 +424,10 @@ impl Runtime {
         if let (Some(payload), Some(sink)) = (panic, slot.on_panic.take()) {
             sink(payload);
         }
-        if slot.coroutine.done() {
-            self.stacks.push(slot.coroutine.into_stack());
+        if let Run::Started(coroutine) = slot.run {
+            if coroutine.done() {
+                self.stacks.push(coroutine.into_stack());
+            }
         }
         for joiner in self.joiners.remove(&id).unwrap_or_default() {
             self.wake(joiner, Wake::Ready(Ready::default()));
@@ -446,20 +480,24 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         let ids: Vec<u64> = self.tasks.keys().copied().collect();
         for id in ids {
-            let Some(mut slot) = self.tasks.remove(&id) else {
+            let Some(slot) = self.tasks.remove(&id) else {
+                continue;
+            };
+            // A task that never ran has no stack to leave: dropping its closure is enough.
+            let Run::Started(mut coroutine) = slot.run else {
                 continue;
             };
             for _ in 0..CANCEL_ATTEMPTS {
-                if !slot.coroutine.started() || slot.coroutine.done() {
+                if !coroutine.started() || coroutine.done() {
                     break;
                 }
-                if catch_unwind(AssertUnwindSafe(|| slot.coroutine.resume(Wake::Cancel))).is_err() {
+                if catch_unwind(AssertUnwindSafe(|| coroutine.resume(Wake::Cancel))).is_err() {
                     break;
                 }
             }
-            if slot.coroutine.started() && !slot.coroutine.done() {
+            if coroutine.started() && !coroutine.done() {
                 // It ignores cancellation: abandon it rather than unwind its stack.
-                std::mem::forget(slot);
+                std::mem::forget(coroutine);
             }
         }
         self.shared.spawned.borrow_mut().clear();
