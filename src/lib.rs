@@ -101,6 +101,11 @@
 //! # Ok::<(), dugong::Error>(())
 //! ```
 //!
+//! # Green threads
+//!
+//! [`green`] runs many blocking-style tasks on one OS thread; a connection made with
+//! [`green::Task::connect`] suspends its task instead of blocking. See the module docs.
+//!
 //! # Correctness
 //!
 //! Responses are framed exactly per RFC 9112 §6.3 (HEAD, 1xx, 204 and 304 have no body;
@@ -114,9 +119,10 @@
 //!
 //! - [`proto`]: the sans-IO core (bytes in, meaning out; no sockets, no clocks), usable on
 //!   its own.
-//! - [`HttpConnection`]: the one driver, over a non-blocking socket with `polling` waits.
-//!   Blocking calls and cofunctions run the same send loop; they differ only in how they
-//!   wait (block in `polling`, or suspend the coroutine).
+//! - [`HttpConnection`]: the one driver, over a non-blocking socket. Blocking calls,
+//!   cofunctions and green tasks run the same code; they differ only in how they wait: the
+//!   connection's [`Park`] ([`Blocking`] in `polling`, or [`green::Green`]), and a
+//!   cofunction suspending to its loop body.
 //!
 //! # Out of scope (for now)
 //!
