@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::coroutine::StackPool;
 use crate::error::{ClosePhase, Error, Operation, PoisonCause};
-use crate::io::{send_io_error, Reactor, ReadBuffer, Transport};
+use crate::io::{send_io_error, ReadBuffer, Transport};
 use crate::proto::{InFlight, Pipeline, ResponseReader};
 
 use super::{Config, Env};
@@ -71,8 +71,6 @@ pub(crate) struct State {
     pub(crate) close_after_response: bool,
     /// Reused for encoding request heads.
     pub(crate) head_buf: Vec<u8>,
-    /// Created on the first connect, kept across reconnects.
-    reactor: Option<Arc<Reactor>>,
     /// Whether a cofunction is sending; sends and writes wait for it.
     pub(crate) cofun_active: bool,
     /// Counts link replacements, so a cofunction can tell that the connection it was
@@ -100,7 +98,6 @@ impl State {
             },
             close_after_response: false,
             head_buf: Vec::with_capacity(256),
-            reactor: None,
             cofun_active: false,
             generation: 0,
             stacks: StackPool::default(),
@@ -205,10 +202,10 @@ impl State {
             source,
         };
         let addrs = Transport::resolve(host, port).map_err(connect_error)?;
-        let reactor = park.reactor(&mut self.reactor)?;
+
         let mut last = None;
         for addr in addrs {
-            match Transport::connect(addr, deadline, &reactor, park) {
+            match Transport::connect(addr, deadline, park.reactor(), park) {
                 Ok(Some(transport)) => {
                     self.reset(Link::Open(Arc::new(transport)));
                     return Ok(());

@@ -19,8 +19,8 @@ impl Park for Green<'_> {}
 
 #[allow(private_interfaces)]
 impl ParkImpl for Green<'_> {
-    fn reactor(&self, _own: &mut Option<Arc<Reactor>>) -> io::Result<Arc<Reactor>> {
-        Ok(Arc::clone(self.task.reactor()))
+    fn reactor(&self) -> Option<&Arc<Reactor>> {
+        Some(self.task.reactor())
     }
 
     fn park(
@@ -29,12 +29,9 @@ impl ParkImpl for Green<'_> {
         interest: Ready,
         timeout: Option<Duration>,
     ) -> io::Result<Ready> {
-        transport.arm(interest)?;
+        let key = transport.arm(interest)?;
         let deadline = timeout.map(|t| Instant::now() + t);
-        match self.task.suspend(Parked::Io {
-            key: transport.key(),
-            deadline,
-        }) {
+        match self.task.suspend(Parked::Io { key, deadline }) {
             Wake::Ready(ready) => Ok(ready),
             Wake::TimedOut | Wake::Start => Ok(Ready::default()),
             Wake::Cancel => Err(io::Error::other(crate::Error::Cancelled)),

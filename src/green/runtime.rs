@@ -239,7 +239,7 @@ impl Runtime {
     pub fn new() -> std::io::Result<Self> {
         Ok(Runtime {
             shared: Rc::new(Shared {
-                reactor: Reactor::oneshot()?,
+                reactor: Reactor::new()?,
                 spawned: RefCell::new(Vec::new()),
                 next_id: Cell::new(0),
             }),

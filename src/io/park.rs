@@ -17,9 +17,8 @@ pub(crate) mod sealed {
 
     /// The methods of [`Park`](super::Park), private to the crate.
     pub trait Sealed: std::fmt::Debug {
-        /// The reactor a new socket registers with (`own` is the connection's slot for a
-        /// reactor of its own, created on first use).
-        fn reactor(&self, own: &mut Option<Arc<Reactor>>) -> io::Result<Arc<Reactor>>;
+        /// The reactor a new socket registers with, if it waits through one.
+        fn reactor(&self) -> Option<&Arc<Reactor>>;
 
         /// Sleeps until `transport` is ready for one of `interest` or `timeout` passes (then
         /// neither flag is set).
@@ -38,8 +37,8 @@ pub(crate) mod sealed {
 /// This trait is sealed: the crate provides its implementations.
 pub trait Park: sealed::Sealed {}
 
-/// Blocks the calling thread in the connection's own poller (created with its first socket
-/// and kept across reconnects).
+/// Blocks the calling thread in `poll(2)` on the connection's socket: one syscall per wait,
+/// no poller to create, no descriptors besides the socket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Blocking;
 
@@ -47,11 +46,8 @@ impl Park for Blocking {}
 
 #[allow(private_interfaces)]
 impl sealed::Sealed for Blocking {
-    fn reactor(&self, own: &mut Option<Arc<Reactor>>) -> io::Result<Arc<Reactor>> {
-        match own {
-            Some(reactor) => Ok(Arc::clone(reactor)),
-            None => Ok(Arc::clone(own.insert(Reactor::level_triggered()?))),
-        }
+    fn reactor(&self) -> Option<&Arc<Reactor>> {
+        None
     }
 
     fn park(
@@ -60,6 +56,6 @@ impl sealed::Sealed for Blocking {
         interest: Ready,
         timeout: Option<Duration>,
     ) -> io::Result<Ready> {
-        transport.wait(interest, timeout)
+        transport.poll_one(interest, timeout)
     }
 }

@@ -1,10 +1,11 @@
-//! The non-blocking TCP socket and its `polling` registration: the only `unsafe` in the crate.
+//! The non-blocking TCP socket, its waits (`poll(2)`, or a `polling` registration for green
+//! tasks): the only `unsafe` in the library.
 #![allow(unsafe_code)]
 
 use std::io::{self, IoSlice, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use polling::{Event, Events, PollMode, Poller};
@@ -12,43 +13,24 @@ use polling::{Event, Events, PollMode, Poller};
 use super::park::sealed::Sealed;
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// The poller of one `HttpConnection`: created with its first socket and kept across
-/// reconnects (a new `Poller` costs microseconds and three descriptors).
+/// A poller shared by many sockets (a green runtime's). Registrations are oneshot: a ready
+/// socket whose task is not waiting must not be reported again and again.
 pub(crate) struct Reactor {
     poller: Poller,
-    events: Mutex<Events>,
     next_key: AtomicUsize,
-    /// Level-triggered for a connection's own poller (re-armed only when the interest
-    /// changes); oneshot for a poller shared by many sockets, where a ready socket whose
-    /// owner is not waiting must not be reported again and again.
-    mode: PollMode,
 }
 
 impl std::fmt::Debug for Reactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reactor")
-            .field("mode", &self.mode)
-            .finish_non_exhaustive()
+        f.debug_struct("Reactor").finish_non_exhaustive()
     }
 }
 
 impl Reactor {
-    /// A poller for one connection's sockets.
-    pub(crate) fn level_triggered() -> io::Result<Arc<Self>> {
-        Self::with_mode(PollMode::Level)
-    }
-
-    /// A poller shared by many sockets.
-    pub(crate) fn oneshot() -> io::Result<Arc<Self>> {
-        Self::with_mode(PollMode::Oneshot)
-    }
-
-    fn with_mode(mode: PollMode) -> io::Result<Arc<Self>> {
+    pub(crate) fn new() -> io::Result<Arc<Self>> {
         Ok(Arc::new(Reactor {
             poller: Poller::new()?,
-            events: Mutex::new(Events::with_capacity(std::num::NonZeroUsize::MIN)),
             next_key: AtomicUsize::new(0),
-            mode,
         }))
     }
 
@@ -75,21 +57,24 @@ impl Reactor {
     }
 }
 
-/// A connected non-blocking socket, registered with its connection's [`Reactor`].
+/// A socket's place in a [`Reactor`].
+#[derive(Debug)]
+struct Registration {
+    reactor: Arc<Reactor>,
+    key: usize,
+}
+
+/// A connected non-blocking socket. A blocking connection waits on it with `poll(2)`; a
+/// green one registers it with its runtime's [`Reactor`].
 ///
 /// `Sync` and cheap to share by `Arc`, so a coroutine can own a handle while the connection
 /// keeps another.
 #[derive(Debug)]
 pub(crate) struct Transport {
-    /// INVARIANT: registered with `reactor.poller` under `key` from construction until `drop`.
+    /// INVARIANT: registered with `registration`'s poller (if any) from construction until
+    /// `drop`.
     socket: Socket,
-    reactor: Arc<Reactor>,
-    /// Distinguishes this socket's events from those of an earlier socket of the same
-    /// connection that a coroutine may still hold.
-    key: usize,
-    /// The interest currently registered (`Ready::bits`). The registration is level-triggered,
-    /// so it needs a syscall only when the interest changes, not before every wait.
-    interest: AtomicU8,
+    registration: Option<Registration>,
 }
 
 /// What a wait reported.
@@ -99,19 +84,13 @@ pub(crate) struct Ready {
     pub(crate) writable: bool,
 }
 
-impl Ready {
-    fn bits(self) -> u8 {
-        u8::from(self.readable) | u8::from(self.writable) << 1
-    }
-}
-
 impl Transport {
     /// Connects to `addr`, waiting at most until `deadline`. `Ok(None)` means the deadline
     /// passed first.
     pub(crate) fn connect(
         addr: SocketAddr,
         deadline: Option<Instant>,
-        reactor: &Arc<Reactor>,
+        reactor: Option<&Arc<Reactor>>,
         park: &dyn Sealed,
     ) -> io::Result<Option<Self>> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
@@ -152,20 +131,28 @@ impl Transport {
         }
     }
 
-    fn register(socket: Socket, reactor: &Arc<Reactor>) -> io::Result<Self> {
+    fn register(socket: Socket, reactor: Option<&Arc<Reactor>>) -> io::Result<Self> {
+        let Some(reactor) = reactor else {
+            return Ok(Transport {
+                socket,
+                registration: None,
+            });
+        };
         let key = reactor.next_key.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `Transport::drop` deletes the registration before `socket` is closed, and
         // `socket` is never replaced while registered (see the field INVARIANT).
         unsafe {
             reactor
                 .poller
-                .add_with_mode(&socket, Event::none(key), reactor.mode)?
+                .add_with_mode(&socket, Event::none(key), PollMode::Oneshot)?
         };
-        Ok(Transport {
-            socket,
+        let registration = Some(Registration {
             reactor: Arc::clone(reactor),
             key,
-            interest: AtomicU8::new(0),
+        });
+        Ok(Transport {
+            socket,
+            registration,
         })
     }
 
@@ -216,63 +203,78 @@ impl Transport {
         }
     }
 
-    /// Registers `interest` with the reactor before a wait. A level-triggered registration
-    /// needs a syscall only when the interest changes; a oneshot one is disarmed by each event
-    /// and re-armed every time.
-    pub(crate) fn arm(&self, interest: Ready) -> io::Result<()> {
+    /// About to wait for the server: acknowledge what it sent at once. A server that corks
+    /// its output (nginx with `tcp_nopush on`) otherwise waits for our delayed ACK, ~40 ms,
+    /// before it sends the rest of a batch. Linux clears the flag by itself, so it is set
+    /// before every wait for reading (one cheap call, on the slow path only).
+    fn quick_ack(&self, interest: Ready) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         if interest.readable {
-            // About to wait for the server: acknowledge what it sent at once. A server that
-            // corks its output (nginx with `tcp_nopush on`) otherwise waits for our delayed
-            // ACK, ~40 ms, before it sends the rest of a batch. Linux clears the flag by
-            // itself, so it is set before every wait (a cheap call on the slow path only).
-            #[cfg(any(target_os = "linux", target_os = "android"))]
             let _ = self.socket.set_tcp_quickack(true);
         }
-        let mode = self.reactor.mode;
-        let changed = self.interest.swap(interest.bits(), Ordering::Relaxed) != interest.bits();
-        if changed || mode == PollMode::Oneshot {
-            let key = self.key;
-            let event = match (interest.readable, interest.writable) {
-                (true, true) => Event::all(key),
-                (true, false) => Event::readable(key),
-                (false, true) => Event::writable(key),
-                (false, false) => Event::none(key),
-            };
-            if let Err(e) = self
-                .reactor
-                .poller
-                .modify_with_mode(&self.socket, event, mode)
-            {
-                self.interest.store(u8::MAX, Ordering::Relaxed);
-                return Err(e);
-            }
+    }
+
+    /// Waits with `poll(2)` on this one socket: one syscall, where a `polling` wait costs
+    /// five (it arms a timerfd and re-arms its notifier every time).
+    pub(crate) fn poll_one(&self, interest: Ready, timeout: Option<Duration>) -> io::Result<Ready> {
+        use std::os::fd::AsRawFd;
+        self.quick_ack(interest);
+        let mut events = 0;
+        if interest.readable {
+            events |= libc::POLLIN;
         }
-        Ok(())
-    }
-
-    /// The key this socket's events carry in its reactor.
-    pub(crate) fn key(&self) -> usize {
-        self.key
-    }
-
-    /// Waits in the socket's own reactor until the socket is ready for one of `interest`, or
-    /// `timeout` passes (then neither flag is set). `None` waits without limit.
-    pub(crate) fn wait(&self, interest: Ready, timeout: Option<Duration>) -> io::Result<Ready> {
-        self.arm(interest)?;
-        let mut events = self
-            .reactor
-            .events
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut ready = Ready::default();
-        let key = self.key;
-        self.reactor.poll(&mut events, timeout, |k, r| {
-            if k == key {
-                ready.readable |= r.readable;
-                ready.writable |= r.writable;
+        if interest.writable {
+            events |= libc::POLLOUT;
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.socket.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        // Round up so a wait never ends early; cap at what an int holds.
+        let ms = timeout.map_or(-1, |t| {
+            let ms = t.as_nanos().div_ceil(1_000_000);
+            i32::try_from(ms).unwrap_or(i32::MAX)
+        });
+        // SAFETY: `pfd` is one valid, exclusively borrowed `pollfd` for the duration of the
+        // call, and its descriptor is owned by `self.socket`, which outlives the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(Ready::default());
             }
-        })?;
-        Ok(ready)
+            return Err(e);
+        }
+        let failed = pfd.revents & (libc::POLLERR | libc::POLLHUP) != 0;
+        Ok(Ready {
+            readable: pfd.revents & libc::POLLIN != 0 || failed,
+            writable: pfd.revents & libc::POLLOUT != 0 || failed,
+        })
+    }
+
+    /// Arms the socket's oneshot registration for `interest` before its task parks, and
+    /// returns the key its event will carry.
+    ///
+    /// # Errors
+    ///
+    /// When the socket is not registered with a reactor (a blocking connection's), or the
+    /// poller refuses.
+    pub(crate) fn arm(&self, interest: Ready) -> io::Result<usize> {
+        let Some(Registration { reactor, key }) = &self.registration else {
+            return Err(io::Error::other("socket is not registered with a reactor"));
+        };
+        self.quick_ack(interest);
+        let event = match (interest.readable, interest.writable) {
+            (true, true) => Event::all(*key),
+            (true, false) => Event::readable(*key),
+            (false, true) => Event::writable(*key),
+            (false, false) => Event::none(*key),
+        };
+        reactor
+            .poller
+            .modify_with_mode(&self.socket, event, PollMode::Oneshot)?;
+        Ok(*key)
     }
 
     /// The raw descriptor, for callers that poll it themselves.
@@ -286,6 +288,8 @@ impl Transport {
 impl Drop for Transport {
     fn drop(&mut self) {
         // Errors are ignored: the descriptor is closed right after either way.
-        let _ = self.reactor.poller.delete(&self.socket);
+        if let Some(Registration { reactor, .. }) = &self.registration {
+            let _ = reactor.poller.delete(&self.socket);
+        }
     }
 }
