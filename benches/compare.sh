@@ -1,0 +1,402 @@
+#!/usr/bin/env bash
+# One-command peer comparison for dugong: wrk, ureq, curl and Python dugong 3.8.2 against
+# our examples/peer_client.rs, all on ONE connection to a local nginx, interleaved in rounds.
+#
+#   benches/compare.sh            full run (medians of 5 rounds; about 12 minutes)
+#   benches/compare.sh --quick    smoke test: one round, ~1 s per row, no speed judgement
+#
+# Exits non-zero if any client fails, returns a wrong status or body length, or uses more
+# than one connection. Writes target/compare/report.md (the table) and target/compare/logs/.
+#
+# Environment overrides: ROUNDS (5), DURATION (seconds per small-GET row, 4), BIG_REQS
+# (100 MiB transfers per big row per round, 10), CLIENT_CPUS ("0 1"), PROXY_CPU (1),
+# BIG_CPU (1), RTT_MS (5), NO_BUILD=1 (use the examples already built in target/release).
+# Placement: the nginx worker (and master) on CPU 0; clients pinned with taskset to CPU 0
+# (the server's) and, separately, CPU 1. The delay proxy runs on PROXY_CPU, with its
+# clients on the first of CLIENT_CPUS. Big transfers and RSS rows: client on BIG_CPU.
+set -euo pipefail
+
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+
+QUICK=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        -h | --help) usage; exit 0 ;;
+        *) echo "compare.sh: unknown argument: $arg" >&2; usage >&2; exit 2 ;;
+    esac
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HERE=$ROOT/benches/compare
+OUT=$ROOT/target/compare
+VENV=$OUT/venv
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release/examples
+NCPU=$(nproc)
+
+if [ "$QUICK" = 1 ]; then
+    ROUNDS=${ROUNDS:-1}; DURATION=${DURATION:-1}; BIG_REQS=${BIG_REQS:-1}
+else
+    ROUNDS=${ROUNDS:-5}; DURATION=${DURATION:-4}; BIG_REQS=${BIG_REQS:-10}
+fi
+RTT_MS=${RTT_MS:-5}
+if [ "$NCPU" -ge 2 ]; then
+    CLIENT_CPUS=${CLIENT_CPUS:-"0 1"}; PROXY_CPU=${PROXY_CPU:-1}; BIG_CPU=${BIG_CPU:-1}
+else
+    CLIENT_CPUS=${CLIENT_CPUS:-0}; PROXY_CPU=${PROXY_CPU:-0}; BIG_CPU=${BIG_CPU:-0}
+fi
+RTT_CPU=${CLIENT_CPUS%% *}
+SMALL=100
+M100=$((100 * 1024 * 1024))
+G1=$((1024 * 1024 * 1024))
+# A client run that takes longer than this is killed and counted as a failure.
+RUN_TIMEOUT=$((DURATION * 3 + 120))
+
+log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------- install what is missing
+APT_UPDATED=0
+apt_install() {
+    [ "$#" -gt 0 ] || return 0
+    local sudo=()
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo > /dev/null || die "need root or sudo to install: $*"
+        sudo=(sudo)
+    fi
+    if [ "$APT_UPDATED" = 0 ]; then
+        log "apt-get update"
+        "${sudo[@]}" apt-get update -qq
+        APT_UPDATED=1
+    fi
+    log "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" > /dev/null
+}
+
+ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
+need=()
+command -v nginx > /dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+[ -f "$ECHO_MODULE" ] || need+=(libnginx-mod-http-echo)
+command -v wrk > /dev/null || need+=(wrk)
+command -v curl > /dev/null || need+=(curl)
+command -v taskset > /dev/null || need+=(util-linux)
+[ -x /usr/bin/time ] || need+=(time)
+command -v python3 > /dev/null || need+=(python3)
+apt_install "${need[@]}"
+export PATH=$PATH:/usr/sbin
+
+mkdir -p "$OUT"
+if ! "$VENV/bin/python" -c 'import dugong' 2> /dev/null; then
+    if ! [ -x "$VENV/bin/pip" ]; then
+        rm -rf "$VENV"
+        if ! python3 -m venv "$VENV" 2> /dev/null; then
+            rm -rf "$VENV"
+            apt_install python3-venv
+            python3 -m venv "$VENV"
+        fi
+    fi
+    log "pip install dugong==3.8.2 into $VENV"
+    "$VENV/bin/pip" install -q dugong==3.8.2
+fi
+PY=$VENV/bin/python
+PYDUGONG_VERSION=$("$PY" -c 'import importlib.metadata as m; print(m.version("dugong"))')
+[ "$PYDUGONG_VERSION" = 3.8.2 ] || die "Python dugong is $PYDUGONG_VERSION in $VENV, expected 3.8.2"
+
+if [ "${NO_BUILD:-0}" = 1 ]; then
+    log "NO_BUILD=1: using the binaries already in $BIN"
+else
+    log "cargo build --release (peer_client, ureq_client, delay_proxy)"
+    (cd "$ROOT" && cargo build --release --quiet --example peer_client --example ureq_client \
+        --example delay_proxy)
+fi
+for b in peer_client ureq_client delay_proxy; do
+    [ -x "$BIN/$b" ] || die "missing $BIN/$b after the build"
+done
+
+# ---------------------------------------------------------------- scratch, nginx, proxy
+SCR=$OUT/run
+LOGS=$OUT/logs
+RAW=$OUT/raw.tsv
+rm -rf "$SCR" "$LOGS"
+mkdir -p "$SCR"/{logs,www,tmp/proxy,tmp/fcgi,tmp/uwsgi,tmp/scgi} "$LOGS"
+: > "$RAW"
+
+# Bodies of big PUTs spill to a temp file in nginx (client_body_buffer_size 1m): keep that
+# in RAM so the PUT rows measure the network path, not a disk.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    BODY_TEMP=$(mktemp -d /dev/shm/dugong-compare.XXXXXX)
+else
+    BODY_TEMP=$SCR/body
+    mkdir -p "$BODY_TEMP"
+fi
+
+NGINX_PID=
+PROXY_PID=
+# stop PID: TERM, then KILL if it is still there after 5 s (a TERM that lands while the
+# child is still between fork and exec can be lost), then reap it.
+stop() {
+    kill -TERM "$1" 2> /dev/null || return 0
+    for _ in $(seq 50); do
+        kill -0 "$1" 2> /dev/null || break
+        sleep 0.1
+        kill -TERM "$1" 2> /dev/null || true
+    done
+    kill -KILL "$1" 2> /dev/null || true
+    wait "$1" 2> /dev/null || true
+}
+cleanup() {
+    local rc=$?
+    if [ -n "$PROXY_PID" ]; then stop "$PROXY_PID"; fi
+    if [ -n "$NGINX_PID" ]; then stop "$NGINX_PID"; fi
+    case "$BODY_TEMP" in /dev/shm/dugong-compare.*) rm -rf "$BODY_TEMP" ;; esac
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+head -c "$SMALL" /dev/zero | tr '\0' 'd' > "$SCR/www/b100"
+truncate -s "$M100" "$SCR/www/m100"
+truncate -s "$G1" "$SCR/www/g1"
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+USER_LINE=
+[ "$(id -u)" = 0 ] && USER_LINE="user root root;"
+sed -e "s|@SCRATCH@|$SCR|g" -e "s|@PORT@|$PORT|g" -e "s|@BODY_TEMP@|$BODY_TEMP|g" \
+    -e "s|@USER_LINE@|$USER_LINE|g" -e "s|@ECHO_MODULE@|$ECHO_MODULE|g" \
+    "$HERE/nginx.conf.in" > "$SCR/nginx.conf"
+nginx -t -q -p "$SCR/" -c "$SCR/nginx.conf" -e "$SCR/logs/error.log" \
+    || die "nginx rejects $SCR/nginx.conf (see $SCR/logs/error.log)"
+taskset -c 0 nginx -p "$SCR/" -c "$SCR/nginx.conf" -e "$SCR/logs/error.log" &
+NGINX_PID=$!
+BASE=http://127.0.0.1:$PORT
+for _ in $(seq 100); do
+    curl -s -o /dev/null "$BASE/b100" && break
+    kill -0 "$NGINX_PID" 2> /dev/null || die "nginx exited (see $SCR/logs/error.log)"
+    sleep 0.1
+done
+[ "$(curl -sS -f "$BASE/b100" | wc -c)" = "$SMALL" ] || die "nginx does not serve /b100"
+[ "$(curl -sS -f -o /dev/null -w '%{size_download}' "$BASE/m100")" = "$M100" ] \
+    || die "nginx does not serve /m100"
+"$PY" -B "$HERE/pydugong_client.py" --port "$PORT" --mode verify-sink --target /sink > /dev/null \
+    || die "the PUT sink does not read request bodies before answering"
+log "nginx on 127.0.0.1:$PORT (pid $NGINX_PID), scratch $SCR"
+
+: > "$SCR/proxy.out"
+taskset -c "$PROXY_CPU" "$BIN/delay_proxy" --upstream "127.0.0.1:$PORT" --rtt-ms "$RTT_MS" \
+    > "$SCR/proxy.out" 2> "$LOGS/proxy.err" &
+PROXY_PID=$!
+PROXY_PORT=
+for _ in $(seq 100); do
+    PROXY_PORT=$(sed -n 's/^port=//p' "$SCR/proxy.out" || true)
+    [ -n "$PROXY_PORT" ] && break
+    kill -0 "$PROXY_PID" 2> /dev/null || die "delay_proxy exited (see $LOGS/proxy.err)"
+    sleep 0.1
+done
+[ -n "$PROXY_PORT" ] || die "delay_proxy did not print its port"
+[ "$(curl -sS -f "http://127.0.0.1:$PROXY_PORT/b100" | wc -c)" = "$SMALL" ] \
+    || die "delay proxy does not forward"
+log "delay proxy ($RTT_MS ms RTT) on 127.0.0.1:$PROXY_PORT (pid $PROXY_PID)"
+
+# ---------------------------------------------------------------- running one client
+FAILS=0
+FAILED_RUNS=()
+
+# nginx's count of accepted connections (the query itself is one of them)
+accepts() { curl -sS -f "$BASE/status" | awk 'NR == 3 { print $1 }' || echo -1000; }
+
+fail_run() { # KEY ROUND LOGFILE REASON
+    FAILS=$((FAILS + 1))
+    FAILED_RUNS+=("$1 (round $2): $4 — see $3")
+    printf '%s\t%s\tFAIL\n' "$1" "$2" >> "$RAW"
+    log "FAIL $1 round $2: $4"
+}
+
+# measure KEY ROUND PARSER CPU CMD...: runs CMD pinned to CPU with a timeout, logs its
+# output, parses one figure with PARSER (a function reading the log and printing a number,
+# or failing), checks that it opened exactly one connection (EXPECT_CONNS), and records
+# the figure.
+measure() {
+    local key=$1 round=$2 parser=$3 cpu=$4
+    shift 4
+    local logf=$LOGS/$key.r$round.log a0 a1 rc=0 value
+    a0=$(accepts)
+    {
+        echo "+ taskset -c $cpu $*"
+        timeout -k 5 "$RUN_TIMEOUT" taskset -c "$cpu" bash -c '"$@"' client "$@" 2>&1
+    } > "$logf" || rc=$?
+    a1=$(accepts)
+    if [ "$rc" != 0 ]; then
+        fail_run "$key" "$round" "$logf" "exit status $rc"
+        return
+    fi
+    if ! value=$("$parser" "$logf") || [ -z "$value" ]; then
+        fail_run "$key" "$round" "$logf" "no valid result"
+        return
+    fi
+    if [ $((a1 - a0 - 1)) != "${EXPECT_CONNS:-1}" ]; then
+        fail_run "$key" "$round" "$logf" \
+            "opened $((a1 - a0 - 1)) connections, expected ${EXPECT_CONNS:-1}"
+        return
+    fi
+    printf '%s\t%s\t%s\n' "$key" "$round" "$value" >> "$RAW"
+}
+
+field() { # LOGFILE NAME: the value of NAME=... on the result line
+    grep -o "\b$2=[0-9.]*" "$1" | tail -n 1 | cut -d= -f2
+}
+parse_reqs() {
+    local v n
+    v=$(field "$1" reqs_per_sec); n=$(field "$1" requests)
+    [ -n "$v" ] && [ "${n:-0}" -gt 0 ] && echo "$v"
+}
+parse_bytes() {
+    local v n
+    v=$(field "$1" bytes_per_sec); n=$(field "$1" requests)
+    [ -n "$v" ] && [ "${n:-0}" -gt 0 ] && echo "$v"
+}
+parse_rss() { field "$1" peak_rss_kb; }
+parse_wrk() {
+    # wrk counts a pipelined batch's responses; it reports non-2xx and socket errors
+    if grep -q -E 'Non-2xx|Socket errors' "$1"; then return 1; fi
+    local n
+    n=$(awk '/requests in/ { print $1 }' "$1")
+    [ "${n:-0}" -gt 0 ] || return 1
+    awk '/^Requests\/sec:/ { print $2 }' "$1"
+}
+parse_curl() { # lines "<code> <bytes> <seconds>", one per transfer, from -w
+    awk -v want_code="$CURL_CODE" -v want_size="$CURL_SIZE" '
+        NF == 3 && $1 ~ /^[0-9]+$/ {
+            n++
+            if ($1 != want_code || $2 != want_size) bad = 1
+            bytes += $2; secs += $3
+        }
+        END { if (bad || n == 0 || secs <= 0) exit 1; printf "%.1f\n", bytes / secs }
+    ' "$1"
+}
+parse_time_rss() { # curl's transfers must be right too
+    parse_curl "$1" > /dev/null || return 1
+    awk -F= '/^max_rss_kb=/ { v = $2 } END { if (v == "") exit 1; print v }' "$1"; }
+
+# Clients run as `bash -c` under taskset, so these helpers `exec` the real program (a
+# timeout then kills the client itself). TIMED=1 wraps curl in GNU time (max_rss_kb=...).
+us() { exec "$BIN/peer_client" --host 127.0.0.1 "$@"; }
+py() { exec "$PY" -B "$HERE/pydugong_client.py" --host 127.0.0.1 "$@"; }
+curl_gets() { # N URL
+    local args=() pre=()
+    [ "${TIMED:-0}" = 1 ] && pre=(/usr/bin/time -f 'max_rss_kb=%M')
+    for _ in $(seq "$1"); do args+=(-o /dev/null "$2"); done
+    exec "${pre[@]}" curl -sS -w '%{http_code} %{size_download} %{time_total}\n' "${args[@]}"
+}
+curl_puts() { # N FILE URL
+    local args=()
+    for _ in $(seq "$1"); do args+=(-T "$2" "$3"); done
+    exec curl -sS -H 'Expect:' -w '%{http_code} %{size_upload} %{time_total}\n' "${args[@]}"
+}
+export -f us py curl_gets curl_puts
+export BIN PY HERE
+
+# ---------------------------------------------------------------- the rounds
+run_small_rows() { # ROUND PREFIX CPU PORT
+    local r=$1 p=$2 cpu=$3 port=$4 d
+    local small=(--port "$port" --target /b100 --size "$SMALL" --duration "$DURATION"
+        --requests 1000000000)
+    for d in 1 16 64; do
+        # wrk first opens (and closes) a probe connection to each resolved address
+        EXPECT_CONNS=2 measure "$p.wrk.d$d" "$r" parse_wrk "$cpu" \
+            wrk -c1 -t1 -d"${DURATION}s" -s "$HERE/pipeline.lua" "http://127.0.0.1:$port/b100" -- "$d"
+    done
+    measure "$p.us.blocking.d1" "$r" parse_reqs "$cpu" us --mode blocking --depth 1 "${small[@]}"
+    for d in 16 64; do
+        measure "$p.us.cofun.d$d" "$r" parse_reqs "$cpu" us --mode cofun --depth "$d" "${small[@]}"
+    done
+    if [ "$p" != rtt ]; then
+        measure "$p.ureq.d1" "$r" parse_reqs "$cpu" "$BIN/ureq_client" --host 127.0.0.1 "${small[@]}"
+    fi
+    measure "$p.py.blocking.d1" "$r" parse_reqs "$cpu" py --mode blocking "${small[@]}"
+    for d in 16 64; do
+        measure "$p.py.pipeline.d$d" "$r" parse_reqs "$cpu" py --mode pipeline --depth "$d" "${small[@]}"
+    done
+}
+
+run_big_rows() { # ROUND
+    local r=$1 c=$BIG_CPU
+    local get=(--port "$PORT" --target /m100 --size "$M100" --requests "$BIG_REQS")
+    local put=(--port "$PORT" --target /sink --size "$M100" --requests "$BIG_REQS")
+    measure big.get.us "$r" parse_bytes "$c" us --mode get-big "${get[@]}"
+    CURL_CODE=200 CURL_SIZE=$M100 measure big.get.curl "$r" parse_curl "$c" \
+        curl_gets "$BIG_REQS" "$BASE/m100"
+    measure big.get.py "$r" parse_bytes "$c" py --mode get-big "${get[@]}"
+    measure big.put.us "$r" parse_bytes "$c" us --mode put-big "${put[@]}"
+    CURL_CODE=204 CURL_SIZE=$M100 measure big.put.curl "$r" parse_curl "$c" \
+        curl_puts "$BIG_REQS" "$SCR/www/m100" "$BASE/sink"
+    measure big.put.py "$r" parse_bytes "$c" py --mode put-big "${put[@]}"
+}
+
+run_rss_rows() { # ROUND
+    local r=$1 c=$BIG_CPU
+    # the trivial run is the same program and 1 MiB buffer reading a 100-byte body, so the
+    # growth is what streaming 1 GiB adds
+    measure rss.trivial.us "$r" parse_rss "$c" us --mode get-big --port "$PORT" \
+        --target /b100 --size "$SMALL" --requests 1
+    measure rss.big.us "$r" parse_rss "$c" us --mode get-big --port "$PORT" \
+        --target /g1 --size "$G1" --requests 1
+    measure rss.trivial.py "$r" parse_rss "$c" py --mode get-big --port "$PORT" \
+        --target /b100 --size "$SMALL" --requests 1
+    measure rss.big.py "$r" parse_rss "$c" py --mode get-big --port "$PORT" \
+        --target /g1 --size "$G1" --requests 1
+    CURL_CODE=200 CURL_SIZE=$SMALL measure rss.trivial.curl "$r" parse_time_rss "$c" \
+        env TIMED=1 bash -c 'curl_gets "$@"' curl 1 "$BASE/b100"
+    CURL_CODE=200 CURL_SIZE=$G1 measure rss.big.curl "$r" parse_time_rss "$c" \
+        env TIMED=1 bash -c 'curl_gets "$@"' curl 1 "$BASE/g1"
+}
+
+START=$(date +%s)
+for r in $(seq "$ROUNDS"); do
+    log "round $r of $ROUNDS"
+    for cpu in $CLIENT_CPUS; do
+        run_small_rows "$r" "lo.cpu$cpu" "$cpu" "$PORT"
+    done
+    run_small_rows "$r" rtt "$RTT_CPU" "$PROXY_PORT"
+    run_big_rows "$r"
+    run_rss_rows "$r"
+done
+ELAPSED=$(($(date +%s) - START))
+
+if ! kill -0 "$NGINX_PID" 2> /dev/null; then
+    fail_run nginx 0 "$SCR/logs/error.log" "nginx died during the run"
+fi
+
+# ---------------------------------------------------------------- the report
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+wrk_version=$(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }' || true)
+ureq_version=$(awk '/^name = "ureq"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' \
+    "$ROOT/Cargo.lock")
+{
+    echo "# dugong peer comparison$([ "$QUICK" = 1 ] && echo ' (--quick smoke test: no speed judgement)')"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); git $(git -C "$ROOT" rev-parse --short HEAD 2> /dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2> /dev/null || echo ' (dirty)')"
+    echo "- CPU: ${cpu_model:-unknown} x $NCPU; kernel $(uname -r)"
+    echo "- placement: nginx worker pinned to CPU 0 (worker_cpu_affinity 01, taskset -c 0);" \
+        "loopback clients pinned to CPU ${CLIENT_CPUS// / and, separately, CPU };" \
+        "delay proxy ($RTT_MS ms RTT) on CPU $PROXY_CPU with its clients on CPU $RTT_CPU;" \
+        "big transfers and RSS: client on CPU $BIG_CPU"
+    echo "- one connection per client run (checked with nginx stub_status);" \
+        "$ROUNDS interleaved round(s), ${DURATION} s per small-GET row, $BIG_REQS x 100 MiB per big row;" \
+        "figure = median (min–max) over rounds; total $ELAPSED s"
+    echo "- peers: $(nginx -v 2>&1 | sed 's/.*: //'), wrk ${wrk_version:-?} (pipeline.lua: batches of DEPTH)," \
+        "$(curl --version | head -n 1 | awk '{ print $1, $2 }'), ureq ${ureq_version:-?} (one request at a time)," \
+        "Python dugong $PYDUGONG_VERSION on $("$PY" -V 2>&1) (send_request sliding window); $(rustc -V)"
+    echo "- us: examples/peer_client (depth 1: blocking send_request; depth 16/64: send_request_cofun," \
+        "sliding window); bodies and statuses verified by every client except wrk (status only)"
+    echo
+    "$PY" -B "$HERE/report.py" "$RAW" "$CLIENT_CPUS" "$PROXY_CPU" "$BIG_CPU"
+} | tee "$OUT/report.md"
+
+if [ "$FAILS" -gt 0 ]; then
+    echo
+    echo "FAILED: $FAILS client run(s):"
+    printf '  %s\n' "${FAILED_RUNS[@]}"
+    exit 1
+fi
+log "done in $ELAPSED s; report in $OUT/report.md, raw figures in $RAW, logs in $LOGS"

@@ -1,0 +1,102 @@
+//! `ureq_client`: the ureq peer of the comparison (`benches/compare.sh`). ureq sends one
+//! request at a time (it cannot pipeline): depth-1 GETs over its pooled keep-alive
+//! connection, every status and body length checked, one result line like `peer_client`'s:
+//!
+//! ```text
+//! cargo run --release --example ureq_client -- --port 8080 --duration 5
+//! mode=ureq depth=1 requests=40000 bytes=4000000 elapsed_s=5.000 reqs_per_sec=8000.0 ...
+//! ```
+
+use std::error::Error;
+use std::fs;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use ureq::Agent;
+
+/// Benchmark client for the peer comparison: ureq, depth-1 GETs on one pooled connection.
+#[derive(Debug, Parser)]
+#[command(name = "ureq_client")]
+struct Args {
+    /// Server host
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Server port
+    #[arg(long)]
+    port: u16,
+    /// Requests to complete (at most, with --duration)
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    requests: u64,
+    /// Stop after this many seconds
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Request target
+    #[arg(long, default_value = "/")]
+    target: String,
+    /// Expected response body length
+    #[arg(long, default_value_t = 100)]
+    size: u64,
+    /// Per-request timeout in seconds
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ureq_client: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn Error>> {
+    let agent: Agent = Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs_f64(args.timeout)))
+        .http_status_as_error(false)
+        .max_idle_connections_per_host(1)
+        .build()
+        .into();
+    let url = format!("http://{}:{}{}", args.host, args.port, args.target);
+    let duration = args.duration.map(Duration::from_secs_f64);
+    let start = Instant::now();
+    let (mut requests, mut bytes) = (0u64, 0u64);
+    while requests < args.requests && duration.is_none_or(|d| start.elapsed() < d) {
+        let mut response = agent.get(&url).call()?;
+        if response.status() != 200 {
+            return Err(
+                format!("GET {url}: expected status 200, got {}", response.status()).into(),
+            );
+        }
+        let body = response.body_mut().read_to_vec()?;
+        if body.len() as u64 != args.size {
+            return Err(format!(
+                "GET {url}: expected a {}-byte body, got {} bytes",
+                args.size,
+                body.len()
+            )
+            .into());
+        }
+        requests += 1;
+        bytes += body.len() as u64;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let rss = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .map(|v| v.trim().trim_end_matches("kB").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    println!(
+        "mode=ureq depth=1 requests={requests} bytes={bytes} elapsed_s={elapsed:.6} \
+         reqs_per_sec={:.1} bytes_per_sec={:.1} peak_rss_kb={rss}",
+        requests as f64 / elapsed,
+        bytes as f64 / elapsed,
+    );
+    Ok(())
+}
