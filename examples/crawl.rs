@@ -114,12 +114,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// The process's peak resident set size (Linux `VmHWM`), or 0 where unknown.
+/// The process's peak resident set size, or 0 where unknown.
 fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    dugong_harness::peak_rss_kib().unwrap_or(0)
 }

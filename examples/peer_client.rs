@@ -16,7 +16,6 @@
 //! mismatch is an error (exit status 1).
 
 use std::error::Error;
-use std::fs;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -342,9 +341,5 @@ impl Reader<'_, '_> {
 
 /// The process's peak resident set size (`VmHWM`), in KiB.
 fn peak_rss_kb() -> Option<u64> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    dugong_harness::peak_rss_kib()
 }

@@ -8,7 +8,6 @@
 //! ```
 
 use std::error::Error;
-use std::fs;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -84,14 +83,8 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         bytes += body.len() as u64;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let rss = fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .map(|v| v.trim().trim_end_matches("kB").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned());
+    let rss =
+        dugong_harness::peak_rss_kib().map_or_else(|| "unknown".to_owned(), |kib| kib.to_string());
     println!(
         "mode=ureq depth=1 requests={requests} bytes={bytes} elapsed_s={elapsed:.6} \
          reqs_per_sec={:.1} bytes_per_sec={:.1} peak_rss_kb={rss}",

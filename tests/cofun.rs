@@ -2,7 +2,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use dugong::{Body, Error, PoisonCause, StateError};
@@ -136,17 +135,7 @@ fn dropping_a_cofunction_mid_upload_poisons_and_the_next_send_reconnects() {
 /// cofunction mid-upload and must exit normally (corosensei's forced unwinding would abort).
 #[test]
 fn cancelling_mid_upload_works_under_panic_abort() {
-    let manifest = env!("CARGO_MANIFEST_DIR");
-    let target = std::path::Path::new(manifest)
-        .join("target")
-        .join("panic-abort");
-    let output = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--release", "--example", "cancel_abort"])
-        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(manifest)
-        .output()
-        .expect("cargo runs");
+    let output = support::run_example_with_panic_abort("cancel_abort");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),

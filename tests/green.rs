@@ -264,23 +264,7 @@ fn dropping_a_runtime_cancels_suspended_tasks() {
 /// built with `panic = "abort"` drops such a runtime and must exit normally.
 #[test]
 fn dropping_a_runtime_works_under_panic_abort() {
-    let manifest = env!("CARGO_MANIFEST_DIR");
-    let target = std::path::Path::new(manifest)
-        .join("target")
-        .join("panic-abort");
-    let output = std::process::Command::new(env!("CARGO"))
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "--example",
-            "green_cancel_abort",
-        ])
-        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(manifest)
-        .output()
-        .expect("cargo runs");
+    let output = support::run_example_with_panic_abort("green_cancel_abort");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),

@@ -49,12 +49,14 @@
 //! ```
 #![warn(missing_docs)]
 
+mod memory;
 mod net;
 mod proxy;
 mod request;
 mod scripted;
 mod server;
 
+pub use memory::peak_rss_kib;
 pub use proxy::DelayProxy;
 pub use scripted::{ScriptedServer, Step, Transcript};
 pub use server::{pattern, pattern_byte, LoopbackServer, ServerOptions};

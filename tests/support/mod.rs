@@ -73,3 +73,19 @@ pub fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
     }
     map
 }
+
+/// Runs example `name` built in release with `panic = "abort"` (in its own target directory,
+/// so the normal build is not invalidated) and returns its output.
+pub fn run_example_with_panic_abort(name: &str) -> std::process::Output {
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    let target = std::path::Path::new(manifest)
+        .join("target")
+        .join("panic-abort");
+    std::process::Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--release", "--example", name])
+        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(manifest)
+        .output()
+        .expect("cargo runs")
+}
