@@ -39,6 +39,10 @@ impl Framing {
     /// `Content-Length` and `Transfer-Encoding`, a `Transfer-Encoding` on an HTTP/1.0 response
     /// or with `chunked` applied twice, or a 2xx answer to `CONNECT`.
     pub fn of(method: &Method, head: &ResponseHead) -> Result<Framing, ProtocolError> {
+        // RFC 9110 §9.3.6: any 2xx to CONNECT (even 204) turns the connection into a tunnel.
+        if *method == Method::CONNECT && head.status.is_success() {
+            return Err(ProtocolError::Tunnel);
+        }
         let persistent = is_persistent(head.version, &head.headers);
         let no_body = *method == Method::HEAD
             || head.status == StatusCode::NO_CONTENT
@@ -49,9 +53,6 @@ impl Framing {
                 body: BodyKind::None,
                 keep_alive: persistent,
             });
-        }
-        if *method == Method::CONNECT && head.status.is_success() {
-            return Err(ProtocolError::Tunnel);
         }
         let body = body_kind(head)?;
         let keep_alive = persistent && body != BodyKind::UntilClose;
