@@ -121,7 +121,7 @@
 //!   its own.
 //! - [`HttpConnection`]: the one driver, over a non-blocking socket. Blocking calls,
 //!   cofunctions and green tasks run the same code; they differ only in how they wait: the
-//!   connection's [`Park`] ([`Blocking`] in `polling`, or [`green::Green`]), and a
+//!   connection's [`Park`] ([`Blocking`] in `poll(2)`, or [`green::Green`]), and a
 //!   cofunction suspending to its loop body.
 //!
 //! # Out of scope (for now)

@@ -1,6 +1,6 @@
 //! Sockets, buffers and waiting: everything between the protocol core and the OS.
 //!
-//! Owns the non-blocking socket and its `polling` registration ([`Transport`]), the receive
+//! Owns the non-blocking socket and how it is waited on ([`Transport`], the [`Park`]s), the receive
 //! buffer ([`ReadBuffer`]) and the [`Wait`] seam that lets one driver block or suspend. Knows
 //! nothing about HTTP.
 

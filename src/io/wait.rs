@@ -1,7 +1,7 @@
 //! The wait seam: what the driver does when a socket call would block.
 //!
 //! The driver is written once, in blocking style, against [`Wait`]. The blocking API passes a
-//! [`BlockingWait`], which sleeps in `polling` until the deadline; a coroutine passes a wait
+//! [`BlockingWait`], which sleeps in the connection's park until the deadline; a coroutine passes a wait
 //! that suspends to its caller instead.
 
 use std::io;
@@ -61,7 +61,8 @@ impl Deadline {
     }
 }
 
-/// Blocks the caller in its park (the thread in `polling`, or a green task in its runtime). While waiting to send it moves arriving response bytes into
+/// Blocks the caller in its park (the thread in `poll(2)`, or a green task in its runtime).
+/// While waiting to send it moves arriving response bytes into
 /// `inbox` (up to `inbox_limit` bytes), so a server that will not read before it has written
 /// cannot deadlock a pipelining sender.
 #[derive(Debug)]
