@@ -304,7 +304,9 @@ impl<'c, P: Park> Cofun<'c, P> {
                     }
                 }
                 Step::Suspended(Suspend::Sent(buf)) => {
-                    match self.next_input_after_progress(&mut st, buf) {
+                    // Progress: the wait deadline starts afresh.
+                    self.deadline = None;
+                    match self.next_input(&mut st, buf) {
                         Ok(input) => self.input = Some(input),
                         Err(e) => return self.abandon(&mut st, e),
                     }
@@ -352,12 +354,6 @@ impl<'c, P: Park> Cofun<'c, P> {
             let _ = sender.cancel();
         }
         Some(self.finish(st, Err(error)))
-    }
-
-    /// What follows a buffer that went out; progress restarts the wait deadline.
-    fn next_input_after_progress(&mut self, st: &mut State, buf: Vec<u8>) -> Result<Resume, Error> {
-        self.deadline = None;
-        self.next_input(st, buf)
     }
 
     /// What follows a buffer that went out.
