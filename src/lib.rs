@@ -137,7 +137,7 @@ pub mod green;
 mod io;
 pub mod proto;
 
-pub use connection::{Cofun, Config, HttpConnection, Response};
+pub use connection::{CoOp, CoStep, Cofun, Config, HttpConnection, PollNeeded, Response};
 pub use error::{ClosePhase, Error, Operation, PoisonCause, StateError};
 pub use io::{Blocking, Park};
 pub use proto::{Body, InFlight, ProtocolError, RequestError};

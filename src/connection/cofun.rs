@@ -12,7 +12,7 @@ use super::state::{Sending, State};
 use super::HttpConnection;
 use crate::coroutine::{Resume, Sender, Step, Suspend};
 use crate::error::{ClosePhase, Error, Operation, PoisonCause, StateError};
-use crate::io::{drain, Blocking, Deadline, Park, Ready, Transport};
+use crate::io::{drain, is_poll_needed, Blocking, Deadline, Park, Ready, Transport};
 use std::sync::Arc;
 
 /// Bytes read from a body source per chunk.
@@ -74,6 +74,9 @@ pub struct Cofun<'c, P: Park = Blocking> {
     generation: u64,
     /// The send state once everything is out.
     after: Sending,
+    /// Whether a foreign event loop does the waiting (a `co_*` operation): a blocked send is
+    /// reported as "would block" instead of waited for, and reading is left to the caller.
+    external: bool,
 }
 
 /// Where the bytes after the first buffer come from.
@@ -207,6 +210,7 @@ impl<'c, P: Park> Cofun<'c, P> {
             started: true,
             generation: 0,
             after: Sending::Idle,
+            external: false,
         }
     }
 
@@ -234,12 +238,23 @@ impl<'c, P: Park> Cofun<'c, P> {
             started: false,
             generation: st.generation,
             after,
+            external: false,
         })
+    }
+
+    /// Hands the waiting to a foreign event loop: see [`HttpConnection::co_send_request`].
+    pub(crate) fn external(mut self) -> Self {
+        self.external = true;
+        self
     }
 
     /// Decides whether the loop body should run before the coroutine resumes. Returns
     /// `Ok(true)` to yield to it.
     fn response_data_first(&mut self, st: &mut State) -> Result<bool, Error> {
+        if self.external {
+            // The caller reads in operations of its own.
+            return Ok(false);
+        }
         let consumed = st.recv.buf.consumed();
         match self.yielded_at.take() {
             // The loop body read nothing while the socket held response bytes and the send
@@ -300,6 +315,8 @@ impl<'c, P: Park> Cofun<'c, P> {
                             return Some(Ok(()));
                         }
                         Ok(false) => {}
+                        // The foreign loop waits; resuming goes on with `Go`.
+                        Err(e) if self.external && is_poll_needed(&e) => return Some(Err(e)),
                         Err(e) => return self.abandon(&mut st, e),
                     }
                 }
@@ -322,6 +339,9 @@ impl<'c, P: Park> Cofun<'c, P> {
         let Some(transport) = self.transport.as_ref() else {
             return Ok(false);
         };
+        if self.external {
+            return Err(Error::Io(std::io::ErrorKind::WouldBlock.into()));
+        }
         // Once the server has closed its side, "readable" would be reported forever.
         let interest = Ready {
             readable: !st.recv.buf.is_eof(),

@@ -5,6 +5,7 @@
 //! cofunction that sends is suspended. The send and receive halves (`send`, `recv`) are
 //! written once against [`Wait`](crate::io::Wait); this module picks the wait.
 
+mod co_ops;
 mod cofun;
 mod config;
 mod recv;
@@ -17,6 +18,7 @@ use std::io::{self, Read};
 
 use http::{HeaderMap, HeaderValue, Method};
 
+pub use co_ops::{CoOp, CoStep, PollNeeded};
 pub use cofun::Cofun;
 pub use config::Config;
 pub use response::Response;
@@ -400,11 +402,13 @@ impl<P: Park> HttpConnection<P> {
     ///
     /// Until the whole head has arrived, up to the operation timeout.
     pub fn read_response(&self) -> Result<Response, Error> {
+        self.read_response_parked(&self.park)
+    }
+
+    fn read_response_parked(&self, park: &dyn ParkImpl) -> Result<Response, Error> {
         let mut st = self.state()?;
-        let mut wait = BlockingWait::reading(
-            &self.park,
-            Deadline::new(Operation::ReadResponse, self.config.timeout),
-        );
+        let deadline = Deadline::new(Operation::ReadResponse, self.config.timeout);
+        let mut wait = BlockingWait::reading(park, deadline);
         recv::read_response(&mut st, &self.env(), &mut wait)
     }
 
@@ -423,11 +427,13 @@ impl<P: Park> HttpConnection<P> {
     ///
     /// Until at least one byte is available, up to the operation timeout.
     pub fn read(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        self.read_parked(&self.park, buf)
+    }
+
+    fn read_parked(&self, park: &dyn ParkImpl, buf: &mut [u8]) -> Result<usize, Error> {
         let mut st = self.state()?;
-        let mut wait = BlockingWait::reading(
-            &self.park,
-            Deadline::new(Operation::ReadBody, self.config.timeout),
-        );
+        let deadline = Deadline::new(Operation::ReadBody, self.config.timeout);
+        let mut wait = BlockingWait::reading(park, deadline);
         recv::read_body(&mut st, &self.env(), buf, &mut wait)
     }
 

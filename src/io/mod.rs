@@ -12,6 +12,7 @@ mod write;
 
 pub(crate) use buffer::ReadBuffer;
 pub(crate) use park::sealed::Sealed as ParkImpl;
+pub(crate) use park::{is_poll_needed, External};
 pub use park::{Blocking, Park};
 pub(crate) use transport::{Reactor, Ready, Transport};
 pub(crate) use wait::{drain, BlockingWait, Deadline, Wait};

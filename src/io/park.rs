@@ -59,3 +59,25 @@ impl sealed::Sealed for Blocking {
         transport.poll_one(interest, timeout)
     }
 }
+
+/// Never waits: reports "would block" so that a `co_*` operation can hand the wait to a
+/// foreign event loop. Used only inside the crate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct External;
+
+#[allow(private_interfaces)]
+impl sealed::Sealed for External {
+    fn reactor(&self) -> Option<&Arc<Reactor>> {
+        None
+    }
+
+    fn park(&self, _: &Transport, _: Ready, _: Option<Duration>) -> io::Result<Ready> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+/// Whether an error is [`External`]'s "would block": the operation can go on once the socket
+/// is ready.
+pub(crate) fn is_poll_needed(e: &crate::Error) -> bool {
+    matches!(e, crate::Error::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
+}
