@@ -105,6 +105,10 @@
 //!
 //! [`green`] runs many blocking-style tasks on one OS thread; a connection made with
 //! [`green::Task::connect`] suspends its task instead of blocking. See the module docs.
+//! For an event loop of your own, the `co_*` operations
+//! ([`co_send_request`](HttpConnection::co_send_request),
+//! [`co_read_response`](HttpConnection::co_read_response), ...) return a [`CoOp`] whose
+//! steps either finish or say which readiness of which descriptor they wait for.
 //!
 //! # Correctness
 //!
