@@ -9,23 +9,23 @@ use dugong::{Body, CoOp, CoStep, Error, PollNeeded};
 use http::{HeaderMap, Method, StatusCode};
 use support::{connection, pattern, LoopbackServer, ScriptedServer, Step};
 
-/// Waits (up to 5 s) until the descriptor is ready as asked.
-fn poll_fd(need: PollNeeded) {
-    let mut events = 0;
-    if need.readable {
-        events |= libc::POLLIN;
-    }
-    if need.writable {
-        events |= libc::POLLOUT;
-    }
-    let mut pfd = libc::pollfd {
-        fd: need.fd,
-        events,
-        revents: 0,
-    };
-    // SAFETY: one valid, exclusively borrowed pollfd for the duration of the call.
-    let n = unsafe { libc::poll(&mut pfd, 1, 5000) };
-    assert!(n > 0, "the socket never became ready: {need:?}");
+/// Waits (up to 5 s) until one of the descriptors is ready as asked.
+fn poll_any(needs: &[PollNeeded]) {
+    let mut fds: Vec<libc::pollfd> = needs
+        .iter()
+        .map(|n| libc::pollfd {
+            fd: n.fd,
+            events: if n.readable {
+                libc::POLLIN
+            } else {
+                libc::POLLOUT
+            },
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: a valid, exclusively borrowed array of pollfds for the duration of the call.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 5000) };
+    assert!(ready > 0, "stuck: {needs:?}");
 }
 
 /// Steps `op` to its end, polling whenever it asks; counts the polls.
@@ -35,7 +35,7 @@ fn drive<T>(op: &mut CoOp<'_, T>, polls: &mut usize) -> Result<T, Error> {
             CoStep::Done(result) => return result,
             CoStep::Poll(need) => {
                 *polls += 1;
-                poll_fd(need);
+                poll_any(&[need]);
             }
         }
     }
@@ -117,21 +117,7 @@ fn every_co_op_completes_through_a_poll_loop() {
             }
         }
         if needs.len() == 2 || (needs.len() == 1 && (wrote.is_some() || head.is_some())) {
-            let mut fds: Vec<libc::pollfd> = needs
-                .iter()
-                .map(|n| libc::pollfd {
-                    fd: n.fd,
-                    events: if n.readable {
-                        libc::POLLIN
-                    } else {
-                        libc::POLLOUT
-                    },
-                    revents: 0,
-                })
-                .collect();
-            // SAFETY: a valid, exclusively borrowed array of pollfds for the call.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 5000) };
-            assert!(ready > 0, "stuck");
+            poll_any(&needs);
         }
     }
     assert_eq!(head.expect("head").status, StatusCode::OK);
@@ -211,21 +197,7 @@ fn a_send_and_a_read_side_by_side_do_not_deadlock() {
             && needs.len()
                 == usize::from(send.is_some()) + usize::from(head.is_some() || body.is_some())
         {
-            let mut fds: Vec<libc::pollfd> = needs
-                .iter()
-                .map(|n| libc::pollfd {
-                    fd: n.fd,
-                    events: if n.readable {
-                        libc::POLLIN
-                    } else {
-                        libc::POLLOUT
-                    },
-                    revents: 0,
-                })
-                .collect();
-            // SAFETY: a valid, exclusively borrowed array of pollfds for the call.
-            let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 5000) };
-            assert!(ready > 0, "stuck: {needs:?}");
+            poll_any(&needs);
         }
     }
     server.finish().assert_ok();
@@ -233,12 +205,7 @@ fn a_send_and_a_read_side_by_side_do_not_deadlock() {
 
 #[test]
 fn the_co_poll_loop_example_drives_32_connections() {
-    let manifest = env!("CARGO_MANIFEST_DIR");
-    let output = std::process::Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--example", "co_poll_loop"])
-        .current_dir(manifest)
-        .output()
-        .expect("cargo runs");
+    let output = support::run_example("co_poll_loop", &[]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

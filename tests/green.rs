@@ -276,10 +276,9 @@ fn dropping_a_runtime_works_under_panic_abort() {
 
 #[test]
 fn the_crawl_example_fetches_everything_on_one_thread() {
-    let manifest = env!("CARGO_MANIFEST_DIR");
-    let output = std::process::Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--example", "crawl", "--"])
-        .args([
+    let output = support::run_example(
+        "crawl",
+        &[
             "--documents",
             "600",
             "--connections",
@@ -288,10 +287,8 @@ fn the_crawl_example_fetches_everything_on_one_thread() {
             "4",
             "--rtt-ms",
             "1",
-        ])
-        .current_dir(manifest)
-        .output()
-        .expect("cargo runs");
+        ],
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),

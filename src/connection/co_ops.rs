@@ -11,7 +11,6 @@ use std::os::fd::{AsRawFd, RawFd};
 use http::{HeaderMap, Method};
 
 use super::cofun::Cofun;
-use super::send;
 use super::{HttpConnection, Response};
 use crate::error::{Error, StateError};
 use crate::io::{is_poll_needed, External, Park};
@@ -115,21 +114,9 @@ impl<P: Park> HttpConnection<P> {
         headers: &HeaderMap,
         body: Body<'_>,
     ) -> Result<CoOp<'c, ()>, Error> {
-        let cofun = {
-            let mut st = self.state()?;
-            let request = send::Request {
-                method,
-                path: target,
-                headers,
-                body,
-            };
-            let prepared = send::prepare(&mut st, &self.env(), &request)?;
-            Cofun::request(self, &mut st, prepared, &request)
-                .inspect_err(|_| {
-                    st.pipeline.pop_newest();
-                })?
-                .external()
-        };
+        let cofun = self
+            .send_request_cofun(method, target, headers, body)?
+            .external();
         Ok(Self::co_drive(self, cofun))
     }
 

@@ -74,6 +74,16 @@ pub fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
     map
 }
 
+/// Runs example `name` (debug build) with `args` and returns its output.
+pub fn run_example(name: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--example", name, "--"])
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo runs")
+}
+
 /// Runs example `name` built in release with `panic = "abort"` (in its own target directory,
 /// so the normal build is not invalidated) and returns its output.
 pub fn run_example_with_panic_abort(name: &str) -> std::process::Output {
