@@ -82,8 +82,9 @@ impl ReadBuffer {
     }
 
     /// One receive into the free space, growing the buffer while it holds fewer than `limit`
-    /// bytes. Returns the bytes added; `Ok(0)` means end of stream (or that the buffer holds
-    /// `limit` bytes already, which the caller checks first). `WouldBlock` passes through.
+    /// bytes. Returns the bytes added; `Ok(0)` means end of stream. A buffer that already
+    /// holds `limit` bytes is an error (callers bound what they buffer before asking).
+    /// `WouldBlock` passes through.
     pub(crate) fn fill_from(&mut self, transport: &Transport, limit: usize) -> io::Result<usize> {
         if self.eof {
             return Ok(0);
@@ -93,7 +94,8 @@ impl ReadBuffer {
         }
         let room = (self.buf.len() - self.end).min(limit.saturating_sub(self.len()));
         if room == 0 {
-            return Ok(0);
+            // Never `Ok(0)`: that means end of stream.
+            return Err(io::Error::other("receive buffer is at its limit"));
         }
         let n = transport.recv(&mut self.buf[self.end..self.end + room])?;
         if n == 0 {
