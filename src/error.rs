@@ -76,7 +76,9 @@ pub enum Error {
         /// The configured bound.
         limit: usize,
     },
-    /// A cofunction was dropped before it finished; its send was abandoned.
+    /// The operation was cancelled: a cofunction dropped before it finished (its send was
+    /// abandoned), or a green task's runtime dropped while the task waited (there it arrives
+    /// wrapped in [`Error::Io`], as the failure of the wait).
     #[error("cancelled")]
     Cancelled,
     /// The connection was used in a way its current state does not allow.
