@@ -104,31 +104,33 @@ pub(crate) fn send_request(
     };
     let deadline = Deadline::new(Operation::SendRequest, env.config.timeout);
     let head = std::mem::take(&mut st.head_buf);
-    let mut wait = BlockingWait::sending(
-        deadline,
-        env.park,
-        &mut st.recv.buf,
-        env.config.max_buffered,
-    );
     let mut bufs = [IoSlice::new(&head), IoSlice::new(inline)];
-    let result = write_all(&transport, &mut bufs, &mut wait);
+    let result = write_blocking(st, env, &transport, deadline, &mut bufs);
     st.head_buf = head;
-    result.map_err(|e| st.send_failed(e))?;
+    result?;
 
     if expect_continue {
         await_continue(st, &transport, env, request.method)?;
         if let (Body::Bytes(bytes), Sending::Idle) = (request.body, st.sending) {
-            let mut wait = BlockingWait::sending(
-                deadline,
-                env.park,
-                &mut st.recv.buf,
-                env.config.max_buffered,
-            );
-            write_all(&transport, &mut [IoSlice::new(bytes)], &mut wait)
-                .map_err(|e| st.send_failed(e))?;
+            write_blocking(st, env, &transport, deadline, &mut [IoSlice::new(bytes)])?;
         }
     }
     Ok(())
+}
+
+/// Writes `bufs` through the connection's park, keeping response bytes that arrive
+/// meanwhile; a failure updates the send state (broken or poisoned) and is returned.
+fn write_blocking(
+    st: &mut State,
+    env: &Env<'_>,
+    transport: &Transport,
+    deadline: Deadline,
+    bufs: &mut [IoSlice<'_>],
+) -> Result<(), Error> {
+    let limit = env.config.max_buffered;
+    let mut wait = BlockingWait::sending(deadline, env.park, &mut st.recv.buf, limit);
+    let result = write_all(transport, bufs, &mut wait);
+    result.map_err(|e| st.send_failed(e))
 }
 
 /// RFC 9110 §10.1.1: waits for `100 Continue`, or until `continue_timeout` passes (then the
@@ -236,19 +238,13 @@ pub(crate) fn write_body(st: &mut State, env: &Env<'_>, data: &[u8]) -> Result<(
     let transport = st.transport()?;
     let owed = std::mem::take(&mut st.owed);
     let deadline = Deadline::new(Operation::WriteBody, env.config.timeout);
-    let mut wait = BlockingWait::sending(
-        deadline,
-        env.park,
-        &mut st.recv.buf,
-        env.config.max_buffered,
-    );
     let mut bufs = [
         IoSlice::new(&owed),
         IoSlice::new(before),
         IoSlice::new(data),
         IoSlice::new(after),
     ];
-    write_all(&transport, &mut bufs, &mut wait).map_err(|e| st.send_failed(e))?;
+    write_blocking(st, env, &transport, deadline, &mut bufs)?;
     st.sending = next;
     Ok(())
 }
@@ -314,15 +310,9 @@ pub(crate) fn finish_body(st: &mut State, env: &Env<'_>) -> Result<(), Error> {
     }
     let transport = st.transport()?;
     let deadline = Deadline::new(Operation::WriteBody, env.config.timeout);
-    let mut wait = BlockingWait::sending(
-        deadline,
-        env.park,
-        &mut st.recv.buf,
-        env.config.max_buffered,
-    );
     let owed = std::mem::take(&mut st.owed);
     let mut bufs = [IoSlice::new(&owed), IoSlice::new(b"0\r\n\r\n")];
-    write_all(&transport, &mut bufs, &mut wait).map_err(|e| st.send_failed(e))?;
+    write_blocking(st, env, &transport, deadline, &mut bufs)?;
     st.sending = Sending::Idle;
     Ok(())
 }
