@@ -205,13 +205,7 @@ fn a_send_and_a_read_side_by_side_do_not_deadlock() {
 
 #[test]
 fn the_co_poll_loop_example_drives_32_connections() {
-    let output = support::run_example("co_poll_loop", &[]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = support::run_example("co_poll_loop", &[]);
     assert!(
         stdout.contains("6400 documents over 32 connections, one raw polling loop"),
         "{stdout}"

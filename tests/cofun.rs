@@ -135,14 +135,8 @@ fn dropping_a_cofunction_mid_upload_poisons_and_the_next_send_reconnects() {
 /// cofunction mid-upload and must exit normally (corosensei's forced unwinding would abort).
 #[test]
 fn cancelling_mid_upload_works_under_panic_abort() {
-    let output = support::run_example_with_panic_abort("cancel_abort");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "status {:?}\nstderr:\n{stderr}",
-        output.status
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("reconnected"));
+    let stdout = support::run_example_with_panic_abort("cancel_abort");
+    assert!(stdout.contains("reconnected"), "{stdout}");
 }
 
 #[test]

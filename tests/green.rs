@@ -264,19 +264,13 @@ fn dropping_a_runtime_cancels_suspended_tasks() {
 /// built with `panic = "abort"` drops such a runtime and must exit normally.
 #[test]
 fn dropping_a_runtime_works_under_panic_abort() {
-    let output = support::run_example_with_panic_abort("green_cancel_abort");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "status {:?}\nstderr:\n{stderr}",
-        output.status
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("cancelled 10 suspended tasks"));
+    let stdout = support::run_example_with_panic_abort("green_cancel_abort");
+    assert!(stdout.contains("cancelled 10 suspended tasks"), "{stdout}");
 }
 
 #[test]
 fn the_crawl_example_fetches_everything_on_one_thread() {
-    let output = support::run_example(
+    let stdout = support::run_example(
         "crawl",
         &[
             "--documents",
@@ -288,12 +282,6 @@ fn the_crawl_example_fetches_everything_on_one_thread() {
             "--rtt-ms",
             "1",
         ],
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
     );
     assert!(
         stdout.contains("crawl: 600 documents over 12 connections x depth 4"),

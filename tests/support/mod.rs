@@ -74,28 +74,44 @@ pub fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
     map
 }
 
-/// Runs example `name` (debug build) with `args` and returns its output.
-pub fn run_example(name: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO"))
+/// Runs example `name` (debug build) with `args`; asserts that it succeeded and returns its
+/// standard output.
+pub fn run_example(name: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO"))
         .args(["run", "--quiet", "--example", name, "--"])
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
-        .expect("cargo runs")
+        .expect("cargo runs");
+    succeeded(name, output)
+}
+
+/// The standard output of a run that must have succeeded.
+fn succeeded(name: &str, output: std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "example {name}: status {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }
 
 /// Runs example `name` built in release with `panic = "abort"` (in its own target directory,
-/// so the normal build is not invalidated) and returns its output.
-pub fn run_example_with_panic_abort(name: &str) -> std::process::Output {
+/// so the normal build is not invalidated); asserts that it succeeded and returns its
+/// standard output.
+pub fn run_example_with_panic_abort(name: &str) -> String {
     let manifest = env!("CARGO_MANIFEST_DIR");
     let target = std::path::Path::new(manifest)
         .join("target")
         .join("panic-abort");
-    std::process::Command::new(env!("CARGO"))
+    let output = std::process::Command::new(env!("CARGO"))
         .args(["run", "--quiet", "--release", "--example", name])
         .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(manifest)
         .output()
-        .expect("cargo runs")
+        .expect("cargo runs");
+    succeeded(name, output)
 }
