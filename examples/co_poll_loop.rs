@@ -6,7 +6,7 @@
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use dugong::{Body, CoOp, CoStep, HttpConnection, PollNeeded, Response};
@@ -34,7 +34,7 @@ struct Client<'c> {
 impl<'c> Client<'c> {
     /// Steps the current operation, moving on as operations finish; returns what it waits
     /// for, or `None` when this client is done.
-    fn advance(&mut self, headers: &HeaderMap) -> Result<Option<PollNeeded>, dugong::Error> {
+    fn advance(&mut self, headers: &HeaderMap) -> Result<Option<PollNeeded<'_>>, dugong::Error> {
         loop {
             let (conn, fetched) = (self.conn, self.fetched);
             let step = match &mut self.stage {
@@ -60,7 +60,7 @@ impl<'c> Client<'c> {
                 }
             };
             match step {
-                Progress::Wait(need) => return Ok(Some(need)),
+                Progress::Wait => break,
                 Progress::Next(Err(e)) => return Err(e),
                 Progress::Next(Ok(next)) => {
                     if matches!(self.stage, Stage::Body(_)) {
@@ -70,12 +70,19 @@ impl<'c> Client<'c> {
                 }
             }
         }
+        // What the operation that just returned `Poll` waits for.
+        Ok(match &self.stage {
+            Stage::Send(op) => op.waiting_for(),
+            Stage::Head(op) => op.waiting_for(),
+            Stage::Body(op) => op.waiting_for(),
+            Stage::Finished => None,
+        })
     }
 }
 
 /// A step's outcome with the finished value already turned into the next stage.
 enum Progress<'c> {
-    Wait(PollNeeded),
+    Wait,
     Next(Result<Stage<'c>, dugong::Error>),
 }
 
@@ -83,10 +90,10 @@ trait StepExt<'c, T> {
     fn map(self, next: impl FnOnce(T) -> Stage<'c>) -> Progress<'c>;
 }
 
-impl<'c, T> StepExt<'c, T> for CoStep<T> {
+impl<'c, T> StepExt<'c, T> for CoStep<'_, T> {
     fn map(self, next: impl FnOnce(T) -> Stage<'c>) -> Progress<'c> {
         match self {
-            CoStep::Poll(need) => Progress::Wait(need),
+            CoStep::Poll(_) => Progress::Wait,
             CoStep::Done(result) => Progress::Next(result.map(next)),
         }
     }
@@ -121,17 +128,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             match clients[key].advance(&headers)? {
                 None => live -= 1,
                 Some(need) => {
-                    let event = Event::new(key, need.readable, need.writable);
+                    let interest = need.interest;
+                    let event = Event::new(key, interest.is_readable(), interest.is_writable());
+                    let fd = need.fd.as_raw_fd();
                     match registered.get(&key) {
-                        // SAFETY: the descriptor belongs to an open connection that outlives
-                        // this borrow (connections close only after the loop).
-                        Some(&fd) if fd == need.fd => {
-                            poller.modify(unsafe { BorrowedFd::borrow_raw(fd) }, event)?
-                        }
+                        Some(&known) if known == fd => poller.modify(need.fd, event)?,
                         _ => {
                             // SAFETY: deleted below before its connection is dropped.
-                            unsafe { poller.add(need.fd, event)? };
-                            registered.insert(key, need.fd);
+                            unsafe { poller.add(&need.fd, event)? };
+                            registered.insert(key, fd);
                         }
                     }
                 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::proto::{InFlight, ProtocolError, RequestError};
+use crate::proto::{InFlight, ProtocolError, RequestError, StateError};
 
 /// Everything that can go wrong in a connection.
 #[derive(Debug, thiserror::Error)]
@@ -76,13 +76,14 @@ pub enum Error {
         /// The configured bound.
         limit: usize,
     },
-    /// The operation was cancelled: a cofunction dropped before it finished (its send was
-    /// abandoned), or a green task's runtime dropped while the task waited (there it arrives
-    /// wrapped in [`Error::Io`], as the failure of the wait).
+    /// The operation was cancelled: a cofunction or `co_*` operation dropped before it
+    /// finished (its send was abandoned), or a green task's runtime dropped while the task
+    /// waited.
     #[error("cancelled")]
     Cancelled,
-    /// The connection was used in a way its current state does not allow.
-    #[error("{0}")]
+    /// The connection was used in a way its current state does not allow (the source says
+    /// how). Nothing was sent or consumed.
+    #[error("the call does not fit the connection's state")]
     State(#[from] StateError),
 }
 
@@ -220,45 +221,4 @@ pub enum PoisonCause {
     /// The server closed the connection in the middle of a response.
     #[error("connection closed {0}")]
     Closed(ClosePhase),
-}
-
-/// API misuse: the call does not fit the connection's state. Nothing was sent or consumed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum StateError {
-    /// `read_response` with no request waiting for a response.
-    #[error("no response is pending")]
-    NoResponsePending,
-    /// `read_response` while the previous response body has not been read to its end.
-    #[error("the previous response body has not been read")]
-    BodyUnread,
-    /// `write` or `finish_body` with no request body being written.
-    #[error("no request body is being written")]
-    NoBodyExpected,
-    /// `write` of more bytes than the `Content-Length` still owed.
-    #[error("write exceeds the declared content-length")]
-    BodyTooLong,
-    /// `finish_body` before all `Content-Length` bytes were written.
-    #[error("request body is shorter than its declared content-length")]
-    BodyTooShort,
-    /// `send_request` while the previous request body is still owed.
-    #[error("the previous request body has not been completed")]
-    BodyIncomplete,
-    /// `write` after the server answered an `Expect: 100-continue` request with a final
-    /// response instead of `100 Continue`: the body must not be sent.
-    #[error("the server refused the request body")]
-    BodyRefused,
-    /// `Expect: 100-continue` while other responses are still pending.
-    #[error("expect: 100-continue needs all earlier responses read first")]
-    ContinueWhilePipelining,
-    /// A cofunction is still sending on this connection: finish (or drop) it before sending
-    /// or writing anything else. Reading is allowed.
-    #[error("a cofunction is still sending on this connection")]
-    CofunctionActive,
-    /// The request body source ended before the declared `Content-Length`.
-    #[error("the body source ended before the declared content-length")]
-    SourceTooShort,
-    /// The connection is in use by an operation that has not returned.
-    #[error("the connection is busy")]
-    Busy,
 }

@@ -134,6 +134,9 @@
 //!
 //! Minimum supported Rust version: 1.82.
 
+#[cfg(not(unix))]
+compile_error!("dugong supports Unix platforms only: it waits with poll(2) and sends with MSG_NOSIGNAL");
+
 mod connection;
 mod coroutine;
 mod error;
@@ -141,7 +144,7 @@ pub mod green;
 mod io;
 pub mod proto;
 
-pub use connection::{CoOp, CoStep, Cofun, Config, HttpConnection, PollNeeded, Response};
-pub use error::{ClosePhase, Error, Operation, PoisonCause, StateError};
+pub use connection::{CoOp, CoStep, Cofun, Config, HttpConnection, Interest, PollNeeded, Response};
+pub use error::{ClosePhase, Error, Operation, PoisonCause};
 pub use io::{Blocking, Park};
-pub use proto::{Body, InFlight, ProtocolError, RequestError};
+pub use proto::{Body, InFlight, ProtocolError, RequestError, StateError};

@@ -10,12 +10,13 @@ use http::{HeaderMap, Method, StatusCode};
 use support::{connection, pattern, LoopbackServer, ScriptedServer, Step};
 
 /// Waits (up to 5 s) until one of the descriptors is ready as asked.
-fn poll_any(needs: &[PollNeeded]) {
+fn poll_any(needs: &[PollNeeded<'_>]) {
+    use std::os::fd::AsRawFd;
     let mut fds: Vec<libc::pollfd> = needs
         .iter()
         .map(|n| libc::pollfd {
-            fd: n.fd,
-            events: if n.readable {
+            fd: n.fd.as_raw_fd(),
+            events: if n.interest.is_readable() {
                 libc::POLLIN
             } else {
                 libc::POLLOUT
@@ -100,23 +101,25 @@ fn every_co_op_completes_through_a_poll_loop() {
     let mut read = conn.co_read_response();
     let (mut wrote, mut head) = (None, None);
     while wrote.is_none() || head.is_none() {
-        let mut needs = Vec::new();
         if wrote.is_none() {
-            match write.step() {
-                CoStep::Done(r) => {
-                    r.expect("upload");
-                    wrote = Some(());
-                }
-                CoStep::Poll(n) => needs.push(n),
+            if let CoStep::Done(r) = write.step() {
+                r.expect("upload");
+                wrote = Some(());
             }
         }
         if head.is_none() {
-            match read.step() {
-                CoStep::Done(r) => head = Some(r.expect("response")),
-                CoStep::Poll(n) => needs.push(n),
+            if let CoStep::Done(r) = read.step() {
+                head = Some(r.expect("response"));
             }
         }
-        if needs.len() == 2 || (needs.len() == 1 && (wrote.is_some() || head.is_some())) {
+        // Poll only when every unfinished operation waits.
+        let needs: Vec<_> = [write.waiting_for(), read.waiting_for()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if !needs.is_empty()
+            && needs.len() == usize::from(wrote.is_none()) + usize::from(head.is_none())
+        {
             poll_any(&needs);
         }
     }
@@ -152,7 +155,6 @@ fn a_send_and_a_read_side_by_side_do_not_deadlock() {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while read < N {
         assert!(std::time::Instant::now() < deadline, "no progress");
-        let mut needs = Vec::new();
         if send.is_none() && sent < N {
             let target = format!("/{sent}");
             send = Some(
@@ -161,42 +163,40 @@ fn a_send_and_a_read_side_by_side_do_not_deadlock() {
             );
         }
         if let Some(op) = send.as_mut() {
-            match op.step() {
-                CoStep::Done(r) => {
-                    r.expect("sent");
-                    sent += 1;
-                    send = None;
-                }
-                CoStep::Poll(n) => needs.push(n),
+            if let CoStep::Done(r) = op.step() {
+                r.expect("sent");
+                sent += 1;
+                send = None;
             }
         }
         if head.is_none() && body.is_none() && read < sent + usize::from(send.is_some()) {
             head = Some(conn.co_read_response());
         }
         if let Some(op) = head.as_mut() {
-            match op.step() {
-                CoStep::Done(r) => {
-                    assert_eq!(r.expect("head").path, format!("/{read}"));
-                    head = None;
-                    body = Some(conn.co_read_all());
-                }
-                CoStep::Poll(n) => needs.push(n),
+            if let CoStep::Done(r) = op.step() {
+                assert_eq!(r.expect("head").path, format!("/{read}"));
+                head = None;
+                body = Some(conn.co_read_all());
             }
         }
         if let Some(op) = body.as_mut() {
-            match op.step() {
-                CoStep::Done(r) => {
-                    assert_eq!(r.expect("body").len(), 1 << 20);
-                    body = None;
-                    read += 1;
-                }
-                CoStep::Poll(n) => needs.push(n),
+            if let CoStep::Done(r) = op.step() {
+                assert_eq!(r.expect("body").len(), 1 << 20);
+                body = None;
+                read += 1;
             }
         }
-        if !needs.is_empty()
-            && needs.len()
-                == usize::from(send.is_some()) + usize::from(head.is_some() || body.is_some())
-        {
+        // Poll only when every live operation waits.
+        let needs: Vec<_> = [
+            send.as_ref().and_then(CoOp::waiting_for),
+            head.as_ref().and_then(CoOp::waiting_for),
+            body.as_ref().and_then(CoOp::waiting_for),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let live = [send.is_some(), head.is_some(), body.is_some()];
+        if !needs.is_empty() && needs.len() == live.iter().filter(|&&l| l).count() {
             poll_any(&needs);
         }
     }

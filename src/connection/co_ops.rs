@@ -1,37 +1,91 @@
-//! `co_*` operations: the driver's calls as steps that a foreign event loop (polling, mio, a
-//! raw `poll(2)`) drives, each step either finishing or saying which readiness it waits for.
+//! `co_*` operations: driver calls as steps that a foreign event loop (polling, mio, a raw
+//! `poll(2)`) drives, each step either finishing or saying which readiness of which
+//! descriptor it waits for.
 //!
-//! Reads run the ordinary driver with a park that never waits: a read that would block
-//! returns without having changed anything, so the next step simply tries again. Sends run
-//! the cofunction's coroutine, which keeps its place when the socket is full.
+//! Each operation runs the ordinary driver on a coroutine of the connection's; where the
+//! driver would wait, the coroutine suspends and [`CoOp::step`] returns [`CoStep::Poll`].
+//! Operations have no operation timeout (the loop decides how long to wait), but the wait for
+//! `100 Continue` still ends after [`Config::continue_timeout`](crate::Config::continue_timeout):
+//! its `Poll` carries that timeout.
 
+use std::cell::RefCell;
 use std::io::Read;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderMap, Method};
 
-use super::cofun::Cofun;
-use super::{HttpConnection, Response};
-use crate::error::{Error, StateError};
-use crate::io::{is_poll_needed, External, Park};
-use crate::proto::Body;
+use super::driver::{Deadline, Driver};
+use super::job::{Job, Role, Step};
+use super::send::{self, Request};
+use super::state::{Link, State};
+use super::{recv, HttpConnection, Response};
+use crate::coroutine::Resume;
+use crate::error::{Error, Operation};
+use crate::io::{Park, Ready, Transport, Wake};
+use crate::proto::{Body, StateError};
 
-/// What an operation waits for: poll `fd` for these, then call [`CoOp::step`] again.
+/// Which readiness an operation waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PollNeeded {
+#[non_exhaustive]
+pub enum Interest {
+    /// Readability.
+    Read,
+    /// Writability.
+    Write,
+}
+
+impl Interest {
+    /// Whether to wait for readability.
+    pub fn is_readable(self) -> bool {
+        self == Interest::Read
+    }
+
+    /// Whether to wait for writability.
+    pub fn is_writable(self) -> bool {
+        self == Interest::Write
+    }
+
+    /// What a foreign loop is asked to wait for, given what the driver waits for: a send
+    /// that would also take in response bytes waits for writability only (reading is the
+    /// loop's own business, through a `co_read*` operation).
+    fn of(ready: Ready) -> Self {
+        if ready.writable {
+            Interest::Write
+        } else {
+            Interest::Read
+        }
+    }
+
+    fn ready(self) -> Ready {
+        Ready {
+            readable: self.is_readable(),
+            writable: self.is_writable(),
+        }
+    }
+}
+
+/// What an operation waits for: poll `fd` for `interest` (for at most `timeout`, when
+/// given), then call [`CoOp::step`] again. The descriptor is borrowed from the operation, so
+/// it stays open while this value lives.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct PollNeeded<'a> {
     /// The connection's socket.
-    pub fd: RawFd,
-    /// Wait for readability.
-    pub readable: bool,
-    /// Wait for writability.
-    pub writable: bool,
+    pub fd: BorrowedFd<'a>,
+    /// The readiness to wait for.
+    pub interest: Interest,
+    /// Step again after this long even if the descriptor is not ready (the operation has a
+    /// deadline of its own then, like the wait for `100 Continue`).
+    pub timeout: Option<Duration>,
 }
 
 /// One step of a [`CoOp`].
 #[derive(Debug)]
-pub enum CoStep<T> {
+pub enum CoStep<'a, T> {
     /// The operation waits for the socket.
-    Poll(PollNeeded),
+    Poll(PollNeeded<'a>),
     /// The operation finished.
     Done(Result<T, Error>),
 }
@@ -42,35 +96,55 @@ pub enum CoStep<T> {
 /// driven side by side is how a foreign loop pipelines without deadlock); each step borrows
 /// the connection only while it runs.
 ///
-/// A `co_*` operation has no deadline of its own: the loop decides how long to wait.
+/// # Cancellation
+///
+/// Dropping an unfinished operation cancels it as dropping a [`Cofun`](crate::Cofun) does: a
+/// send none of whose bytes went out is taken back; a partial send poisons the connection; a
+/// read loses nothing it had not returned.
 #[must_use = "an operation does nothing until it is stepped"]
 pub struct CoOp<'c, T> {
-    attempt: Box<dyn FnMut() -> Result<T, Error> + 'c>,
-    fd: Box<dyn Fn() -> RawFd + 'c>,
-    readable: bool,
-    done: bool,
+    cell: &'c RefCell<State>,
+    /// The running call, or why it could not start (reported by the first step).
+    job: Result<Job<'c, T>, Option<Error>>,
+    /// What to resume the coroutine with next.
+    input: Resume,
+    /// The socket of the last `Poll` and what it waits for; the socket is kept open while
+    /// the caller polls it.
+    watched: Option<(Arc<Transport>, Interest, Option<Duration>)>,
 }
 
 impl<T> std::fmt::Debug for CoOp<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CoOp")
-            .field("done", &self.done)
-            .finish_non_exhaustive()
+        f.debug_struct("CoOp").field("job", &self.job).finish()
     }
 }
 
 impl<'c, T> CoOp<'c, T> {
     fn new<P: Park>(
         conn: &'c HttpConnection<P>,
-        readable: bool,
-        attempt: impl FnMut() -> Result<T, Error> + 'c,
+        role: Role,
+        work: impl FnOnce(&Driver<'_>) -> Result<T, Error> + 'c,
+    ) -> Result<Self, Error> {
+        let config = conn.config.clone().timeout(None);
+        Ok(CoOp {
+            cell: &conn.state,
+            job: Ok(Job::spawn(conn, role, Some(config), work)?),
+            input: Ok(Wake::Resumed),
+            watched: None,
+        })
+    }
+
+    /// An operation that reads: a failure to start it is reported by its first step.
+    fn reading<P: Park>(
+        conn: &'c HttpConnection<P>,
+        work: impl FnOnce(&Driver<'_>) -> Result<T, Error> + 'c,
     ) -> Self {
-        CoOp {
-            attempt: Box::new(attempt),
-            fd: Box::new(move || conn.as_raw_fd()),
-            readable,
-            done: false,
-        }
+        Self::new(conn, Role::Reads, work).unwrap_or_else(|e| CoOp {
+            cell: &conn.state,
+            job: Err(Some(e)),
+            input: Ok(Wake::Resumed),
+            watched: None,
+        })
     }
 
     /// Makes as much progress as possible without waiting.
@@ -79,91 +153,142 @@ impl<'c, T> CoOp<'c, T> {
     ///
     /// Inside [`CoStep::Done`]: the errors of the blocking call the operation mirrors, and
     /// [`StateError::Busy`] when stepped again after it finished.
-    pub fn step(&mut self) -> CoStep<T> {
-        if self.done {
-            return CoStep::Done(Err(StateError::Busy.into()));
-        }
-        match (self.attempt)() {
-            Err(e) if is_poll_needed(&e) => CoStep::Poll(PollNeeded {
-                fd: (self.fd)(),
-                readable: self.readable,
-                writable: !self.readable,
-            }),
-            result => {
-                self.done = true;
-                CoStep::Done(result)
+    pub fn step(&mut self) -> CoStep<'_, T> {
+        loop {
+            let input = std::mem::replace(&mut self.input, Ok(Wake::Resumed));
+            let job = match &mut self.job {
+                Ok(job) => job,
+                Err(why) => {
+                    let e = why.take().unwrap_or_else(|| StateError::Busy.into());
+                    return CoStep::Done(Err(e));
+                }
+            };
+            let blocked = match job.resume(input) {
+                None => return CoStep::Done(Err(StateError::Busy.into())),
+                Some(Step::Done(result)) => return CoStep::Done(result),
+                Some(Step::Blocked(blocked)) => blocked,
+            };
+            if blocked.timeout == Some(Duration::ZERO) {
+                // Only a look, never a wait (an early response between body pieces).
+                self.input = Ok(Wake::TimedOut);
+                continue;
             }
+            let link = self.cell.try_borrow().ok().and_then(|st| match &st.link {
+                Link::Open(t) => Some(Arc::clone(t)),
+                _ => None,
+            });
+            let Some(transport) = link else {
+                // The link is gone: the driver finds out when it looks.
+                self.input = Ok(Wake::Ready(blocked.interest));
+                continue;
+            };
+            let interest = Interest::of(blocked.interest);
+            // Resumed after the loop's poll: the driver tries again what it waited for.
+            self.input = Ok(Wake::Ready(interest.ready()));
+            self.watched = Some((transport, interest, blocked.timeout));
+            break;
+        };
+        match self.waiting_for() {
+            Some(need) => CoStep::Poll(need),
+            None => CoStep::Done(Err(StateError::Busy.into())),
         }
+    }
+
+    /// What the last [`step`](Self::step) said the operation waits for, while it waits (the
+    /// same value as its [`CoStep::Poll`]); `None` before the first step and once finished.
+    pub fn waiting_for(&self) -> Option<PollNeeded<'_>> {
+        if self.job.as_ref().map_or(true, Job::is_finished) {
+            return None;
+        }
+        let (transport, interest, timeout) = self.watched.as_ref()?;
+        Some(PollNeeded {
+            fd: transport.fd(),
+            interest: *interest,
+            timeout: *timeout,
+        })
     }
 }
 
 impl<P: Park> HttpConnection<P> {
     /// [`send_request`](Self::send_request) as a `co_*` operation: the head (and an in-memory
-    /// body) goes out in steps, each waiting (through the caller's loop) for writability.
-    /// Responses are not read by it: drive a [`co_read_response`](Self::co_read_response)
-    /// alongside when the server may answer before it has read everything.
+    /// body) goes out in steps, each waiting (through the caller's loop) for writability, or
+    /// for readability while it waits for `100 Continue`. Responses are not read by it: drive
+    /// a [`co_read_response`](Self::co_read_response) alongside when the server may answer
+    /// before it has read everything.
     ///
     /// # Errors
     ///
-    /// As [`send_request_cofun`](Self::send_request_cofun) before anything is sent; later
-    /// errors come out of [`CoOp::step`].
+    /// As [`send_request_cofun`](Self::send_request_cofun) before anything is sent (this
+    /// includes connecting, which blocks up to the connect timeout); later errors come out of
+    /// [`CoOp::step`].
     pub fn co_send_request<'c>(
         &'c self,
         method: &Method,
         target: &str,
         headers: &HeaderMap,
-        body: Body<'_>,
+        body: Body<'c>,
     ) -> Result<CoOp<'c, ()>, Error> {
-        let cofun = self
-            .send_request_cofun(method, target, headers, body)?
-            .external();
-        Ok(Self::co_drive(self, cofun))
+        let request = Request {
+            method,
+            path: target,
+            headers,
+            body,
+        };
+        let prepared = send::prepare(&self.driver(), &request)?;
+        let id = prepared.id();
+        match CoOp::new(self, Role::Sends, move |d| send::transmit(d, prepared)) {
+            Ok(mut op) => {
+                op.job = op.job.map(|job| job.unsent_until_started(id));
+                Ok(op)
+            }
+            Err(e) => {
+                if let Ok(mut st) = self.state() {
+                    st.unsend(id);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Streams `body` as the request body owed by the last request ([`Body::Following`] or
-    /// [`Body::Chunked`]), as a `co_*` operation (the non-blocking counterpart of `write`).
+    /// [`Body::Chunked`]), as a `co_*` operation (the stepped counterpart of
+    /// [`co_sendfile`](Self::co_sendfile)).
     ///
     /// # Errors
     ///
     /// As [`co_sendfile`](Self::co_sendfile).
     pub fn co_write<'c, R: Read>(&'c self, body: &'c mut R) -> Result<CoOp<'c, ()>, Error> {
-        let cofun = {
-            let mut st = self.state()?;
-            Cofun::body(self, &mut st, body)?.external()
-        };
-        Ok(Self::co_drive(self, cofun))
-    }
-
-    fn co_drive<'c>(conn: &'c Self, mut cofun: Cofun<'c, P>) -> CoOp<'c, ()> {
-        CoOp::new(conn, false, move || loop {
-            match cofun.next() {
-                None => return Ok(()),
-                Some(Ok(())) => continue,
-                Some(Err(e)) => return Err(e),
-            }
+        let target = send::stream_target(&mut *self.state()?)?;
+        CoOp::new(self, Role::Sends, move |d| match target {
+            Some((held, request)) => send::stream_body(d, &held, request, body),
+            None => Ok(()),
         })
     }
 
-    /// [`read_response`](Self::read_response) as a `co_*` operation.
+    /// [`read_response`](Self::read_response) as a `co_*` operation. Its first step
+    /// reports [`StateError::Busy`] (or [`Error::Io`]) if no coroutine could be started for
+    /// it.
     pub fn co_read_response(&self) -> CoOp<'_, Response> {
-        CoOp::new(self, true, move || self.read_response_parked(&External))
+        CoOp::reading(self, |d| {
+            recv::read_response(d, &mut Deadline::new(Operation::ReadResponse, None))
+        })
     }
 
-    /// [`read`](Self::read) as a `co_*` operation.
+    /// [`read`](Self::read) as a `co_*` operation (see
+    /// [`co_read_response`](Self::co_read_response) for a failure to start).
     pub fn co_read<'c>(&'c self, buf: &'c mut [u8]) -> CoOp<'c, usize> {
-        CoOp::new(self, true, move || self.read_parked(&External, buf))
+        CoOp::reading(self, move |d| {
+            recv::read_body(d, buf, &mut Deadline::new(Operation::ReadBody, None))
+        })
     }
 
-    /// [`read_all`](Self::read_all) as a `co_*` operation; the bytes read so far are kept
-    /// across steps.
+    /// [`read_all`](Self::read_all) as a `co_*` operation (see
+    /// [`co_read_response`](Self::co_read_response) for a failure to start).
     pub fn co_read_all(&self) -> CoOp<'_, Vec<u8>> {
-        let mut body = Vec::new();
-        let mut chunk = vec![0u8; 64 * 1024];
-        CoOp::new(self, true, move || loop {
-            match self.read_parked(&External, &mut chunk)? {
-                0 => return Ok(std::mem::take(&mut body)),
-                n => body.extend_from_slice(&chunk[..n]),
-            }
+        CoOp::reading(self, |d| {
+            let mut body = Vec::new();
+            recv::read_to_end(d, &mut body, &mut Deadline::new(Operation::ReadBody, None))?;
+            Ok(body)
         })
     }
 }

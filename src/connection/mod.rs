@@ -1,13 +1,16 @@
-//! `HttpConnection`: the one driver, with blocking waits.
+//! `HttpConnection`: the public face of the one driver.
 //!
-//! Owns the connection's state and its public API. Every method takes `&self` and borrows the
-//! state only for its own duration, so a body that reads responses can run while a
+//! Owns the connection's state and its public API. Every method takes `&self`, and the driver
+//! borrows the state only between waits, so a loop body that reads responses can run while a
 //! cofunction that sends is suspended. The send and receive halves (`send`, `recv`) are
-//! written once against [`Wait`](crate::io::Wait); this module picks the wait.
+//! written once against a [`Driver`]; blocking calls pass the connection's park, cofunctions
+//! and `co_*` operations ([`job`]) a park that suspends their coroutine.
 
 mod co_ops;
 mod cofun;
 mod config;
+mod driver;
+mod job;
 mod recv;
 mod response;
 mod send;
@@ -18,14 +21,15 @@ use std::io::{self, Read};
 
 use http::{HeaderMap, HeaderValue, Method};
 
-pub use co_ops::{CoOp, CoStep, PollNeeded};
+pub use co_ops::{CoOp, CoStep, Interest, PollNeeded};
 pub use cofun::Cofun;
 pub use config::Config;
 pub use response::Response;
 
-use crate::error::{Error, Operation, PoisonCause, StateError};
-use crate::io::{Blocking, BlockingWait, Deadline, Park, ParkImpl};
-use crate::proto::{host_header, Body};
+use crate::error::{Error, Operation, PoisonCause};
+use crate::io::{Blocking, Park};
+use crate::proto::{host_header, Body, StateError};
+use driver::{Deadline, Driver};
 use state::{Link, State};
 
 /// Where a connection goes.
@@ -84,14 +88,6 @@ impl<P: Park> std::fmt::Debug for HttpConnection<P> {
     }
 }
 
-/// What every driver call needs besides the state: where to, with which settings, and how to
-/// wait.
-pub(crate) struct Env<'a> {
-    pub(crate) target: &'a Target,
-    pub(crate) config: &'a Config,
-    pub(crate) park: &'a dyn ParkImpl,
-}
-
 impl HttpConnection {
     /// A connection to `host:port` with the default [`Config`]. Nothing is resolved or
     /// connected until the first request (or [`connect`](Self::connect)).
@@ -131,12 +127,18 @@ impl<P: Park> HttpConnection<P> {
         })
     }
 
-    fn env(&self) -> Env<'_> {
-        Env {
+    /// The driver for a call that waits through the connection's own park.
+    fn driver(&self) -> Driver<'_> {
+        Driver {
+            cell: &self.state,
             target: &self.target,
             config: &self.config,
             park: &self.park,
         }
+    }
+
+    fn deadline(&self, operation: Operation) -> Deadline {
+        Deadline::new(operation, self.config.timeout)
     }
 
     /// The settings this connection was made with.
@@ -163,8 +165,9 @@ impl<P: Park> HttpConnection<P> {
     ///
     /// Up to the connect timeout (name resolution itself is not bounded by it).
     pub fn connect(&self) -> Result<(), Error> {
-        let mut st = self.state()?;
-        st.ready_to_send(&self.env())
+        let d = self.driver();
+        let mut st = d.state()?;
+        st.ready_to_send(&d)
     }
 
     /// Sends a request: its head and, for [`Body::Bytes`], its body. For
@@ -209,14 +212,13 @@ impl<P: Park> HttpConnection<P> {
         headers: &HeaderMap,
         body: Body<'_>,
     ) -> Result<(), Error> {
-        let mut st = self.state()?;
         let request = send::Request {
             method,
             path: target,
             headers,
             body,
         };
-        send::send_request(&mut st, &self.env(), &request)
+        send::send_request(&self.driver(), &request)
     }
 
     /// Sends a request through a cofunction: the same arguments and request as
@@ -259,9 +261,9 @@ impl<P: Park> HttpConnection<P> {
     /// # Ok::<(), dugong::Error>(())
     /// ```
     ///
-    /// An in-memory [`Body::Bytes`] is copied into the cofunction (it owns what it sends);
-    /// stream large bodies with [`Body::Following`] or [`Body::Chunked`] and
-    /// [`co_sendfile`](Self::co_sendfile).
+    /// An in-memory [`Body::Bytes`] is borrowed for as long as the cofunction lives and sent
+    /// without copying; bodies read from a file or socket go with [`Body::Following`] or
+    /// [`Body::Chunked`] and [`co_sendfile`](Self::co_sendfile).
     ///
     /// # Errors
     ///
@@ -278,19 +280,16 @@ impl<P: Park> HttpConnection<P> {
         method: &Method,
         target: &str,
         headers: &HeaderMap,
-        body: Body<'_>,
+        body: Body<'c>,
     ) -> Result<Cofun<'c, P>, Error> {
-        let mut st = self.state()?;
         let request = send::Request {
             method,
             path: target,
             headers,
             body,
         };
-        let prepared = send::prepare(&mut st, &self.env(), &request)?;
-        Cofun::request(self, &mut st, prepared, &request).inspect_err(|_| {
-            st.pipeline.pop_newest();
-        })
+        let prepared = send::prepare(&self.driver(), &request)?;
+        Cofun::request(self, prepared)
     }
 
     /// Streams `reader` as the body owed by the last request ([`Body::Following`] or
@@ -310,8 +309,7 @@ impl<P: Park> HttpConnection<P> {
     ///
     /// As for [`Cofun`].
     pub fn co_sendfile<'c, R: Read>(&'c self, reader: &'c mut R) -> Result<Cofun<'c, P>, Error> {
-        let mut st = self.state()?;
-        Cofun::body(self, &mut st, reader)
+        Cofun::body(self, reader)
     }
 
     /// Writes request body bytes for a [`Body::Following`] or [`Body::Chunked`] request. An
@@ -329,8 +327,7 @@ impl<P: Park> HttpConnection<P> {
     ///
     /// Until every byte is handed to the OS, up to the operation timeout.
     pub fn write(&self, data: &[u8]) -> Result<(), Error> {
-        let mut st = self.state()?;
-        send::write_body(&mut st, &self.env(), data)
+        send::write_body(&self.driver(), data)
     }
 
     /// Sends body bytes with at most one non-blocking send, never blocking, and returns how
@@ -347,8 +344,7 @@ impl<P: Park> HttpConnection<P> {
     ///
     /// As [`write`](Self::write), except that it never times out.
     pub fn write_partial(&self, data: &[u8]) -> Result<usize, Error> {
-        let mut st = self.state()?;
-        send::write_partial(&mut st, data)
+        send::write_partial(&self.driver(), data)
     }
 
     /// Whether response bytes are already in this connection's buffer, so reading will make
@@ -370,19 +366,15 @@ impl<P: Park> HttpConnection<P> {
     ///
     /// Up to the operation timeout.
     pub fn finish_body(&self) -> Result<(), Error> {
-        let mut st = self.state()?;
-        send::finish_body(&mut st, &self.env())
+        send::finish_body(&self.driver())
     }
 
     /// Whether a request body is still owed through [`write`](Self::write) /
     /// [`finish_body`](Self::finish_body).
     pub fn is_writing_body(&self) -> bool {
-        self.state.try_borrow().is_ok_and(|st| {
-            matches!(
-                st.sending,
-                state::Sending::Length(_) | state::Sending::Chunked
-            )
-        })
+        self.state
+            .try_borrow()
+            .is_ok_and(|st| st.send.encoder.is_owed())
     }
 
     /// Reads the head of the next response (interim 1xx responses are skipped). Its body,
@@ -402,14 +394,7 @@ impl<P: Park> HttpConnection<P> {
     ///
     /// Until the whole head has arrived, up to the operation timeout.
     pub fn read_response(&self) -> Result<Response, Error> {
-        self.read_response_parked(&self.park)
-    }
-
-    fn read_response_parked(&self, park: &dyn ParkImpl) -> Result<Response, Error> {
-        let mut st = self.state()?;
-        let deadline = Deadline::new(Operation::ReadResponse, self.config.timeout);
-        let mut wait = BlockingWait::reading(park, deadline);
-        recv::read_response(&mut st, &self.env(), &mut wait)
+        recv::read_response(&self.driver(), &mut self.deadline(Operation::ReadResponse))
     }
 
     /// Reads body bytes of the current response into `buf`. Returns `Ok(0)` when the body is
@@ -427,14 +412,7 @@ impl<P: Park> HttpConnection<P> {
     ///
     /// Until at least one byte is available, up to the operation timeout.
     pub fn read(&self, buf: &mut [u8]) -> Result<usize, Error> {
-        self.read_parked(&self.park, buf)
-    }
-
-    fn read_parked(&self, park: &dyn ParkImpl, buf: &mut [u8]) -> Result<usize, Error> {
-        let mut st = self.state()?;
-        let deadline = Deadline::new(Operation::ReadBody, self.config.timeout);
-        let mut wait = BlockingWait::reading(park, deadline);
-        recv::read_body(&mut st, &self.env(), buf, &mut wait)
+        recv::read_body(&self.driver(), buf, &mut self.deadline(Operation::ReadBody))
     }
 
     /// Reads the rest of the current response body into a vector.
@@ -450,7 +428,8 @@ impl<P: Park> HttpConnection<P> {
     /// Until the body is complete; one operation timeout covers the whole call.
     pub fn read_all(&self) -> Result<Vec<u8>, Error> {
         let mut out = Vec::new();
-        match self.read_each(|chunk| out.extend_from_slice(chunk)) {
+        let mut deadline = self.deadline(Operation::ReadBody);
+        match recv::read_to_end(&self.driver(), &mut out, &mut deadline) {
             Ok(()) => Ok(out),
             Err(e @ Error::Timeout { operation, .. }) if !out.is_empty() => {
                 let mut st = self.state()?;
@@ -470,24 +449,7 @@ impl<P: Park> HttpConnection<P> {
     ///
     /// Until the body is complete; one operation timeout covers the whole call.
     pub fn discard(&self) -> Result<u64, Error> {
-        let mut total = 0u64;
-        self.read_each(|chunk| total += chunk.len() as u64)?;
-        Ok(total)
-    }
-
-    fn read_each(&self, mut sink: impl FnMut(&[u8])) -> Result<(), Error> {
-        let mut st = self.state()?;
-        let mut wait = BlockingWait::reading(
-            &self.park,
-            Deadline::new(Operation::ReadBody, self.config.timeout),
-        );
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            match recv::read_body(&mut st, &self.env(), &mut chunk, &mut wait)? {
-                0 => return Ok(()),
-                n => sink(&chunk[..n]),
-            }
-        }
+        recv::discard(&self.driver(), &mut self.deadline(Operation::ReadBody))
     }
 
     /// Whether anything is left to read: a request awaits its response, the current
@@ -534,7 +496,6 @@ impl<P: Park> HttpConnection<P> {
     }
 }
 
-#[cfg(unix)]
 impl<P: Park> std::os::fd::AsRawFd for HttpConnection<P> {
     /// The socket's descriptor, or -1 while not connected. It changes when the connection
     /// reopens.

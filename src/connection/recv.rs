@@ -1,57 +1,36 @@
-//! The receive half of the driver: response heads and bodies, written once in blocking style
-//! against [`Wait`].
+//! The receive half of the driver, written once: response heads and bodies. The state is
+//! borrowed only between waits ([`Driver::fill`] releases it), so `co_*` reads and sends can
+//! be driven side by side.
 
+use std::cell::RefMut;
 use std::io;
 
+use super::driver::{Deadline, Driver, Held, READABLE};
 use super::state::{Dead, Link, State};
-use super::{Env, Response};
-use crate::error::{ClosePhase, Error, PoisonCause, StateError};
-use crate::io::{is_peer_gone, ReadBuffer, Transport, Wait};
-use crate::proto::HeadStep;
+use super::Response;
+use crate::error::{ClosePhase, Error, PoisonCause};
+use crate::io::is_peer_gone;
+use crate::proto::{HeadStep, StateError};
 
 /// Caller buffers at least this large are filled straight from the socket when nothing is
 /// buffered and the body has no framing bytes, saving a copy.
 const DIRECT_READ_MIN: usize = 16 * 1024;
 
-/// Receives more bytes into `buf`, waiting through `wait` while none are ready. Returns
-/// `false` at end of stream (a reset counts as one: the bytes before it are kept).
-pub(crate) fn fill(
-    buf: &mut ReadBuffer,
-    transport: &Transport,
-    limit: usize,
-    wait: &mut dyn Wait,
-) -> Result<bool, Error> {
-    loop {
-        match buf.fill_from(transport, limit) {
-            Ok(0) => return Ok(false),
-            Ok(_) => return Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait.readable(transport)?,
-            Err(e) if is_peer_gone(&e) => {
-                buf.set_reset();
-                return Ok(false);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
 /// Reads the next final response head, skipping interim ones.
-pub(crate) fn read_response(
-    st: &mut State,
-    env: &Env<'_>,
-    wait: &mut dyn Wait,
-) -> Result<Response, Error> {
+pub(crate) fn read_response(d: &Driver<'_>, deadline: &mut Deadline) -> Result<Response, Error> {
+    let mut st = d.state()?;
     st.check_dead()?;
     if st.recv.reader.has_body() {
-        finish_buffered_framing(st, env, wait)?;
+        st = finish_buffered_framing(d, st, deadline)?;
     }
     let Some(front) = st.pipeline.front() else {
         return Err(StateError::NoResponsePending.into());
     };
     let method = front.method.clone();
-    let transport = st.transport()?;
+    let held = st.held()?;
     loop {
-        match st.recv.reader.read_head(st.recv.buf.data(), &method) {
+        let recv = &mut st.recv;
+        match recv.reader.read_head(recv.buf.data(), &method) {
             Err(e) => {
                 // The server acted on this request (it answered, badly): not "unanswered".
                 st.pipeline.pop();
@@ -66,13 +45,15 @@ pub(crate) fn read_response(
                 };
                 let response = Response::new(request, head, framing.body);
                 if !st.recv.reader.has_body() {
-                    finish_response(st);
+                    finish_response(&mut st);
                 }
                 return Ok(response);
             }
             Ok(HeadStep::Partial) => {
-                let limit = env.config.limits.max_head_bytes.saturating_add(1);
-                if !fill(&mut st.recv.buf, &transport, limit, wait)? {
+                let limit = d.config.limits.max_head_bytes.saturating_add(1);
+                let (next, more) = d.fill(st, &held, limit, deadline)?;
+                st = next;
+                if !more {
                     if st.recv.buf.is_empty() {
                         return Err(st.closed_error(ClosePhase::BeforeResponse));
                     }
@@ -87,11 +68,11 @@ pub(crate) fn read_response(
 
 /// A chunked body whose data has all been read may still have its last-chunk and trailers
 /// on the way: take them. Any other unread body is the caller's mistake.
-fn finish_buffered_framing(
-    st: &mut State,
-    env: &Env<'_>,
-    wait: &mut dyn Wait,
-) -> Result<(), Error> {
+fn finish_buffered_framing<'a>(
+    d: &Driver<'a>,
+    mut st: RefMut<'a, State>,
+    deadline: &mut Deadline,
+) -> Result<RefMut<'a, State>, Error> {
     let chunked = st
         .recv
         .reader
@@ -100,21 +81,24 @@ fn finish_buffered_framing(
     if !chunked {
         return Err(StateError::BodyUnread.into());
     }
-    let transport = st.transport()?;
+    let held = st.held()?;
     loop {
-        let step = match st.recv.reader.read_body(st.recv.buf.data(), 0) {
+        let recv = &mut st.recv;
+        let step = match recv.reader.read_body(recv.buf.data(), 0) {
             Ok(step) => step,
             Err(e) => return Err(st.poison(PoisonCause::Protocol(e), e.into())),
         };
         st.recv.buf.consume(step.consumed);
         if step.complete {
-            finish_response(st);
-            return Ok(());
+            finish_response(&mut st);
+            return Ok(st);
         }
         if !st.recv.buf.is_empty() {
             return Err(StateError::BodyUnread.into());
         }
-        if !fill(&mut st.recv.buf, &transport, env.config.max_buffered, wait)? {
+        let (next, more) = d.fill(st, &held, d.config.max_buffered, deadline)?;
+        st = next;
+        if !more {
             return Err(st.closed_error(ClosePhase::InBody));
         }
     }
@@ -123,11 +107,11 @@ fn finish_buffered_framing(
 /// Reads body bytes of the current response into `out`. `Ok(0)` means the body is complete
 /// (or no response body is active).
 pub(crate) fn read_body(
-    st: &mut State,
-    env: &Env<'_>,
+    d: &Driver<'_>,
     out: &mut [u8],
-    wait: &mut dyn Wait,
+    deadline: &mut Deadline,
 ) -> Result<usize, Error> {
+    let mut st = d.state()?;
     if !st.recv.reader.has_body() {
         if let Link::Dead {
             why: Dead::Poisoned(_),
@@ -141,10 +125,11 @@ pub(crate) fn read_body(
     if out.is_empty() {
         return Ok(0);
     }
-    let transport = st.transport()?;
+    let held = st.held()?;
     loop {
         if !st.recv.buf.is_empty() {
-            let step = match st.recv.reader.read_body(st.recv.buf.data(), out.len()) {
+            let recv = &mut st.recv;
+            let step = match recv.reader.read_body(recv.buf.data(), out.len()) {
                 Ok(step) => step,
                 Err(e) => return Err(st.poison(PoisonCause::Protocol(e), e.into())),
             };
@@ -152,47 +137,55 @@ pub(crate) fn read_body(
             out[..n].copy_from_slice(&st.recv.buf.data()[step.data]);
             st.recv.buf.consume(step.consumed);
             if step.complete {
-                finish_response(st);
+                finish_response(&mut st);
                 return Ok(n);
             }
             if n > 0 {
-                take_buffered_framing(st);
+                take_buffered_framing(&mut st);
                 return Ok(n);
             }
             if step.consumed > 0 {
                 continue;
             }
-        } else if let Some(n) = read_direct(st, &transport, out, wait)? {
-            return Ok(n);
+        } else if direct_read_fits(&st, out.len()) {
+            drop(st);
+            return read_direct(d, &held, out, deadline);
         }
-        if st.recv.buf.is_eof()
-            || !fill(&mut st.recv.buf, &transport, env.config.max_buffered, wait)?
-        {
-            return body_at_eof(st);
+        if st.recv.buf.is_eof() {
+            return body_at_eof(&mut st);
+        }
+        let (next, more) = d.fill(st, &held, d.config.max_buffered, deadline)?;
+        st = next;
+        if !more {
+            return body_at_eof(&mut st);
         }
     }
 }
 
-/// Receives straight into the caller's buffer when that saves a copy: nothing is buffered,
-/// the body has no framing bytes and the buffer is large. `None` means "not applicable".
+/// Whether receiving straight into the caller's buffer saves a copy: nothing is buffered,
+/// the body has no framing bytes and the buffer is large.
+fn direct_read_fits(st: &State, len: usize) -> bool {
+    let raw = st.recv.reader.body().and_then(|b| b.raw_remaining());
+    raw.is_some() && len >= DIRECT_READ_MIN && !st.recv.buf.is_eof()
+}
+
+/// Receives body bytes straight into `out` (see [`direct_read_fits`]).
 fn read_direct(
-    st: &mut State,
-    transport: &Transport,
+    d: &Driver<'_>,
+    held: &Held,
     out: &mut [u8],
-    wait: &mut dyn Wait,
-) -> Result<Option<usize>, Error> {
-    let Some(raw) = st.recv.reader.body().and_then(|b| b.raw_remaining()) else {
-        return Ok(None);
-    };
-    if out.len() < DIRECT_READ_MIN || st.recv.buf.is_eof() {
-        return Ok(None);
-    }
-    let want = (out.len() as u64).min(raw) as usize;
+    deadline: &mut Deadline,
+) -> Result<usize, Error> {
     loop {
-        match transport.recv(&mut out[..want]) {
+        let mut st = d.relock(held)?;
+        let Some(raw) = st.recv.reader.body().and_then(|b| b.raw_remaining()) else {
+            return Ok(0);
+        };
+        let want = (out.len() as u64).min(raw) as usize;
+        match held.transport.recv(&mut out[..want]) {
             Ok(0) => {
                 st.recv.buf.set_closed();
-                return body_at_eof(st).map(Some);
+                return body_at_eof(&mut st);
             }
             Ok(n) => {
                 st.recv.buf.count_bypass(n);
@@ -202,14 +195,17 @@ fn read_direct(
                     .read_body(&out[..n], n)
                     .map_err(Error::Protocol)?;
                 if step.complete {
-                    finish_response(st);
+                    finish_response(&mut st);
                 }
-                return Ok(Some(n));
+                return Ok(n);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait.readable(transport)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                drop(st);
+                d.wait(&held.transport, READABLE, deadline)?;
+            }
             Err(e) if is_peer_gone(&e) => {
                 st.recv.buf.set_reset();
-                return body_at_eof(st).map(Some);
+                return body_at_eof(&mut st);
             }
             Err(e) => return Err(e.into()),
         }
@@ -247,7 +243,52 @@ fn body_at_eof(st: &mut State) -> Result<usize, Error> {
 
 /// A response is complete: close the connection if it said so.
 fn finish_response(st: &mut State) {
-    if !st.recv.keep_alive || st.close_after_response {
+    if !st.recv.keep_alive || st.send.close_after_response {
         st.close(ClosePhase::Announced);
+    }
+}
+
+/// Reads the rest of the current response body onto the end of `out`, straight into its
+/// spare capacity (sized from `Content-Length` when the body has one).
+pub(crate) fn read_to_end(
+    d: &Driver<'_>,
+    out: &mut Vec<u8>,
+    deadline: &mut Deadline,
+) -> Result<(), Error> {
+    const STEP: usize = 64 * 1024;
+    let hint = d
+        .state()?
+        .recv
+        .reader
+        .body()
+        .and_then(|b| b.raw_remaining())
+        .map_or(8 * 1024, |left| left.min(STEP as u64) as usize);
+    out.reserve(hint.max(1));
+    loop {
+        if out.len() == out.capacity() {
+            out.reserve(out.len().clamp(8 * 1024, STEP));
+        }
+        let start = out.len();
+        // Zero only the room one read can fill, never the whole spare capacity again.
+        let room = (out.capacity() - start).min(STEP);
+        out.resize(start + room, 0);
+        let read = read_body(d, &mut out[start..], deadline);
+        let n = *read.as_ref().unwrap_or(&0);
+        out.truncate(start + n);
+        if read? == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Reads and drops the rest of the current response body, returning its length.
+pub(crate) fn discard(d: &Driver<'_>, deadline: &mut Deadline) -> Result<u64, Error> {
+    let mut chunk = [0u8; DIRECT_READ_MIN];
+    let mut total = 0u64;
+    loop {
+        match read_body(d, &mut chunk, deadline)? {
+            0 => return Ok(total),
+            n => total += n as u64,
+        }
     }
 }

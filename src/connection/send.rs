@@ -1,181 +1,188 @@
-//! The send half of the driver: request heads, bodies and `100 Continue`, written once in
-//! blocking style against [`Wait`].
+//! The send half of the driver, written once: request heads, body pieces framed by the
+//! sans-IO [`BodyEncoder`](crate::proto::BodyEncoder), `100 Continue`, and bodies streamed
+//! from a reader. Blocking calls, cofunctions and `co_*` operations all run this code; they
+//! differ only in the park of the [`Driver`] they pass.
 
-use std::io::{self, IoSlice};
-use std::sync::Arc;
+use std::io::{self, IoSlice, Read};
 
 use http::header::EXPECT;
 use http::{HeaderMap, Method, StatusCode};
 
-use super::recv::fill;
-use super::state::{Sending, State};
-use super::Env;
-use crate::error::{ClosePhase, Error, Operation, PoisonCause, StateError};
-use crate::io::{send_io_error, write_all, BlockingWait, Deadline, Transport};
-use crate::proto::{encode_request_head, Body, HeadStep, InFlight};
+use super::driver::{drain, send_error, Deadline, Driver, Held};
+use super::state::{Outgoing, Sender, State};
+use crate::error::{ClosePhase, Error, Operation, PoisonCause};
+use crate::io::{Ready, Wake};
+use crate::proto::{encode_request_head, Body, HeadStep, InFlight, StateError};
 
-/// A request that passed validation and whose connection is open: its head is encoded in
-/// `State::head_buf` and it has joined the pipeline.
-pub(crate) struct Prepared {
-    pub(crate) transport: Arc<Transport>,
-    pub(crate) expect_continue: bool,
-    /// The send state once the head (and any in-memory body) is out.
-    pub(crate) after: Sending,
+/// Bytes read from a body source per piece.
+const PIECE: usize = 64 * 1024;
+
+/// The arguments of `send_request`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request<'a, 'b> {
+    pub(crate) method: &'a Method,
+    pub(crate) path: &'a str,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) body: Body<'b>,
 }
 
-/// Everything before the first byte of a request goes out, shared by every send path:
-/// validation and encoding (so a bad request sends nothing), connecting or reconnecting, and
-/// joining the pipeline.
-pub(crate) fn prepare(
-    st: &mut State,
-    env: &Env<'_>,
-    request: &Request<'_>,
-) -> Result<Prepared, Error> {
-    if st.cofun_active {
-        return Err(StateError::CofunctionActive.into());
+/// A request that passed validation, whose head is encoded and which has joined the
+/// pipeline: what is left is putting it on the wire ([`transmit`]).
+#[derive(Debug)]
+pub(crate) struct Prepared<'b> {
+    held: Held,
+    /// Its number in the pipeline ([`Pipeline::pushed`](crate::proto::Pipeline::pushed)).
+    request: u64,
+    head: Vec<u8>,
+    method: Method,
+    body: Body<'b>,
+    expect_continue: bool,
+}
+
+impl Prepared<'_> {
+    /// The request's number in the pipeline, and the link it joined.
+    pub(crate) fn id(&self) -> (u64, u64) {
+        (self.request, self.held.generation)
     }
-    if !matches!(
-        st.sending,
-        Sending::Idle | Sending::Refused | Sending::Broken
-    ) {
-        return Err(StateError::BodyIncomplete.into());
-    }
+}
+
+/// Everything before the first byte of a request goes out: validation and encoding (so a bad
+/// request sends nothing), connecting or reconnecting, and joining the pipeline.
+pub(crate) fn prepare<'b>(d: &Driver<'_>, request: &Request<'_, 'b>) -> Result<Prepared<'b>, Error> {
+    let mut st = d.state()?;
+    check_caller_sends(&st)?;
+    st.send.encoder.check_new_request()?;
     let body = request.body;
     let empty_body = matches!(body, Body::Empty | Body::Following(0)) || body == Body::Bytes(&[]);
     let expect_continue = wants_continue(request.headers) && !empty_body;
     if expect_continue && st.response_pending() {
         return Err(StateError::ContinueWhilePipelining.into());
     }
-    st.head_buf.clear();
     let framing = body.framing(request.method);
-    let (method, path, headers) = (request.method, request.path, request.headers);
-    encode_request_head(
-        method,
-        path,
-        headers,
-        &env.target.host_header,
+    let mut head = std::mem::take(&mut st.send.head_buf);
+    head.clear();
+    let encoded = encode_request_head(
+        request.method,
+        request.path,
+        request.headers,
+        &d.target.host_header,
         framing,
-        &mut st.head_buf,
-    )?;
-
-    st.ready_to_send(env)?;
-    let transport = st.transport()?;
-    st.pipeline.push(InFlight {
-        method: method.clone(),
-        target: path.to_owned(),
-    });
-    st.empty_body_sent = body == Body::Following(0);
-    let after = match body {
-        Body::Following(n) if n > 0 => Sending::Length(n),
-        Body::Chunked => Sending::Chunked,
-        _ => Sending::Idle,
+        &mut head,
+    );
+    let ready = encoded
+        .map_err(Error::from)
+        .and_then(|()| st.ready_to_send(d))
+        .and_then(|()| st.held());
+    let held = match ready {
+        Ok(held) => held,
+        Err(e) => {
+            st.send.head_buf = head;
+            return Err(e);
+        }
     };
+    st.send.encoder.start(framing, expect_continue)?;
+    st.pipeline.push(InFlight {
+        method: request.method.clone(),
+        target: request.path.to_owned(),
+    });
     Ok(Prepared {
-        transport,
+        held,
+        request: st.pipeline.pushed(),
+        head,
+        method: request.method.clone(),
+        body,
         expect_continue,
-        after,
     })
 }
 
-/// The arguments of `send_request`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Request<'a> {
-    pub(crate) method: &'a Method,
-    pub(crate) path: &'a str,
-    pub(crate) headers: &'a HeaderMap,
-    pub(crate) body: Body<'a>,
-}
-
-/// Sends a request head (and an in-memory body), connecting first if needed.
-pub(crate) fn send_request(
-    st: &mut State,
-    env: &Env<'_>,
-    request: &Request<'_>,
-) -> Result<(), Error> {
+/// Sends a prepared request: its head, an in-memory body (after `100 Continue`, if it waits
+/// for one).
+pub(crate) fn transmit(d: &Driver<'_>, prepared: Prepared<'_>) -> Result<(), Error> {
     let Prepared {
-        transport,
+        held,
+        request,
+        head,
+        method,
+        body,
         expect_continue,
-        after,
-    } = prepare(st, env, request)?;
-    st.sending = after;
-    let inline = match request.body {
+    } = prepared;
+    let inline = match body {
         Body::Bytes(bytes) if !expect_continue => bytes,
         _ => &[],
     };
-    let deadline = Deadline::new(Operation::SendRequest, env.config.timeout);
-    let head = std::mem::take(&mut st.head_buf);
+    if !inline.is_empty() {
+        d.state()?.send.encoder.frame(inline.len())?;
+    }
     let mut bufs = [IoSlice::new(&head), IoSlice::new(inline)];
-    let result = write_blocking(st, env, &transport, deadline, &mut bufs);
-    st.head_buf = head;
-    result?;
-
+    write_all(d, &held, request, &mut bufs, Operation::SendRequest)?;
+    if let Ok(mut st) = d.state() {
+        if st.send.head_buf.capacity() < head.capacity() {
+            let mut head = head;
+            head.clear();
+            st.send.head_buf = head;
+        }
+    }
     if expect_continue {
-        await_continue(st, &transport, env, request.method)?;
-        if let (Body::Bytes(bytes), Sending::Idle) = (request.body, st.sending) {
-            write_blocking(st, env, &transport, deadline, &mut [IoSlice::new(bytes)])?;
+        await_continue(d, &held, request, &method)?;
+        if let Body::Bytes(bytes) = body {
+            if d.relock_in(&held, ClosePhase::WhileSending)?.send.encoder.is_owed() {
+                put_body(d, &held, request, bytes)?;
+            }
         }
     }
     Ok(())
 }
 
-/// Writes `bufs` through the connection's park, keeping response bytes that arrive
-/// meanwhile; a failure updates the send state (broken or poisoned) and is returned.
-fn write_blocking(
-    st: &mut State,
-    env: &Env<'_>,
-    transport: &Transport,
-    deadline: Deadline,
-    bufs: &mut [IoSlice<'_>],
-) -> Result<(), Error> {
-    let limit = env.config.max_buffered;
-    let mut wait = BlockingWait::sending(deadline, env.park, &mut st.recv.buf, limit);
-    let result = write_all(transport, bufs, &mut wait);
-    result.map_err(|e| st.send_failed(e))
+/// Sends a request: [`prepare`] then [`transmit`].
+pub(crate) fn send_request(d: &Driver<'_>, request: &Request<'_, '_>) -> Result<(), Error> {
+    let prepared = prepare(d, request)?;
+    transmit(d, prepared)
 }
 
 /// RFC 9110 §10.1.1: waits for `100 Continue`, or until `continue_timeout` passes (then the
 /// body goes anyway). A final response instead leaves the body refused (and the connection to
 /// close after that response, since the server cannot know whether the body will follow); the
 /// response stays buffered for `read_response`.
-pub(crate) fn await_continue(
-    st: &mut State,
-    transport: &Transport,
-    env: &Env<'_>,
-    method: &Method,
-) -> Result<(), Error> {
-    let patience = env.config.continue_timeout.or(env.config.timeout);
-    let mut wait =
-        BlockingWait::reading(env.park, Deadline::new(Operation::AwaitContinue, patience));
+fn await_continue(d: &Driver<'_>, held: &Held, request: u64, method: &Method) -> Result<(), Error> {
+    let patience = d.config.continue_timeout.or(d.config.timeout);
+    let mut deadline = Deadline::new(Operation::AwaitContinue, patience);
+    let mut st = d.relock_in(held, ClosePhase::WhileSending)?;
     loop {
-        match st.recv.reader.poll_interim(st.recv.buf.data(), method) {
+        let recv = &mut st.recv;
+        match recv.reader.poll_interim(recv.buf.data(), method) {
             Err(e) => return Err(st.poison(PoisonCause::Protocol(e), e.into())),
             Ok(HeadStep::Interim { status, len }) => {
                 st.recv.buf.consume(len);
                 if status == StatusCode::CONTINUE {
+                    st.send.encoder.continue_granted();
                     return Ok(());
                 }
             }
             Ok(HeadStep::Final { .. }) => {
-                st.sending = Sending::Refused;
-                st.close_after_response = true;
+                st.send.encoder.continue_refused();
+                st.send.close_after_response = true;
                 return Ok(());
             }
             Ok(HeadStep::Partial) => {
-                let limit = env.config.limits.max_head_bytes.saturating_add(1);
-                match fill(&mut st.recv.buf, transport, limit, &mut wait) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        let phase = if st.recv.buf.is_empty() {
+                let limit = d.config.limits.max_head_bytes.saturating_add(1);
+                match d.fill(st, held, limit, &mut deadline) {
+                    Ok((next, true)) => st = next,
+                    Ok((mut next, false)) => {
+                        let phase = if next.recv.buf.is_empty() {
                             ClosePhase::BeforeResponse
                         } else {
                             ClosePhase::InHead
                         };
-                        return Err(st.closed_error(phase));
+                        return Err(next.closed_error(phase));
                     }
-                    Err(Error::Timeout { .. }) if env.config.continue_timeout.is_some() => {
-                        return Ok(())
+                    Err(Error::Timeout { .. }) if d.config.continue_timeout.is_some() => {
+                        d.relock_in(held, ClosePhase::WhileSending)?
+                            .send
+                            .encoder
+                            .continue_granted();
+                        return Ok(());
                     }
-                    Err(e) => return Err(st.send_failed(e)),
+                    Err(e) => return Err(fold(d, held, request, e)),
                 }
             }
         }
@@ -189,172 +196,260 @@ fn wants_continue(headers: &HeaderMap) -> bool {
         .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
-/// How `data` goes out as the next piece of the owed body: the framing before and after it,
-/// and the send state once all of it is out.
-fn frame_piece<'a>(
-    sending: Sending,
-    data: &[u8],
-    size_line: &'a mut [u8; 18],
-) -> Result<(&'a [u8], &'static [u8], Sending), Error> {
-    match sending {
-        Sending::Length(owed) => {
-            let len = data.len() as u64;
-            if len > owed {
-                return Err(StateError::BodyTooLong.into());
-            }
-            let next = if len == owed {
-                Sending::Idle
-            } else {
-                Sending::Length(owed - len)
-            };
-            Ok((&[], b"", next))
-        }
-        Sending::Chunked => Ok((
-            chunk_size_line(data.len(), size_line),
-            b"\r\n",
-            Sending::Chunked,
-        )),
-        other => Err(sending_misuse(other)),
-    }
-}
-
-/// The checks every body write starts with.
-fn check_body_write(st: &mut State) -> Result<(), Error> {
-    if st.cofun_active {
+/// The checks every body write of the caller's starts with.
+fn check_caller_sends(st: &State) -> Result<(), Error> {
+    if st.send.sender == Sender::Coroutine {
         return Err(StateError::CofunctionActive.into());
     }
-    st.check_dead()
+    Ok(())
+}
+
+/// Where a body write goes: the open link, after the misuse checks.
+fn body_target(st: &mut State, len: usize) -> Result<(Held, u64), Error> {
+    check_caller_sends(st)?;
+    st.check_dead()?;
+    if st.send.outgoing == Outgoing::Broken {
+        return Err(send_error(io::ErrorKind::BrokenPipe.into()));
+    }
+    st.send.encoder.check(len)?;
+    Ok((st.held()?, st.pipeline.pushed()))
+}
+
+/// Where a body streamed from a reader goes; `None` when the declared body is complete
+/// already (an empty one), so there is nothing to stream.
+pub(crate) fn stream_target(st: &mut State) -> Result<Option<(Held, u64)>, Error> {
+    check_caller_sends(st)?;
+    if st.send.encoder.is_complete() {
+        return Ok(None);
+    }
+    body_target(st, 0).map(Some)
 }
 
 /// Writes request body bytes for a `Following` or `Chunked` body.
-pub(crate) fn write_body(st: &mut State, env: &Env<'_>, data: &[u8]) -> Result<(), Error> {
-    check_body_write(st)?;
-    let mut size_line = [0u8; 18];
-    let (before, after, next) = frame_piece(st.sending, data, &mut size_line)?;
+pub(crate) fn write_body(d: &Driver<'_>, data: &[u8]) -> Result<(), Error> {
+    let (held, request) = body_target(&mut *d.state()?, data.len())?;
     if data.is_empty() {
-        // An empty chunk would end a chunked body; an empty write is a no-op.
         return Ok(());
     }
-    let transport = st.transport()?;
-    let owed = std::mem::take(&mut st.owed);
-    let deadline = Deadline::new(Operation::WriteBody, env.config.timeout);
-    let mut bufs = [
-        IoSlice::new(&owed),
-        IoSlice::new(before),
-        IoSlice::new(data),
-        IoSlice::new(after),
-    ];
-    write_blocking(st, env, &transport, deadline, &mut bufs)?;
-    st.sending = next;
-    Ok(())
+    put_body(d, &held, request, data)
+}
+
+/// Ends a chunked body (the last chunk, no trailers).
+pub(crate) fn finish_body(d: &Driver<'_>) -> Result<(), Error> {
+    let (held, request, last, outbox) = {
+        let mut st = d.state()?;
+        let (held, request) = body_target(&mut st, 0)?;
+        let last = st.send.encoder.finish()?;
+        (held, request, last, std::mem::take(&mut st.send.outbox))
+    };
+    let mut bufs = [IoSlice::new(&outbox), IoSlice::new(last)];
+    write_all(d, &held, request, &mut bufs, Operation::WriteBody)
 }
 
 /// At most one non-blocking send of body bytes; see `HttpConnection::write_partial`.
-pub(crate) fn write_partial(st: &mut State, data: &[u8]) -> Result<usize, Error> {
-    check_body_write(st)?;
-    let transport = st.transport()?;
-    if !st.owed.is_empty() {
+pub(crate) fn write_partial(d: &Driver<'_>, data: &[u8]) -> Result<usize, Error> {
+    let mut st = d.state()?;
+    let (held, request) = body_target(&mut st, data.len())?;
+    let st = &mut *st;
+    if !st.send.outbox.is_empty() {
         // The rest of a chunk the socket cut short last time goes first.
-        match transport.send(&[IoSlice::new(&st.owed)]) {
-            Ok(n) => drop(st.owed.drain(..n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(st.send_failed(send_io_error(e))),
-        }
-        return Ok(0);
+        return match held.transport.send(&[IoSlice::new(&st.send.outbox)]) {
+            Ok(n) => {
+                st.send.outbox.drain(..n);
+                Ok(0)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(st.send_failed(&held, request, send_error(e))),
+        };
     }
-    let mut size_line = [0u8; 18];
-    let (before, after, _) = frame_piece(st.sending, data, &mut size_line)?;
     if data.is_empty() {
         return Ok(0);
     }
-    let bufs = [
-        IoSlice::new(before),
-        IoSlice::new(data),
-        IoSlice::new(after),
-    ];
-    let sent = match transport.send(&bufs) {
+    if st.send.encoder.remaining().is_some() {
+        // Content-Length: only what the socket took is accounted for.
+        return match held.transport.send(&[IoSlice::new(data)]) {
+            Ok(sent) => {
+                st.send.encoder.frame(sent)?;
+                Ok(sent)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(st.send_failed(&held, request, send_error(e))),
+        };
+    }
+    let frame = st.send.encoder.frame(data.len())?;
+    let pieces = [frame.prefix(), data, frame.suffix()];
+    let bufs = pieces.map(IoSlice::new);
+    let sent = match held.transport.send(&bufs) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
-        Err(e) => return Err(st.send_failed(send_io_error(e))),
+        Err(e) => return Err(st.send_failed(&held, request, send_error(e))),
     };
-    match st.sending {
-        Sending::Length(owed) => {
-            let left = owed - sent as u64;
-            st.sending = if left == 0 {
-                Sending::Idle
-            } else {
-                Sending::Length(left)
-            };
-            Ok(sent)
-        }
-        _ => {
-            // A chunk's size line promises all of `data`: whatever of the chunk did not fit
-            // is kept and sent first next time, and all of `data` counts as accepted.
-            let total = before.len() + data.len() + after.len();
-            if sent < total {
-                let chunk = [before, data, after].concat();
-                st.owed.extend_from_slice(&chunk[sent..]);
+    // A chunk's size line promises all of `data`: whatever of the chunk did not fit is kept
+    // and sent first next time, and all of `data` counts as accepted.
+    let mut skip = sent;
+    for piece in pieces {
+        let taken = skip.min(piece.len());
+        st.send.outbox.extend_from_slice(&piece[taken..]);
+        skip -= taken;
+    }
+    Ok(data.len())
+}
+
+/// Streams `reader` as the body owed by the newest request: a `Content-Length` body gets
+/// exactly its remaining length (the reader is not read past it), a chunked body ends when
+/// the reader does. Between pieces, a response that has already arrived (an early 413, say)
+/// is offered to the caller before more goes out.
+pub(crate) fn stream_body(
+    d: &Driver<'_>,
+    held: &Held,
+    request: u64,
+    reader: &mut dyn Read,
+) -> Result<(), Error> {
+    let mut buf = vec![0u8; PIECE];
+    loop {
+        let want = {
+            let st = d.relock_in(held, ClosePhase::WhileSending)?;
+            match st.send.encoder.remaining() {
+                Some(left) => left.min(PIECE as u64) as usize,
+                None if st.send.encoder.is_owed() => PIECE,
+                None => 0,
             }
-            Ok(data.len())
+        };
+        if want == 0 {
+            return Ok(());
+        }
+        let n = match read_source(reader, &mut buf[..want]) {
+            Ok(n) => n,
+            Err(e) => return Err(source_failed(d, held, e)),
+        };
+        if n == 0 {
+            let (last, outbox) = {
+                let mut st = d.relock_in(held, ClosePhase::WhileSending)?;
+                match st.send.encoder.finish() {
+                    Ok(last) => (last, std::mem::take(&mut st.send.outbox)),
+                    Err(StateError::BodyTooShort) => {
+                        drop(st);
+                        return Err(source_failed(d, held, StateError::SourceTooShort.into()));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            let mut bufs = [IoSlice::new(&outbox), IoSlice::new(last)];
+            return write_all(d, held, request, &mut bufs, Operation::WriteBody);
+        }
+        put_body(d, held, request, &buf[..n])?;
+        offer_arrived(d, held)?;
+    }
+}
+
+/// One successful read from a body source.
+fn read_source(reader: &mut dyn Read, buf: &mut [u8]) -> Result<usize, Error> {
+    loop {
+        match reader.read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io(e)),
         }
     }
 }
 
-/// Ends a chunked body (the last-chunk, no trailers).
-pub(crate) fn finish_body(st: &mut State, env: &Env<'_>) -> Result<(), Error> {
-    check_body_write(st)?;
-    match st.sending {
-        Sending::Chunked => {}
-        Sending::Length(_) => return Err(StateError::BodyTooShort.into()),
-        other => return Err(sending_misuse(other)),
+/// The body source failed after the head declared its body: framing is lost.
+fn source_failed(d: &Driver<'_>, held: &Held, e: Error) -> Error {
+    match d.relock_in(held, ClosePhase::WhileSending) {
+        Ok(mut st) => st.poison(PoisonCause::BodySource, e),
+        Err(_) => e,
     }
-    let transport = st.transport()?;
-    let deadline = Deadline::new(Operation::WriteBody, env.config.timeout);
-    let owed = std::mem::take(&mut st.owed);
-    let mut bufs = [IoSlice::new(&owed), IoSlice::new(b"0\r\n\r\n")];
-    write_blocking(st, env, &transport, deadline, &mut bufs)?;
-    st.sending = Sending::Idle;
+}
+
+/// If response bytes have arrived, lets the caller read them now (a cofunction's loop body
+/// runs; a blocking park just looks and returns).
+fn offer_arrived(d: &Driver<'_>, held: &Held) -> Result<(), Error> {
+    let arrived = d
+        .relock_in(held, ClosePhase::WhileSending)?
+        .take_arrived(d.config.max_buffered);
+    if !arrived {
+        return Ok(());
+    }
+    let readable = Ready {
+        readable: true,
+        writable: false,
+    };
+    match d.park.park(&held.transport, readable, Some(std::time::Duration::ZERO))? {
+        Wake::Cancelled => Err(Error::Cancelled),
+        _ => Ok(()),
+    }
+}
+
+/// Frames `data` as the next piece of the owed body and writes it, after any bytes committed
+/// earlier.
+fn put_body(d: &Driver<'_>, held: &Held, request: u64, data: &[u8]) -> Result<(), Error> {
+    let (frame, outbox) = {
+        let mut st = d.relock_in(held, ClosePhase::WhileSending)?;
+        let frame = st.send.encoder.frame(data.len())?;
+        (frame, std::mem::take(&mut st.send.outbox))
+    };
+    let pieces = [&outbox[..], frame.prefix(), data, frame.suffix()];
+    let mut bufs = pieces.map(IoSlice::new);
+    write_all(d, held, request, &mut bufs, Operation::WriteBody)
+}
+
+/// Writes every byte of `bufs`, trying the socket first and waiting through the driver's
+/// park only when it is full; response bytes that arrive meanwhile are taken in. A failure
+/// is folded into the state (broken or poisoned) and returned.
+fn write_all(
+    d: &Driver<'_>,
+    held: &Held,
+    request: u64,
+    bufs: &mut [IoSlice<'_>],
+    operation: Operation,
+) -> Result<(), Error> {
+    let mut deadline = Deadline::new(operation, d.config.timeout);
+    send_all(d, held, bufs, &mut deadline).map_err(|e| fold(d, held, request, e))
+}
+
+fn send_all(
+    d: &Driver<'_>,
+    held: &Held,
+    mut bufs: &mut [IoSlice<'_>],
+    deadline: &mut Deadline,
+) -> Result<(), Error> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match held.transport.send(bufs) {
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_to_send(d, held, deadline)?,
+            Err(e) => return Err(send_error(e)),
+        }
+    }
     Ok(())
 }
 
-fn sending_misuse(sending: Sending) -> Error {
-    match sending {
-        Sending::Refused => StateError::BodyRefused.into(),
-        Sending::Broken => send_io_error(io::ErrorKind::BrokenPipe.into()),
-        _ => StateError::NoBodyExpected.into(),
+/// The socket is full: waits until it takes bytes again, moving response bytes that arrive
+/// meanwhile into the receive buffer (bounded), so a server that answers before it reads on
+/// cannot deadlock the send.
+fn wait_to_send(d: &Driver<'_>, held: &Held, deadline: &mut Deadline) -> Result<(), Error> {
+    // Once the server has closed its side, "readable" would be reported forever.
+    let readable = !d
+        .relock_in(held, ClosePhase::WhileSending)?
+        .recv
+        .buf
+        .is_eof();
+    let interest = Ready {
+        readable,
+        writable: true,
+    };
+    let ready = d.wait(&held.transport, interest, deadline)?;
+    if ready.readable {
+        let mut st = d.relock_in(held, ClosePhase::WhileSending)?;
+        drain(&mut st.recv.buf, d.config.max_buffered, &held.transport)?;
     }
+    Ok(())
 }
 
-/// `1*HEXDIG CRLF` for a chunk of `len` bytes.
-fn chunk_size_line(len: usize, buf: &mut [u8; 18]) -> &[u8] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut i = 16;
-    let mut n = len;
-    loop {
-        i -= 1;
-        buf[i] = HEX[n & 0xf];
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    buf[16] = b'\r';
-    buf[17] = b'\n';
-    &buf[i..]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::chunk_size_line;
-
-    #[test]
-    fn chunk_size_lines_are_lowercase_hex() {
-        let mut buf = [0u8; 18];
-        assert_eq!(chunk_size_line(1, &mut buf), b"1\r\n");
-        assert_eq!(chunk_size_line(0x1f2e, &mut buf), b"1f2e\r\n");
-        assert_eq!(
-            chunk_size_line(usize::MAX, &mut buf),
-            b"ffffffffffffffff\r\n"
-        );
+/// Folds a send-side failure into the state.
+fn fold(d: &Driver<'_>, held: &Held, request: u64, e: Error) -> Error {
+    match d.state() {
+        Ok(mut st) => st.send_failed(held, request, e),
+        Err(_) => e,
     }
 }

@@ -1,18 +1,25 @@
 //! The connection's owned parts and the transitions of its link.
 //!
-//! `State` is a composition: the link (socket or why there is none), the send side, the
-//! pipeline FIFO and the receive side. Only this module replaces the link.
+//! `State` is a composition: the link (socket or why there is none), the send side (the
+//! sans-IO body encoder, bytes committed but unsent, whether the server still takes bytes),
+//! the pipeline FIFO and the receive side. Only this module replaces the link.
 
 use std::io;
 use std::sync::Arc;
-use std::time::Instant;
 
+use super::driver::{park_until, Deadline, Held};
+use super::{Config, Driver};
 use crate::coroutine::StackPool;
 use crate::error::{ClosePhase, Error, Operation, PoisonCause};
-use crate::io::{send_io_error, ReadBuffer, Transport};
-use crate::proto::{InFlight, Pipeline, ResponseReader};
+use crate::io::{is_peer_gone, ReadBuffer, Ready, Transport};
+use crate::proto::{BodyEncoder, InFlight, Pipeline, ResponseReader};
 
-use super::{Config, Env};
+/// Stack size of a connection's coroutines: they run the driver and a park, but a panic
+/// inside one formats a message and may capture a backtrace on this stack.
+const STACK_SIZE: usize = 256 * 1024;
+
+/// Spare stacks a connection keeps: a cofunction, or a `co_*` send and read side by side.
+const SPARE_STACKS: usize = 2;
 
 /// Whether there is a socket, and if not, what the caller still has to be told.
 #[derive(Debug)]
@@ -36,19 +43,35 @@ pub(crate) enum Dead {
     Poisoned(PoisonCause),
 }
 
-/// The send side.
+/// Whether the server still takes request bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Sending {
-    /// No request body is owed.
-    Idle,
-    /// This many `Content-Length` body bytes are owed.
-    Length(u64),
-    /// A chunked body is open until `finish_body`.
-    Chunked,
-    /// The server answered `Expect: 100-continue` with a final response: no body may follow.
-    Refused,
-    /// The server stopped accepting bytes; responses already sent can still be read.
+pub(crate) enum Outgoing {
+    Open,
+    /// The server stopped accepting bytes; responses it already sent can still be read.
     Broken,
+}
+
+/// Who may send: the caller's own calls, or one coroutine (a cofunction or a `co_*` send)
+/// until it finishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sender {
+    Caller,
+    Coroutine,
+}
+
+/// The send side.
+#[derive(Debug)]
+pub(crate) struct Sending {
+    pub(crate) encoder: BodyEncoder,
+    pub(crate) outgoing: Outgoing,
+    pub(crate) sender: Sender,
+    /// Bytes committed to the wire but not yet sent (the rest of a chunk `write_partial`
+    /// started); they go out before any other byte.
+    pub(crate) outbox: Vec<u8>,
+    /// Reused for encoding request heads.
+    pub(crate) head_buf: Vec<u8>,
+    /// The request whose body was refused must not leave the connection open.
+    pub(crate) close_after_response: bool,
 }
 
 /// The receive side: bytes not yet consumed and the reader that consumes them.
@@ -64,53 +87,46 @@ pub(crate) struct Receiving {
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) link: Link,
-    pub(crate) sending: Sending,
+    pub(crate) send: Sending,
     pub(crate) pipeline: Pipeline,
     pub(crate) recv: Receiving,
-    /// The request whose body was refused must not leave the connection open.
-    pub(crate) close_after_response: bool,
-    /// Reused for encoding request heads.
-    pub(crate) head_buf: Vec<u8>,
-    /// Whether a cofunction is sending; sends and writes wait for it.
-    pub(crate) cofun_active: bool,
-    /// Counts link replacements, so a cofunction can tell that the connection it was
-    /// sending on is gone.
+    /// Counts link replacements, so a call that waited can tell that the connection it was
+    /// using is gone.
     pub(crate) generation: u64,
-    /// Stacks for cofunctions.
+    /// Stacks for the connection's coroutines.
     pub(crate) stacks: StackPool,
-    /// Whether the last request declared a `Following(0)` body, which is complete at once;
-    /// streaming it with `co_sendfile` is then a no-op rather than a mistake.
-    pub(crate) empty_body_sent: bool,
-    /// The unsent rest of a chunk that `write_partial` committed to (its size line went
-    /// out); sent before any other body byte.
-    pub(crate) owed: Vec<u8>,
 }
 
 impl State {
     pub(crate) fn new(config: &Config) -> Self {
         State {
             link: Link::Idle,
-            sending: Sending::Idle,
+            send: Sending {
+                encoder: BodyEncoder::default(),
+                outgoing: Outgoing::Open,
+                sender: Sender::Caller,
+                outbox: Vec::new(),
+                head_buf: Vec::with_capacity(256),
+                close_after_response: false,
+            },
             pipeline: Pipeline::default(),
             recv: Receiving {
                 reader: ResponseReader::new(config.limits),
                 ..Default::default()
             },
-            close_after_response: false,
-            head_buf: Vec::with_capacity(256),
-            cofun_active: false,
             generation: 0,
-            stacks: StackPool::default(),
-            empty_body_sent: false,
-            owed: Vec::new(),
+            stacks: StackPool::new(STACK_SIZE, SPARE_STACKS),
         }
     }
 
     /// The open socket, or the error that explains why there is none.
-    pub(crate) fn transport(&mut self) -> Result<Arc<Transport>, Error> {
+    pub(crate) fn held(&mut self) -> Result<Held, Error> {
         self.check_dead()?;
         match &self.link {
-            Link::Open(t) => Ok(Arc::clone(t)),
+            Link::Open(t) => Ok(Held {
+                transport: Arc::clone(t),
+                generation: self.generation,
+            }),
             _ => Err(Error::ConnectionClosed {
                 phase: ClosePhase::BeforeResponse,
                 unanswered: Vec::new(),
@@ -136,7 +152,7 @@ impl State {
 
     /// Makes the link usable for a new request: reports a dead link once (if it left
     /// requests unanswered), drops a stale idle connection, and connects if needed.
-    pub(crate) fn ready_to_send(&mut self, env: &Env<'_>) -> Result<(), Error> {
+    pub(crate) fn ready_to_send(&mut self, d: &Driver<'_>) -> Result<(), Error> {
         if let Link::Dead { why, unanswered } = &mut self.link {
             let (why, unanswered) = (*why, std::mem::take(unanswered));
             self.reset(Link::Idle);
@@ -145,10 +161,10 @@ impl State {
                 return Err(dead_error(why, unanswered));
             }
         }
-        if self.sending == Sending::Broken {
+        if self.send.outgoing == Outgoing::Broken {
             if !self.pipeline.is_empty() {
                 // Responses already sent may still arrive: they must be read first.
-                return Err(send_io_error(io::ErrorKind::BrokenPipe.into()));
+                return Err(super::driver::send_error(io::ErrorKind::BrokenPipe.into()));
             }
             self.reset(Link::Idle);
         }
@@ -161,25 +177,29 @@ impl State {
             }
         }
         if matches!(self.link, Link::Idle) {
-            self.connect(env)?;
+            self.connect(d)?;
         }
         Ok(())
     }
 
     /// Takes response bytes that have already arrived, without waiting (one non-blocking
-    /// receive), when a response is expected and nothing is buffered.
-    pub(crate) fn take_arrived(&mut self, limit: usize) {
+    /// receive), when a response is expected and nothing is buffered. Returns whether
+    /// response bytes are buffered now.
+    pub(crate) fn take_arrived(&mut self, limit: usize) -> bool {
         let Link::Open(transport) = &self.link else {
-            return;
+            return false;
         };
-        if self.pipeline.is_empty() || !self.recv.buf.is_empty() {
-            return;
+        if self.pipeline.is_empty() {
+            return false;
         }
-        match self.recv.buf.fill_from(transport, limit) {
-            Err(e) if crate::io::is_peer_gone(&e) => self.recv.buf.set_reset(),
-            // Nothing there (or an error the next read will meet again).
-            _ => {}
+        if self.recv.buf.is_empty() {
+            match self.recv.buf.fill_from(transport, limit) {
+                Err(e) if is_peer_gone(&e) => self.recv.buf.set_reset(),
+                // Nothing there (or an error the next read will meet again).
+                _ => {}
+            }
         }
+        !self.recv.buf.is_empty()
     }
 
     /// An idle connection is stale when the server closed it or sent bytes nobody asked for
@@ -192,32 +212,43 @@ impl State {
         !matches!(probe, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    /// Opens a new connection, trying every resolved address in turn.
-    pub(crate) fn connect(&mut self, env: &Env<'_>) -> Result<(), Error> {
-        let (host, port, config, park) = (&env.target.host, env.target.port, env.config, env.park);
-        let deadline = config.connect_timeout.map(|t| Instant::now() + t);
+    /// Opens a new connection, trying every resolved address in turn within the connect
+    /// timeout.
+    fn connect(&mut self, d: &Driver<'_>) -> Result<(), Error> {
+        let (host, port) = (&d.target.host, d.target.port);
         let connect_error = |source| Error::Connect {
             host: host.to_owned(),
             port,
             source,
         };
         let addrs = Transport::resolve(host, port).map_err(connect_error)?;
-
+        let mut deadline = Deadline::new(Operation::Connect, d.config.connect_timeout);
+        let writable = Ready {
+            readable: false,
+            writable: true,
+        };
         let mut last = None;
         for addr in addrs {
-            match Transport::connect(addr, deadline, park.reactor(), park) {
-                Ok(Some(transport)) => {
-                    self.reset(Link::Open(Arc::new(transport)));
-                    return Ok(());
+            let attempt = Transport::start_connect(addr, d.park.reactor());
+            let transport = match attempt {
+                Ok((transport, true)) => transport,
+                Ok((transport, false)) => {
+                    park_until(d.park, &transport, writable, &mut deadline)?;
+                    match transport.finish_connect() {
+                        Ok(()) => transport,
+                        Err(e) => {
+                            last = Some(e);
+                            continue;
+                        }
+                    }
                 }
-                Ok(None) => {
-                    return Err(Error::Timeout {
-                        operation: Operation::Connect,
-                        after: config.connect_timeout.unwrap_or_default(),
-                    })
+                Err(e) => {
+                    last = Some(e);
+                    continue;
                 }
-                Err(e) => last = Some(e),
-            }
+            };
+            self.reset(Link::Open(Arc::new(transport)));
+            return Ok(());
         }
         Err(connect_error(
             last.unwrap_or_else(|| io::ErrorKind::NotFound.into()),
@@ -228,12 +259,13 @@ impl State {
     pub(crate) fn reset(&mut self, link: Link) {
         self.link = link;
         self.generation += 1;
-        self.sending = Sending::Idle;
-        self.owed.clear();
+        self.send.encoder.reset();
+        self.send.outgoing = Outgoing::Open;
+        self.send.outbox.clear();
+        self.send.close_after_response = false;
         self.recv.buf.clear();
         self.recv.reader.reset();
         self.recv.keep_alive = true;
-        self.close_after_response = false;
         self.pipeline.take_all();
     }
 
@@ -268,20 +300,41 @@ impl State {
         Error::ConnectionClosed { phase, unanswered }
     }
 
-    /// Classifies a send-side failure: a vanished peer leaves the receive side readable
-    /// (responses may be buffered); anything else loses framing.
-    pub(crate) fn send_failed(&mut self, e: Error) -> Error {
-        match e {
+    /// Folds a send-side failure of the request numbered `request` (see
+    /// [`Pipeline::pushed`]) into the state, if the link it happened on is still this one: a
+    /// vanished peer leaves the receive side readable (responses may be buffered); anything
+    /// else loses framing. A request the caller cancelled is not listed as unanswered: the
+    /// caller knows.
+    pub(crate) fn send_failed(&mut self, held: &Held, request: u64, e: Error) -> Error {
+        if self.generation != held.generation {
+            // The link is gone already; the state describes why.
+            return e;
+        }
+        let cause = match e {
             Error::ConnectionClosed { .. } => {
-                self.sending = Sending::Broken;
-                e
+                self.send.outgoing = Outgoing::Broken;
+                return e;
             }
-            Error::Timeout { operation, .. } => self.poison(PoisonCause::Timeout(operation), e),
-            Error::Io(ref io) => self.poison(PoisonCause::Io(io.kind()), e),
-            Error::Protocol(p) => self.poison(PoisonCause::Protocol(p), e),
-            Error::BufferFull { limit } => self.poison(PoisonCause::BufferFull { limit }, e),
-            Error::Cancelled => self.poison(PoisonCause::Cancelled, e),
-            other => other,
+            Error::Timeout { operation, .. } => PoisonCause::Timeout(operation),
+            Error::Io(ref io) => PoisonCause::Io(io.kind()),
+            Error::Protocol(p) => PoisonCause::Protocol(p),
+            Error::BufferFull { limit } => PoisonCause::BufferFull { limit },
+            Error::Cancelled => {
+                if !self.pipeline.is_empty() && self.pipeline.pushed() == request {
+                    self.pipeline.pop_newest();
+                }
+                PoisonCause::Cancelled
+            }
+            other => return other,
+        };
+        self.poison(cause, e)
+    }
+
+    /// Takes back request number `request` of link `generation`, none of which was sent.
+    pub(crate) fn unsend(&mut self, (request, generation): (u64, u64)) {
+        if self.generation == generation && self.pipeline.pushed() == request {
+            self.pipeline.pop_newest();
+            self.send.encoder.reset();
         }
     }
 

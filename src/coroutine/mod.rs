@@ -1,13 +1,14 @@
-//! Stackful coroutines that send: the machinery behind cofunctions.
+//! Stackful coroutines: the one machinery behind cofunctions, `co_*` operations and green
+//! tasks.
 //!
-//! Owns the corosensei coroutine that writes bytes on the socket, the wait that suspends it
-//! when response data arrives ([`CoWait`]), the resume/suspend protocol, cancellation without
-//! unwinding, and the stack pool. Knows nothing about HTTP or the connection's state: it is
-//! handed a transport and byte buffers, and reports back through [`Step`].
+//! Owns the corosensei coroutine wrapper ([`Fiber`]: resume, cancel without unwinding, stack
+//! recycling), the stack pool, and the park that suspends a coroutine to its caller instead
+//! of waiting ([`Suspending`]). Knows nothing about HTTP or the connection's state.
 
-mod sender;
+mod fiber;
 mod stack;
-mod wait;
+mod suspend;
 
-pub(crate) use sender::{Resume, Sender, Step, Suspend};
+pub(crate) use fiber::{Cancel, Fiber, Resumed};
 pub(crate) use stack::StackPool;
+pub(crate) use suspend::{Blocked, Resume, Suspending};

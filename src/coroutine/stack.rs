@@ -3,37 +3,46 @@
 
 use corosensei::stack::DefaultStack;
 
-/// Stack size: the coroutine runs only the send loop and a poll, but a panic inside it
-/// formats a message and may capture a backtrace on this stack. The memory is reserved, not
-/// committed, so the size costs address space only.
-const STACK_SIZE: usize = 256 * 1024;
-
-/// Stacks kept for reuse. One connection runs one cofunction at a time, so one spare is
-/// enough.
-#[derive(Default)]
+/// Stacks kept for reuse, all of one size. The memory of a stack is reserved, not committed,
+/// so the size costs address space only.
 pub(crate) struct StackPool {
-    spare: Option<DefaultStack>,
+    size: usize,
+    /// At most this many spares are kept.
+    keep: usize,
+    spares: Vec<DefaultStack>,
 }
 
 impl std::fmt::Debug for StackPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StackPool")
-            .field("spare", &self.spare.is_some())
+            .field("size", &self.size)
+            .field("spares", &self.spares.len())
             .finish()
     }
 }
 
 impl StackPool {
+    /// A pool of `size`-byte stacks that keeps at most `keep` spares.
+    pub(crate) fn new(size: usize, keep: usize) -> Self {
+        StackPool {
+            size,
+            keep,
+            spares: Vec::new(),
+        }
+    }
+
     /// A stack from the pool, or a new one.
     pub(crate) fn take(&mut self) -> std::io::Result<DefaultStack> {
-        match self.spare.take() {
+        match self.spares.pop() {
             Some(stack) => Ok(stack),
-            None => DefaultStack::new(STACK_SIZE),
+            None => DefaultStack::new(self.size),
         }
     }
 
     /// Returns a stack whose coroutine has finished.
     pub(crate) fn put(&mut self, stack: DefaultStack) {
-        self.spare = Some(stack);
+        if self.spares.len() < self.keep {
+            self.spares.push(stack);
+        }
     }
 }

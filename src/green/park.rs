@@ -28,13 +28,13 @@ impl ParkImpl for Green<'_> {
         transport: &Transport,
         interest: Ready,
         timeout: Option<Duration>,
-    ) -> io::Result<Ready> {
+    ) -> io::Result<crate::io::Wake> {
         let key = transport.arm(interest)?;
         let deadline = timeout.map(|t| Instant::now() + t);
-        match self.task.suspend(Parked::Io { key, deadline }) {
-            Wake::Ready(ready) => Ok(ready),
-            Wake::TimedOut | Wake::Start => Ok(Ready::default()),
-            Wake::Cancel => Err(io::Error::other(crate::Error::Cancelled)),
-        }
+        Ok(match self.task.suspend(Parked::Io { key, deadline }) {
+            Wake::Ready(ready) => crate::io::Wake::Ready(ready),
+            Wake::TimedOut | Wake::Start => crate::io::Wake::TimedOut,
+            Wake::Cancel => crate::io::Wake::Cancelled,
+        })
     }
 }

@@ -2,26 +2,22 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corosensei::stack::DefaultStack;
-use corosensei::{Coroutine, CoroutineResult, Yielder};
+use corosensei::Yielder;
 
 use super::Green;
+use crate::coroutine::{Cancel, Fiber, Resumed, StackPool};
 use crate::io::{Reactor, Ready};
 use crate::{Config, Error, HttpConnection};
 
 /// Stack per task. Reserved, not committed: 10,000 idle tasks touch a few pages each.
 const STACK_SIZE: usize = 128 * 1024;
-
-/// How many times a task that ignores cancellation is resumed before it is abandoned.
-const CANCEL_ATTEMPTS: usize = 1000;
 
 /// Why a task suspended.
 #[derive(Debug)]
@@ -52,7 +48,13 @@ pub(super) enum Wake {
     Cancel,
 }
 
-type TaskCoroutine = Coroutine<Wake, Parked, (), DefaultStack>;
+impl Cancel for Wake {
+    fn cancel() -> Self {
+        Wake::Cancel
+    }
+}
+
+type TaskFiber = Fiber<'static, Wake, Parked, ()>;
 type PanicSink = Box<dyn FnOnce(Box<dyn Any + Send>)>;
 type Body = Box<dyn FnOnce(&Task<'_>)>;
 
@@ -191,7 +193,7 @@ fn spawn_on<T: 'static>(
 /// a coroutine.
 enum Run {
     NotStarted(Option<Body>),
-    Started(TaskCoroutine),
+    Started(TaskFiber),
 }
 
 /// A suspended or ready task.
@@ -200,8 +202,8 @@ struct Slot {
     on_panic: Option<PanicSink>,
     /// The reactor key it waits on, if it waits for a socket.
     io_key: Option<u64>,
-    /// Counts its suspensions, so a timer set for an earlier one is ignored.
-    wait: u64,
+    /// When its timer fires, if it has one (an entry of `Runtime::timers`).
+    timer: Option<Instant>,
     /// Whether it is in the ready queue already.
     queued: bool,
 }
@@ -209,17 +211,22 @@ struct Slot {
 /// A single-threaded runtime for green tasks. [`run`] covers the common case.
 ///
 /// Dropping a runtime with suspended tasks cancels them: each is resumed with a cancel signal
-/// (its pending operation fails with [`Error::Cancelled`] inside an `Error::Io`) until it
+/// (its pending operation fails with [`Error::Cancelled`]) until it
 /// returns. No stack is unwound, so this is safe under `panic = "abort"`.
 pub struct Runtime {
     shared: Rc<Shared>,
     tasks: HashMap<u64, Slot>,
     ready: VecDeque<(u64, Wake)>,
-    timers: BinaryHeap<Reverse<(Instant, u64, u64)>>,
+    /// The timers of suspended tasks, soonest first: one per task at most, removed when the
+    /// task wakes for another reason, so the set never holds more than the live timers.
+    timers: BTreeSet<(Instant, u64)>,
     io_waiters: HashMap<usize, u64>,
     joiners: HashMap<u64, Vec<u64>>,
-    stacks: Vec<DefaultStack>,
+    stacks: StackPool,
     events: polling::Events,
+    /// The most timers ever held at once (for tests of the bound).
+    #[cfg(test)]
+    peak_timers: usize,
 }
 
 impl fmt::Debug for Runtime {
@@ -245,11 +252,13 @@ impl Runtime {
             }),
             tasks: HashMap::new(),
             ready: VecDeque::new(),
-            timers: BinaryHeap::new(),
+            timers: BTreeSet::new(),
             io_waiters: HashMap::new(),
             joiners: HashMap::new(),
-            stacks: Vec::new(),
+            stacks: StackPool::new(STACK_SIZE, usize::MAX),
             events: polling::Events::new(),
+            #[cfg(test)]
+            peak_timers: 0,
         })
     }
 
@@ -311,7 +320,7 @@ impl Runtime {
                 run: Run::NotStarted(Some(body)),
                 on_panic: Some(on_panic),
                 io_key: None,
-                wait: 0,
+                timer: None,
                 queued: false,
             };
             self.tasks.insert(id, slot);
@@ -331,19 +340,19 @@ impl Runtime {
         let Some(body) = body.take() else {
             return Ok(());
         };
-        let stack = match self.stacks.pop() {
-            Some(stack) => stack,
-            None => DefaultStack::new(STACK_SIZE)?,
-        };
+        let stack = self.stacks.take()?;
         let shared = Rc::clone(&self.shared);
-        let coroutine = Coroutine::with_stack(stack, move |yielder: &Yielder<Wake, Parked>, _| {
+        let fiber = Fiber::new(stack, move |yielder: &Yielder<Wake, Parked>, first| {
+            if let Wake::Cancel = first {
+                return;
+            }
             body(&Task {
                 yielder,
                 shared: &shared,
                 id,
             });
         });
-        slot.run = Run::Started(coroutine);
+        slot.run = Run::Started(fiber);
         Ok(())
     }
 
@@ -355,23 +364,25 @@ impl Runtime {
         if let Some(key) = slot.io_key.take() {
             self.io_waiters.remove(&(key as usize));
         }
+        if let Some(at) = slot.timer.take() {
+            self.timers.remove(&(at, id));
+        }
         slot.queued = false;
-        slot.wait += 1;
         if let Err(e) = self.start(id) {
             // No stack for it: the task fails as if it had panicked with the error.
             return self.finished(id, Some(Box::new(e)));
         }
         let Some(Slot {
-            run: Run::Started(coroutine),
+            run: Run::Started(fiber),
             ..
         }) = self.tasks.get_mut(&id)
         else {
             return;
         };
-        let outcome = catch_unwind(AssertUnwindSafe(|| coroutine.resume(wake)));
+        let outcome = catch_unwind(AssertUnwindSafe(|| fiber.resume(wake)));
         match outcome {
-            Ok(CoroutineResult::Yield(parked)) => self.park(id, parked),
-            Ok(CoroutineResult::Return(())) => self.finished(id, None),
+            Ok(Some(Resumed::Yield(parked))) => self.park(id, parked),
+            Ok(Some(Resumed::Return(())) | None) => self.finished(id, None),
             Err(payload) => self.finished(id, Some(payload)),
         }
     }
@@ -380,16 +391,15 @@ impl Runtime {
         let Some(slot) = self.tasks.get_mut(&id) else {
             return;
         };
-        let wait = slot.wait;
         match parked {
             Parked::Io { key, deadline } => {
                 slot.io_key = Some(key as u64);
                 self.io_waiters.insert(key, id);
                 if let Some(at) = deadline {
-                    self.timers.push(Reverse((at, id, wait)));
+                    self.set_timer(id, at);
                 }
             }
-            Parked::Sleep(at) => self.timers.push(Reverse((at, id, wait))),
+            Parked::Sleep(at) => self.set_timer(id, at),
             Parked::Yield => self.wake(id, Wake::Ready(Ready::default())),
             Parked::Join(other) => {
                 if self.tasks.contains_key(&other) {
@@ -397,6 +407,18 @@ impl Runtime {
                 } else {
                     self.wake(id, Wake::Ready(Ready::default()));
                 }
+            }
+        }
+    }
+
+    /// Sets task `id`'s timer (it has none: timers are cleared whenever a task resumes).
+    fn set_timer(&mut self, id: u64, at: Instant) {
+        if let Some(slot) = self.tasks.get_mut(&id) {
+            slot.timer = Some(at);
+            self.timers.insert((at, id));
+            #[cfg(test)]
+            {
+                self.peak_timers = self.peak_timers.max(self.timers.len());
             }
         }
     }
@@ -424,9 +446,12 @@ impl Runtime {
         if let (Some(payload), Some(sink)) = (panic, slot.on_panic.take()) {
             sink(payload);
         }
-        if let Run::Started(coroutine) = slot.run {
-            if coroutine.done() {
-                self.stacks.push(coroutine.into_stack());
+        if let Some(at) = slot.timer {
+            self.timers.remove(&(at, id));
+        }
+        if let Run::Started(fiber) = slot.run {
+            if let Some(stack) = fiber.into_stack() {
+                self.stacks.put(stack);
             }
         }
         for joiner in self.joiners.remove(&id).unwrap_or_default() {
@@ -439,8 +464,8 @@ impl Runtime {
         let now = Instant::now();
         let timeout = self
             .timers
-            .peek()
-            .map(|Reverse((at, _, _))| at.saturating_duration_since(now));
+            .first()
+            .map(|(at, _)| at.saturating_duration_since(now));
         let mut woken = Vec::new();
         let waiters = &self.io_waiters;
         self.shared
@@ -454,17 +479,15 @@ impl Runtime {
             self.wake(id, wake);
         }
         let now = Instant::now();
-        while let Some(Reverse((at, id, wait))) = self.timers.peek().copied() {
+        while let Some(&(at, id)) = self.timers.first() {
             if at > now {
                 break;
             }
-            self.timers.pop();
-            let Some(slot) = self.tasks.get(&id) else {
+            self.timers.pop_first();
+            let Some(slot) = self.tasks.get_mut(&id) else {
                 continue;
             };
-            if slot.wait != wait {
-                continue;
-            }
+            slot.timer = None;
             let wake = if slot.io_key.is_some() {
                 Wake::TimedOut
             } else {
@@ -484,20 +507,13 @@ impl Drop for Runtime {
                 continue;
             };
             // A task that never ran has no stack to leave: dropping its closure is enough.
-            let Run::Started(mut coroutine) = slot.run else {
+            let Run::Started(mut fiber) = slot.run else {
                 continue;
             };
-            for _ in 0..CANCEL_ATTEMPTS {
-                if !coroutine.started() || coroutine.done() {
-                    break;
-                }
-                if catch_unwind(AssertUnwindSafe(|| coroutine.resume(Wake::Cancel))).is_err() {
-                    break;
-                }
-            }
-            if coroutine.started() && !coroutine.done() {
-                // It ignores cancellation: abandon it rather than unwind its stack.
-                std::mem::forget(coroutine);
+            // Cancelled by resuming it with `Wake::Cancel` until it returns; one that will
+            // not is leaked with its stack rather than unwound.
+            if catch_unwind(AssertUnwindSafe(|| fiber.cancel())).is_err() {
+                continue;
             }
         }
         self.shared.spawned.borrow_mut().clear();
@@ -517,4 +533,48 @@ pub fn run<T: 'static>(main: impl FnOnce(&Task<'_>) -> T + 'static) -> std::thre
     runtime.run().expect("the green runtime's poller");
     let result = slot.borrow_mut().take();
     result.unwrap_or_else(|| Err(Box::new("the main task can never finish")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::io::{ParkImpl, Transport, Wake as ParkWake};
+
+    /// A task that parks a million times with a 30 s deadline, each wait ended at once by a
+    /// writable socket: the timer set holds at most the one live timer throughout, nothing is
+    /// left behind, and the runtime exits as soon as the task is done.
+    #[test]
+    fn timers_of_early_wakes_are_removed() {
+        const PARKS: usize = 1_000_000;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut runtime = Runtime::new().expect("runtime");
+        let handle = runtime.spawn(move |task| {
+            let park = Green { task };
+            let (transport, _) =
+                Transport::start_connect(addr, Some(task.reactor())).expect("connect");
+            let writable = Ready {
+                readable: false,
+                writable: true,
+            };
+            let mut woken = 0;
+            for _ in 0..PARKS {
+                let wake = park.park(&transport, writable, Some(Duration::from_secs(30)));
+                if matches!(wake, Ok(ParkWake::Ready(r)) if r.writable) {
+                    woken += 1;
+                }
+            }
+            woken
+        });
+        let started = Instant::now();
+        let woken = runtime.block_on(handle).expect("no panic");
+        assert_eq!(woken, PARKS);
+        assert_eq!(runtime.peak_timers, 1, "one live timer at a time");
+        assert!(runtime.timers.is_empty());
+        assert!(started.elapsed() < Duration::from_secs(30), "no stale timer delayed the end");
+        drop(listener);
+    }
 }

@@ -1,22 +1,19 @@
 //! Sockets, buffers and waiting: everything between the protocol core and the OS.
 //!
-//! Owns the non-blocking socket and how it is waited on ([`Transport`], the [`Park`]s), the receive
-//! buffer ([`ReadBuffer`]) and the [`Wait`] seam that lets one driver block or suspend. Knows
-//! nothing about HTTP.
+//! Owns the non-blocking socket and its registration ([`Transport`]), the receive buffer
+//! ([`ReadBuffer`]) and the one wait seam ([`Park`], whose outcomes are typed as [`Wake`]).
+//! Knows nothing about HTTP and builds no HTTP-level errors: everything here reports
+//! `io::Error`s and readiness.
 
 mod buffer;
 mod park;
 mod transport;
-mod wait;
-mod write;
 
 pub(crate) use buffer::ReadBuffer;
 pub(crate) use park::sealed::Sealed as ParkImpl;
-pub(crate) use park::{is_poll_needed, External};
+pub(crate) use park::Wake;
 pub use park::{Blocking, Park};
 pub(crate) use transport::{Reactor, Ready, Transport};
-pub(crate) use wait::{drain, BlockingWait, Deadline, Wait};
-pub(crate) use write::{send_io_error, write_all};
 
 use std::io;
 

@@ -1,11 +1,29 @@
-//! Parking: how a driver call sleeps until its socket is ready. The one thing that differs
-//! between a connection that blocks its thread and one that runs in a green task.
+//! Parking: how a driver call sleeps until its socket is ready — the one wait seam. A
+//! connection that blocks its thread, one in a green task, and a coroutine that hands the
+//! wait to its caller differ only here.
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::transport::{Reactor, Ready, Transport};
+
+/// How a park ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// The socket is ready for what is set (a subset of the interest).
+    Ready(Ready),
+    /// The timeout passed (or the wait ended early for no reason, like a signal): the caller
+    /// checks its deadline and parks again.
+    TimedOut,
+    /// Control went to the caller and came back (a cofunction's loop body ran): nothing is
+    /// known about the socket, so try again; the time the caller took does not count against
+    /// the deadline.
+    Resumed,
+    /// The wait will never end: its owner is going away (a cofunction dropped, a green
+    /// runtime dropped). The operation returns `Error::Cancelled`.
+    Cancelled,
+}
 
 pub(crate) mod sealed {
     // The sealed-trait pattern: `Sealed` is public only so that `Park` can name it as a
@@ -20,14 +38,14 @@ pub(crate) mod sealed {
         /// The reactor a new socket registers with, if it waits through one.
         fn reactor(&self) -> Option<&Arc<Reactor>>;
 
-        /// Sleeps until `transport` is ready for one of `interest` or `timeout` passes (then
-        /// neither flag is set).
+        /// Sleeps until `transport` is ready for some of `interest`, `timeout` passes, or
+        /// the wait is cut short (see [`Wake`]).
         fn park(
             &self,
             transport: &Transport,
             interest: Ready,
             timeout: Option<Duration>,
-        ) -> io::Result<Ready>;
+        ) -> io::Result<Wake>;
     }
 }
 
@@ -55,29 +73,12 @@ impl sealed::Sealed for Blocking {
         transport: &Transport,
         interest: Ready,
         timeout: Option<Duration>,
-    ) -> io::Result<Ready> {
-        transport.poll_one(interest, timeout)
+    ) -> io::Result<Wake> {
+        let ready = transport.poll_one(interest, timeout)?;
+        Ok(if ready == Ready::default() {
+            Wake::TimedOut
+        } else {
+            Wake::Ready(ready)
+        })
     }
-}
-
-/// Never waits: reports "would block" so that a `co_*` operation can hand the wait to a
-/// foreign event loop. Used only inside the crate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct External;
-
-#[allow(private_interfaces)]
-impl sealed::Sealed for External {
-    fn reactor(&self) -> Option<&Arc<Reactor>> {
-        None
-    }
-
-    fn park(&self, _: &Transport, _: Ready, _: Option<Duration>) -> io::Result<Ready> {
-        Err(io::ErrorKind::WouldBlock.into())
-    }
-}
-
-/// Whether an error is [`External`]'s "would block": the operation can go on once the socket
-/// is ready.
-pub(crate) fn is_poll_needed(e: &crate::Error) -> bool {
-    matches!(e, crate::Error::Io(io) if io.kind() == io::ErrorKind::WouldBlock)
 }

@@ -6,11 +6,10 @@ use std::io::{self, IoSlice, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use polling::{Event, Events, PollMode, Poller};
 
-use super::park::sealed::Sealed;
 use socket2::{Domain, Protocol, Socket, Type};
 
 /// A poller shared by many sockets (a green runtime's). Registrations are oneshot: a ready
@@ -85,14 +84,13 @@ pub(crate) struct Ready {
 }
 
 impl Transport {
-    /// Connects to `addr`, waiting at most until `deadline`. `Ok(None)` means the deadline
-    /// passed first.
-    pub(crate) fn connect(
+    /// Starts connecting to `addr` without waiting. Returns the socket and whether the
+    /// connection is already established; if not, wait for writability and then call
+    /// [`finish_connect`](Self::finish_connect).
+    pub(crate) fn start_connect(
         addr: SocketAddr,
-        deadline: Option<Instant>,
         reactor: Option<&Arc<Reactor>>,
-        park: &dyn Sealed,
-    ) -> io::Result<Option<Self>> {
+    ) -> io::Result<(Self, bool)> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_nonblocking(true)?;
         socket.set_tcp_nodelay(true)?;
@@ -100,34 +98,18 @@ impl Transport {
         socket.set_nosigpipe(true)?;
         let transport = Transport::register(socket, reactor)?;
         match transport.socket.connect(&addr.into()) {
-            Ok(()) => return Ok(Some(transport)),
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+            Ok(()) => Ok((transport, true)),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((transport, false)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((transport, false)),
+            Err(e) => Err(e),
         }
-        loop {
-            let timeout = match deadline {
-                Some(at) => match at.checked_duration_since(Instant::now()) {
-                    Some(left) => Some(left),
-                    None => return Ok(None),
-                },
-                None => None,
-            };
-            let ready = park.park(
-                &transport,
-                Ready {
-                    readable: false,
-                    writable: true,
-                },
-                timeout,
-            )?;
-            if ready.writable {
-                break;
-            }
-        }
-        match transport.socket.take_error()? {
+    }
+
+    /// After a started connect reported writability: whether it succeeded.
+    pub(crate) fn finish_connect(&self) -> io::Result<()> {
+        match self.socket.take_error()? {
             Some(e) => Err(e),
-            None => Ok(Some(transport)),
+            None => Ok(()),
         }
     }
 
@@ -278,10 +260,15 @@ impl Transport {
     }
 
     /// The raw descriptor, for callers that poll it themselves.
-    #[cfg(unix)]
     pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
         self.socket.as_raw_fd()
+    }
+
+    /// The descriptor, borrowed for as long as this transport is.
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.socket.as_fd()
     }
 }
 

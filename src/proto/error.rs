@@ -88,3 +88,48 @@ pub enum RequestError {
     #[error("invalid host")]
     InvalidHost,
 }
+
+/// API misuse: the call does not fit the connection's state. Nothing was sent or consumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// `read_response` with no request waiting for a response.
+    #[error("no response is pending")]
+    NoResponsePending,
+    /// `read_response` while the previous response body has not been read to its end.
+    #[error("the previous response body has not been read")]
+    BodyUnread,
+    /// `write` or `finish_body` with no request body being written.
+    #[error("no request body is being written")]
+    NoBodyExpected,
+    /// `write` of more bytes than the `Content-Length` still owed.
+    #[error("write exceeds the declared content-length")]
+    BodyTooLong,
+    /// `finish_body` before all `Content-Length` bytes were written.
+    #[error("request body is shorter than its declared content-length")]
+    BodyTooShort,
+    /// `send_request` while the previous request body is still owed.
+    #[error("the previous request body has not been completed")]
+    BodyIncomplete,
+    /// `write` after the server answered an `Expect: 100-continue` request with a final
+    /// response instead of `100 Continue`: the body must not be sent.
+    #[error("the server refused the request body")]
+    BodyRefused,
+    /// `write` or `finish_body` while the request still waits for the server's answer to
+    /// `Expect: 100-continue`.
+    #[error("the request body waits for 100 continue")]
+    AwaitingContinue,
+    /// `Expect: 100-continue` while other responses are still pending.
+    #[error("expect: 100-continue needs all earlier responses read first")]
+    ContinueWhilePipelining,
+    /// A cofunction is still sending on this connection: finish (or drop) it before sending
+    /// or writing anything else. Reading is allowed.
+    #[error("a cofunction is still sending on this connection")]
+    CofunctionActive,
+    /// The request body source ended before the declared `Content-Length`.
+    #[error("the body source ended before the declared content-length")]
+    SourceTooShort,
+    /// The connection is in use by an operation that has not returned.
+    #[error("the connection is busy")]
+    Busy,
+}

@@ -1,6 +1,6 @@
 //! The sans-IO protocol core: bytes in, meaning out, and back.
 //!
-//! Owns request encoding, response head parsing, body framing and decoding, and the pipeline
+//! Owns request encoding and request body framing, response head parsing, body framing and decoding, and the pipeline
 //! FIFO. It never touches a socket, a clock or a coroutine, which is what makes it fuzzable and
 //! testable at every split point. Everything above it (`io`, `connection`) feeds it bytes.
 
@@ -12,15 +12,17 @@ mod head;
 mod limits;
 mod pipeline;
 mod request;
+mod request_body;
 mod response;
 
 pub use body::{BodyDecoder, Decoded};
-pub use error::{ProtocolError, RequestError};
+pub use error::{ProtocolError, RequestError, StateError};
 pub use framing::{BodyKind, Framing};
 pub use head::ResponseHead;
 pub use limits::Limits;
 pub use pipeline::{InFlight, Pipeline};
 pub use request::{encode_request_head, host_header, Body, RequestFraming};
+pub use request_body::{BodyEncoder, Frame};
 pub use response::{HeadStep, ResponseReader};
 
 #[cfg(test)]

@@ -24,12 +24,21 @@ impl fmt::Display for InFlight {
 #[derive(Debug, Default)]
 pub struct Pipeline {
     queue: VecDeque<InFlight>,
+    /// Requests ever pushed and not taken back with `pop_newest`.
+    pushed: u64,
 }
 
 impl Pipeline {
     /// Adds a request whose head has started going out.
     pub fn push(&mut self, request: InFlight) {
         self.queue.push_back(request);
+        self.pushed += 1;
+    }
+
+    /// How many requests were ever pushed (and not taken back): the sequence number of the
+    /// newest one, counting from 1.
+    pub fn pushed(&self) -> u64 {
+        self.pushed
     }
 
     /// The request the next response answers.
@@ -44,7 +53,9 @@ impl Pipeline {
 
     /// Removes the newest request (one that turned out not to be sent after all).
     pub fn pop_newest(&mut self) -> Option<InFlight> {
-        self.queue.pop_back()
+        let newest = self.queue.pop_back()?;
+        self.pushed -= 1;
+        Some(newest)
     }
 
     /// Requests still waiting for a response.

@@ -1,0 +1,221 @@
+//! What every driver call stands on: the connection's parts ([`Driver`]), the handle on the
+//! socket a call works with ([`Held`]), deadlines, and the one deadline-and-park loop.
+//!
+//! The driver never keeps the connection's state borrowed while it waits: it borrows, tries
+//! the socket, releases, parks, and borrows again. A coroutine's park suspends to its caller,
+//! whose loop body can then read on the same connection.
+
+use std::cell::{RefCell, RefMut};
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::state::State;
+use super::{Config, Target};
+use crate::error::{ClosePhase, Error, Operation};
+use crate::io::{is_peer_gone, ParkImpl, ReadBuffer, Ready, Transport, Wake};
+use crate::proto::StateError;
+
+/// Readiness to wait for when reading.
+pub(crate) const READABLE: Ready = Ready {
+    readable: true,
+    writable: false,
+};
+
+/// A connection's parts, and how this call waits.
+pub(crate) struct Driver<'a> {
+    pub(crate) cell: &'a RefCell<State>,
+    pub(crate) target: &'a Target,
+    pub(crate) config: &'a Config,
+    pub(crate) park: &'a dyn ParkImpl,
+}
+
+/// The socket a call works with, and the link it belongs to: if the link is replaced while
+/// the call waits (the loop body read a closing response, say), the call stops.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    pub(crate) transport: Arc<Transport>,
+    pub(crate) generation: u64,
+}
+
+impl<'a> Driver<'a> {
+    /// The state, for the duration of one step.
+    pub(crate) fn state(&self) -> Result<RefMut<'a, State>, Error> {
+        self.cell
+            .try_borrow_mut()
+            .map_err(|_| StateError::Busy.into())
+    }
+
+    /// The state again after a wait, if the link is still the one `held` belongs to;
+    /// otherwise the dead link's error, or a close in `phase`.
+    pub(crate) fn relock_in(
+        &self,
+        held: &Held,
+        phase: ClosePhase,
+    ) -> Result<RefMut<'a, State>, Error> {
+        let mut st = self.state()?;
+        if st.generation != held.generation {
+            st.check_dead()?;
+            return Err(Error::ConnectionClosed {
+                phase,
+                unanswered: Vec::new(),
+            });
+        }
+        Ok(st)
+    }
+
+    /// [`relock_in`](Self::relock_in) for the receive side.
+    pub(crate) fn relock(&self, held: &Held) -> Result<RefMut<'a, State>, Error> {
+        self.relock_in(held, ClosePhase::BeforeResponse)
+    }
+
+    /// Waits until `transport` is ready for some of `interest`, within `deadline`.
+    pub(crate) fn wait(
+        &self,
+        transport: &Transport,
+        interest: Ready,
+        deadline: &mut Deadline,
+    ) -> Result<Ready, Error> {
+        park_until(self.park, transport, interest, deadline)
+    }
+
+    /// One receive into the state's buffer, waiting (with the state released) while nothing
+    /// has arrived. Returns the state and `false` at end of stream (a reset counts as one:
+    /// the bytes before it are kept).
+    pub(crate) fn fill(
+        &self,
+        mut st: RefMut<'a, State>,
+        held: &Held,
+        limit: usize,
+        deadline: &mut Deadline,
+    ) -> Result<(RefMut<'a, State>, bool), Error> {
+        loop {
+            match st.recv.buf.fill_from(&held.transport, limit) {
+                Ok(0) => return Ok((st, false)),
+                Ok(_) => return Ok((st, true)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drop(st);
+                    self.wait(&held.transport, READABLE, deadline)?;
+                    st = self.relock(held)?;
+                }
+                Err(e) if is_peer_gone(&e) => {
+                    st.recv.buf.set_reset();
+                    return Ok((st, false));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// The one deadline-and-park loop: parks until `transport` is ready for some of `interest`
+/// and returns what is ready; an empty result means "try again" (the caller ran, see
+/// [`Wake::Resumed`]).
+pub(crate) fn park_until(
+    park: &dyn ParkImpl,
+    transport: &Transport,
+    interest: Ready,
+    deadline: &mut Deadline,
+) -> Result<Ready, Error> {
+    loop {
+        let left = deadline.remaining()?;
+        match park.park(transport, interest, left)? {
+            Wake::Ready(ready) if ready != Ready::default() => return Ok(ready),
+            Wake::Resumed => {
+                deadline.restart();
+                return Ok(Ready::default());
+            }
+            Wake::Cancelled => return Err(Error::Cancelled),
+            Wake::TimedOut | Wake::Ready(_) => {
+                if left.is_some_and(|t| t.is_zero()) {
+                    return Err(deadline.expired());
+                }
+            }
+        }
+    }
+}
+
+/// The deadline of one blocking operation: `timeout` from its first wait. The clock is read
+/// only when a call actually has to wait, so the fast path never touches it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    operation: Operation,
+    timeout: Option<Duration>,
+    at: Option<Instant>,
+}
+
+impl Deadline {
+    pub(crate) fn new(operation: Operation, timeout: Option<Duration>) -> Self {
+        Deadline {
+            operation,
+            timeout,
+            at: None,
+        }
+    }
+
+    /// Time left: `Ok(None)` without a timeout, `Err(Timeout)` once it has passed. A zero
+    /// timeout is not "forever": it allows exactly one non-blocking check.
+    pub(crate) fn remaining(&mut self) -> Result<Option<Duration>, Error> {
+        let Some(timeout) = self.timeout else {
+            return Ok(None);
+        };
+        let now = Instant::now();
+        let at = *self.at.get_or_insert(now + timeout);
+        match at.checked_duration_since(now) {
+            Some(left) if !left.is_zero() || timeout.is_zero() => Ok(Some(left)),
+            _ => Err(self.expired()),
+        }
+    }
+
+    /// Starts the deadline afresh at the next wait.
+    pub(crate) fn restart(&mut self) {
+        self.at = None;
+    }
+
+    /// The error for this deadline having passed.
+    pub(crate) fn expired(&self) -> Error {
+        Error::Timeout {
+            operation: self.operation,
+            after: self.timeout.unwrap_or_default(),
+        }
+    }
+}
+
+/// Moves every byte the socket holds into `inbox`, failing once it holds `limit` bytes: what
+/// a send that waits does with response bytes, so a server that answers before it reads on
+/// cannot deadlock it.
+pub(crate) fn drain(
+    inbox: &mut ReadBuffer,
+    limit: usize,
+    transport: &Transport,
+) -> Result<(), Error> {
+    loop {
+        if inbox.len() >= limit {
+            return Err(Error::BufferFull { limit });
+        }
+        match inbox.fill_from(transport, limit) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            // The send that follows reports the reset; what arrived before it is kept.
+            Err(e) if is_peer_gone(&e) => {
+                inbox.set_reset();
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Maps an I/O error from a send to the error the caller sees: a vanished peer is a closed
+/// connection, not a raw I/O error.
+pub(crate) fn send_error(e: io::Error) -> Error {
+    if is_peer_gone(&e) {
+        Error::ConnectionClosed {
+            phase: ClosePhase::WhileSending,
+            unanswered: Vec::new(),
+        }
+    } else {
+        Error::Io(e)
+    }
+}
