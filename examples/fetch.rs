@@ -278,7 +278,7 @@ impl Session<'_> {
                 read_some(done)?;
             }
             if let (Some(file), true) = (file.as_mut(), conn.is_writing_body()) {
-                for step in conn.co_sendfile(file)? {
+                for step in conn.sendfile_cofun(file)? {
                     step?;
                     read_some(done)?;
                 }

@@ -1,5 +1,5 @@
 //! The second loop of Python dugong's "Coroutine Support" chapter, in Rust: pipelined uploads
-//! whose bodies follow their heads, sent with `co_sendfile` — and the same by hand, with a
+//! whose bodies follow their heads, sent with `sendfile_cofun` — and the same by hand, with a
 //! poll loop on the connection's descriptor and `write_partial`.
 //!
 //! Runs against the embedded loopback server: `cargo run --example seed_upload`.
@@ -26,7 +26,7 @@ fn read_put_response(conn: &HttpConnection, sizes: &mut Vec<(String, u64)>) -> R
     Ok(())
 }
 
-/// Uploads `files` with cofunctions: `send_request_cofun`, then `co_sendfile` for the body.
+/// Uploads `files` with cofunctions: `send_request_cofun`, then `sendfile_cofun` for the body.
 /// Returns what the server received per target.
 pub(crate) fn upload(port: u16, files: &[PathBuf]) -> Result<Vec<(String, u64)>, Error> {
     let conn = HttpConnection::new("127.0.0.1", port)?;
@@ -40,7 +40,7 @@ pub(crate) fn upload(port: u16, files: &[PathBuf]) -> Result<Vec<(String, u64)>,
             read_put_response(&conn, &mut received)?;
         }
         let mut fh = File::open(name)?;
-        for step in conn.co_sendfile(&mut fh)? {
+        for step in conn.sendfile_cofun(&mut fh)? {
             step?;
             read_put_response(&conn, &mut received)?;
         }
@@ -146,7 +146,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let by_hand = upload_by_hand(server.port(), &files)?;
     assert_eq!(with_cofun, by_hand);
     println!(
-        "uploaded {} files, {total} bytes, twice: with co_sendfile and by hand",
+        "uploaded {} files, {total} bytes, twice: with sendfile_cofun and by hand",
         files.len()
     );
     Ok(())

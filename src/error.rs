@@ -211,7 +211,7 @@ pub enum PoisonCause {
         /// The configured bound.
         limit: usize,
     },
-    /// A request body's source (the reader given to `co_sendfile`) failed or ended before the
+    /// A request body's source (the reader given to `sendfile_cofun`) failed or ended before the
     /// declared length, after part of the body went out.
     #[error("the request body source failed")]
     BodySource,

@@ -35,7 +35,7 @@
 //! available — bytes already in the connection's buffer, or a readable socket while the send
 //! would block — and the loop body reads responses on the same connection. Sending resumes
 //! when the body is done. One thread keeps a connection full and can never deadlock, whatever
-//! the sizes of requests and responses. [`co_sendfile`](HttpConnection::co_sendfile) does the
+//! the sizes of requests and responses. [`sendfile_cofun`](HttpConnection::sendfile_cofun) does the
 //! same for a request body read from any [`std::io::Read`].
 //!
 //! ```

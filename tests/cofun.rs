@@ -139,7 +139,7 @@ fn cancelling_mid_upload_works_under_panic_abort() {
 }
 
 #[test]
-fn co_sendfile_streams_exactly_the_declared_length_or_the_whole_chunked_reader() {
+fn sendfile_cofun_streams_exactly_the_declared_length_or_the_whole_chunked_reader() {
     let server = LoopbackServer::start();
     let conn = connection(server.port());
     let h = HeaderMap::new();
@@ -152,7 +152,7 @@ fn co_sendfile_streams_exactly_the_declared_length_or_the_whole_chunked_reader()
         step.expect("head");
     }
     let mut reader = &data[..];
-    for step in conn.co_sendfile(&mut reader).expect("body") {
+    for step in conn.sendfile_cofun(&mut reader).expect("body") {
         step.expect("body");
     }
     assert_eq!(
@@ -170,7 +170,7 @@ fn co_sendfile_streams_exactly_the_declared_length_or_the_whole_chunked_reader()
         step.expect("head");
     }
     let mut reader = &data[..];
-    for step in conn.co_sendfile(&mut reader).expect("body") {
+    for step in conn.sendfile_cofun(&mut reader).expect("body") {
         step.expect("body");
     }
     assert_eq!(
@@ -182,7 +182,7 @@ fn co_sendfile_streams_exactly_the_declared_length_or_the_whole_chunked_reader()
 }
 
 #[test]
-fn co_sendfile_reports_a_reader_that_ends_early_or_fails() {
+fn sendfile_cofun_reports_a_reader_that_ends_early_or_fails() {
     struct Failing(usize);
     impl std::io::Read for Failing {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -206,7 +206,7 @@ fn co_sendfile_reports_a_reader_that_ends_early_or_fails() {
         step.expect("head");
     }
     let mut short = &[b's'; 10][..];
-    let outcome: Vec<_> = conn.co_sendfile(&mut short).expect("body").collect();
+    let outcome: Vec<_> = conn.sendfile_cofun(&mut short).expect("body").collect();
     assert!(
         matches!(
             outcome.last(),
@@ -233,7 +233,7 @@ fn co_sendfile_reports_a_reader_that_ends_early_or_fails() {
         step.expect("head");
     }
     let mut failing = Failing(200_000);
-    let outcome: Vec<_> = conn.co_sendfile(&mut failing).expect("body").collect();
+    let outcome: Vec<_> = conn.sendfile_cofun(&mut failing).expect("body").collect();
     match outcome.last() {
         Some(Err(Error::Io(e))) => assert_eq!(e.to_string(), "disk on fire"),
         other => panic!("expected the reader's error, got {other:?}"),

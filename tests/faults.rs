@@ -574,7 +574,7 @@ fn a_server_that_never_answers_times_out_and_loses_nothing() {
 }
 
 /// A server that reads the head of a 64 MiB `Body::Following` upload and then stops reading:
-/// the upload (`write` pieces, or `co_sendfile`) fails with `Timeout { WriteBody }` in time;
+/// the upload (`write` pieces, or `sendfile_cofun`) fails with `Timeout { WriteBody }` in time;
 /// part of the body is out, so the connection is poisoned: the next read says
 /// `Poisoned { Timeout(WriteBody), [PUT /up] }` (once), a write says `Poisoned` too, and the
 /// next send reconnects.
@@ -662,7 +662,7 @@ fn a_server_that_stops_reading_an_upload_times_out_and_poisons() {
 /// Caller pattern, blocking path: write the body in 256 KiB pieces and, before each piece,
 /// check for response data (`has_buffered_data()` — a blocked `write` buffers what arrives —
 /// or the socket polls readable); once there is some, stop writing and read the response.
-/// Cofunction path: `co_sendfile` the body; the loop body runs when response data is
+/// Cofunction path: `sendfile_cofun` the body; the loop body runs when response data is
 /// available, reads the response there and stops the upload by leaving the loop (which drops
 /// the cofunction).
 ///

@@ -39,7 +39,7 @@ fn header<'r>(resp: &'r Response, name: &str) -> &'r str {
 }
 
 /// Sends the body owed by the last request from `source`: by `write` calls (and
-/// `finish_body` for chunked) on the blocking path, by `co_sendfile` on the cofunction path.
+/// `finish_body` for chunked) on the blocking path, by `sendfile_cofun` on the cofunction path.
 fn send_body(path: SendPath, conn: &HttpConnection, source: &mut impl Read, chunked: bool) {
     match path {
         SendPath::Blocking => {
@@ -56,15 +56,15 @@ fn send_body(path: SendPath, conn: &HttpConnection, source: &mut impl Read, chun
             }
         }
         SendPath::Cofun => {
-            for step in conn.co_sendfile(source).expect("co_sendfile") {
-                step.expect("co_sendfile step");
+            for step in conn.sendfile_cofun(source).expect("sendfile_cofun") {
+                step.expect("sendfile_cofun step");
             }
         }
     }
     assert!(!conn.is_writing_body(), "{path:?}: the whole body went out");
 }
 
-/// A file of `len` upload bytes in nginx's temp dir, for `co_sendfile` and `write`.
+/// A file of `len` upload bytes in nginx's temp dir, for `sendfile_cofun` and `write`.
 fn upload_source(nginx: &Nginx, name: &str, len: u64) -> (std::path::PathBuf, Vec<u8>) {
     let data = nginx::upload_bytes(0, len as usize);
     let file = nginx.www().join(name);
@@ -216,7 +216,7 @@ fn chunked_responses() {
     }
 }
 
-/// `PUT` with `Content-Length` (`Body::Following` + `write`, or `co_sendfile`) and chunked
+/// `PUT` with `Content-Length` (`Body::Following` + `write`, or `sendfile_cofun`) and chunked
 /// (`Body::Chunked`): to WebDAV, which stores the body so every byte can be checked, and to
 /// the sinks, pipelined with a GET.
 #[test]

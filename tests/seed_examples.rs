@@ -22,7 +22,7 @@ fn seed_download_writes_every_document_intact() {
 }
 
 #[test]
-fn seed_upload_sends_every_byte_with_co_sendfile_and_by_hand() {
+fn seed_upload_sends_every_byte_with_sendfile_cofun_and_by_hand() {
     let server = LoopbackServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let files = seed_upload::make_files(dir.path(), 12).expect("files");

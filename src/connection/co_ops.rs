@@ -252,11 +252,11 @@ impl<P: Park> HttpConnection<P> {
 
     /// Streams `body` as the request body owed by the last request ([`Body::Following`] or
     /// [`Body::Chunked`]), as a `co_*` operation (the stepped counterpart of
-    /// [`co_sendfile`](Self::co_sendfile)).
+    /// [`sendfile_cofun`](Self::sendfile_cofun)).
     ///
     /// # Errors
     ///
-    /// As [`co_sendfile`](Self::co_sendfile).
+    /// As [`sendfile_cofun`](Self::sendfile_cofun).
     pub fn co_write<'c, R: Read>(&'c self, body: &'c mut R) -> Result<CoOp<'c, ()>, Error> {
         let target = send::stream_target(&mut *self.state()?)?;
         CoOp::new(self, Role::Sends, move |d| match target {

@@ -19,7 +19,7 @@ use crate::io::{Blocking, Park, Wake};
 /// A cofunction: an iterator that sends a request (or a request body) on its connection and
 /// yields whenever response data is available, so the loop body can read it.
 ///
-/// Returned by [`HttpConnection::send_request_cofun`] and [`HttpConnection::co_sendfile`].
+/// Returned by [`HttpConnection::send_request_cofun`] and [`HttpConnection::sendfile_cofun`].
 /// Each `next()` resumes a coroutine that writes with non-blocking sends. It yields
 /// `Some(Ok(()))` when response bytes are waiting — already buffered (checked before the
 /// coroutine first runs and after each turn of the loop body that read something), or a

@@ -263,7 +263,7 @@ impl<P: Park> HttpConnection<P> {
     ///
     /// An in-memory [`Body::Bytes`] is borrowed for as long as the cofunction lives and sent
     /// without copying; bodies read from a file or socket go with [`Body::Following`] or
-    /// [`Body::Chunked`] and [`co_sendfile`](Self::co_sendfile).
+    /// [`Body::Chunked`] and [`sendfile_cofun`](Self::sendfile_cofun).
     ///
     /// # Errors
     ///
@@ -308,8 +308,15 @@ impl<P: Park> HttpConnection<P> {
     /// # Cancellation
     ///
     /// As for [`Cofun`].
-    pub fn co_sendfile<'c, R: Read>(&'c self, reader: &'c mut R) -> Result<Cofun<'c, P>, Error> {
+    pub fn sendfile_cofun<'c, R: Read>(&'c self, reader: &'c mut R) -> Result<Cofun<'c, P>, Error> {
         Cofun::body(self, reader)
+    }
+
+    /// The seed's name for [`sendfile_cofun`](Self::sendfile_cofun).
+    #[doc(hidden)]
+    #[deprecated(note = "renamed `sendfile_cofun`: `co_*` names are stepped operations")]
+    pub fn co_sendfile<'c, R: Read>(&'c self, reader: &'c mut R) -> Result<Cofun<'c, P>, Error> {
+        self.sendfile_cofun(reader)
     }
 
     /// Writes request body bytes for a [`Body::Following`] or [`Body::Chunked`] request. An

@@ -212,7 +212,7 @@ pub(crate) struct Uploaded {
 /// Writes the `len`-byte body owed by the last request through `path`:
 ///
 /// - blocking: `write` in 256 KiB pieces, calling `between` before each piece;
-/// - cofunction: `co_sendfile` of a [`Source`], calling `between` in the loop body whenever the
+/// - cofunction: `sendfile_cofun` of a [`Source`], calling `between` in the loop body whenever the
 ///   cofunction yields (response data is available).
 ///
 /// Ends at the first error, when `between` says [`Go::Stop`], or when the body is complete.
@@ -255,7 +255,7 @@ pub(crate) fn upload(
             let mut source = Source::new(len);
             let mut error = None;
             let mut stopped = false;
-            match conn.co_sendfile(&mut source) {
+            match conn.sendfile_cofun(&mut source) {
                 Err(e) => error = Some(e),
                 Ok(cofun) => {
                     for step in cofun {
