@@ -222,3 +222,82 @@ pub enum PoisonCause {
     #[error("connection closed {0}")]
     Closed(ClosePhase),
 }
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// Every message in an error's chain, outermost first.
+    fn chain(e: &dyn std::error::Error) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut next = e.source();
+        while let Some(cause) = next {
+            out.push(cause.to_string());
+            next = cause.source();
+        }
+        out
+    }
+
+    /// No level of an error chain repeats the message of the level below it: each Display
+    /// says only what happened at its own level. A new variant must be added here.
+    #[test]
+    fn no_variant_repeats_its_cause() {
+        let request = InFlight {
+            method: http::Method::GET,
+            target: "/a".into(),
+        };
+        let errors = [
+            Error::Connect {
+                host: "::1".into(),
+                port: 80,
+                source: io::ErrorKind::ConnectionRefused.into(),
+            },
+            Error::Io(io::Error::other("disk on fire")),
+            Error::Protocol(ProtocolError::InvalidChunkSize),
+            Error::InvalidRequest(RequestError::InvalidTarget),
+            Error::Timeout {
+                operation: Operation::ReadBody,
+                after: Duration::from_secs(1),
+            },
+            Error::ConnectionClosed {
+                phase: ClosePhase::InBody,
+                unanswered: vec![request.clone()],
+            },
+            Error::Poisoned {
+                cause: PoisonCause::Protocol(ProtocolError::MissingChunkCrlf),
+                unanswered: vec![request],
+            },
+            Error::BufferFull { limit: 10 },
+            Error::Cancelled,
+            Error::State(StateError::BodyTooLong),
+        ];
+        for e in &errors {
+            let messages = chain(e);
+            for pair in messages.windows(2) {
+                assert!(
+                    !pair[0].contains(&pair[1]),
+                    "{e:?}: {:?} repeats its cause {:?}",
+                    pair[0],
+                    pair[1]
+                );
+            }
+            assert!(messages.iter().all(|m| !m.is_empty() && !m.ends_with('.')));
+            // Nothing is lost on the way through io::Error.
+            let io = io::Error::from(match e {
+                Error::Cancelled => Error::Cancelled,
+                Error::State(s) => Error::State(*s),
+                _ => continue,
+            });
+            assert!(io.get_ref().is_some());
+        }
+        assert_eq!(
+            chain(&errors[9]),
+            [
+                "the call does not fit the connection's state",
+                "write exceeds the declared content-length"
+            ]
+        );
+    }
+}

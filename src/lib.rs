@@ -135,7 +135,9 @@
 //! Minimum supported Rust version: 1.82.
 
 #[cfg(not(unix))]
-compile_error!("dugong supports Unix platforms only: it waits with poll(2) and sends with MSG_NOSIGNAL");
+compile_error!(
+    "dugong supports Unix platforms only: it waits with poll(2) and sends with MSG_NOSIGNAL"
+);
 
 mod connection;
 mod coroutine;

@@ -187,7 +187,7 @@ impl<'c, T> CoOp<'c, T> {
             self.input = Ok(Wake::Ready(interest.ready()));
             self.watched = Some((transport, interest, blocked.timeout));
             break;
-        };
+        }
         match self.waiting_for() {
             Some(need) => CoStep::Poll(need),
             None => CoStep::Done(Err(StateError::Busy.into())),

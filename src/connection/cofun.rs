@@ -101,7 +101,9 @@ impl<'c, P: Park> Cofun<'c, P> {
         prepared: Prepared<'c>,
     ) -> Result<Self, Error> {
         let id = prepared.id();
-        match Job::spawn(conn, Role::Sends, None, move |d| send::transmit(d, prepared)) {
+        match Job::spawn(conn, Role::Sends, None, move |d| {
+            send::transmit(d, prepared)
+        }) {
             Ok(job) => Ok(Self::new(conn, Some(job.unsent_until_started(id)))),
             Err(e) => {
                 if let Ok(mut st) = conn.state() {
@@ -113,7 +115,10 @@ impl<'c, P: Park> Cofun<'c, P> {
     }
 
     /// A cofunction that streams `reader` as the body owed by the newest request.
-    pub(crate) fn body(conn: &'c HttpConnection<P>, reader: &'c mut dyn Read) -> Result<Self, Error> {
+    pub(crate) fn body(
+        conn: &'c HttpConnection<P>,
+        reader: &'c mut dyn Read,
+    ) -> Result<Self, Error> {
         let target = send::stream_target(&mut *conn.state()?)?;
         let Some((held, request)) = target else {
             return Ok(Self::new(conn, None));
@@ -135,7 +140,11 @@ impl<'c, P: Park> Cofun<'c, P> {
 
     /// Hands control to the loop body.
     fn give_turn(&mut self, cause: Cause) -> Option<Result<(), Error>> {
-        let consumed = self.conn.state.try_borrow().map_or(0, |st| st.recv.buf.consumed());
+        let consumed = self
+            .conn
+            .state
+            .try_borrow()
+            .map_or(0, |st| st.recv.buf.consumed());
         self.turn = Some(Turn { consumed, cause });
         Some(Ok(()))
     }

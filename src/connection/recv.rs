@@ -265,6 +265,10 @@ pub(crate) fn read_to_end(
         .map_or(8 * 1024, |left| left.min(STEP as u64) as usize);
     out.reserve(hint.max(1));
     loop {
+        if !d.state()?.recv.reader.has_body() {
+            // Complete (or never started: `read_body` reports a poisoned link then).
+            return read_body(d, &mut [], deadline).map(drop);
+        }
         if out.len() == out.capacity() {
             out.reserve(out.len().clamp(8 * 1024, STEP));
         }

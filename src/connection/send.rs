@@ -48,7 +48,10 @@ impl Prepared<'_> {
 
 /// Everything before the first byte of a request goes out: validation and encoding (so a bad
 /// request sends nothing), connecting or reconnecting, and joining the pipeline.
-pub(crate) fn prepare<'b>(d: &Driver<'_>, request: &Request<'_, 'b>) -> Result<Prepared<'b>, Error> {
+pub(crate) fn prepare<'b>(
+    d: &Driver<'_>,
+    request: &Request<'_, 'b>,
+) -> Result<Prepared<'b>, Error> {
     let mut st = d.state()?;
     check_caller_sends(&st)?;
     st.send.encoder.check_new_request()?;
@@ -125,7 +128,11 @@ pub(crate) fn transmit(d: &Driver<'_>, prepared: Prepared<'_>) -> Result<(), Err
     if expect_continue {
         await_continue(d, &held, request, &method)?;
         if let Body::Bytes(bytes) = body {
-            if d.relock_in(&held, ClosePhase::WhileSending)?.send.encoder.is_owed() {
+            if d.relock_in(&held, ClosePhase::WhileSending)?
+                .send
+                .encoder
+                .is_owed()
+            {
                 put_body(d, &held, request, bytes)?;
             }
         }
@@ -374,7 +381,10 @@ fn offer_arrived(d: &Driver<'_>, held: &Held) -> Result<(), Error> {
         readable: true,
         writable: false,
     };
-    match d.park.park(&held.transport, readable, Some(std::time::Duration::ZERO))? {
+    match d
+        .park
+        .park(&held.transport, readable, Some(std::time::Duration::ZERO))?
+    {
         Wake::Cancelled => Err(Error::Cancelled),
         _ => Ok(()),
     }

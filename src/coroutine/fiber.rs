@@ -171,13 +171,11 @@ mod tests {
         let mut seen = Vec::new();
         {
             let seen = &mut seen;
-            let mut fiber = Fiber::new(stack(), move |yielder: &Yielder<In, ()>, mut input| {
-                loop {
-                    seen.push(input == In::Stop);
-                    match input {
-                        In::Stop => return "cancelled",
-                        In::Go => input = yielder.suspend(()),
-                    }
+            let mut fiber = Fiber::new(stack(), move |yielder: &Yielder<In, ()>, mut input| loop {
+                seen.push(input == In::Stop);
+                match input {
+                    In::Stop => return "cancelled",
+                    In::Go => input = yielder.suspend(()),
                 }
             });
             assert!(matches!(fiber.resume(In::Go), Some(Resumed::Yield(()))));
@@ -185,7 +183,11 @@ mod tests {
             assert!(fiber.is_done());
             assert!(fiber.into_stack().is_some());
         }
-        assert_eq!(seen, [false, true], "the body borrowed `seen` and saw the cancel");
+        assert_eq!(
+            seen,
+            [false, true],
+            "the body borrowed `seen` and saw the cancel"
+        );
     }
 
     #[test]

@@ -574,7 +574,10 @@ mod tests {
         assert_eq!(woken, PARKS);
         assert_eq!(runtime.peak_timers, 1, "one live timer at a time");
         assert!(runtime.timers.is_empty());
-        assert!(started.elapsed() < Duration::from_secs(30), "no stale timer delayed the end");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no stale timer delayed the end"
+        );
         drop(listener);
     }
 }

@@ -135,7 +135,11 @@ impl BodyEncoder {
     ///
     /// [`StateError::BodyIncomplete`] while the previous request's body is still owed (or
     /// still waits for `100 Continue`); nothing changes then.
-    pub fn start(&mut self, framing: RequestFraming, expect_continue: bool) -> Result<(), StateError> {
+    pub fn start(
+        &mut self,
+        framing: RequestFraming,
+        expect_continue: bool,
+    ) -> Result<(), StateError> {
         self.check_new_request()?;
         let declared = match framing {
             RequestFraming::None => {
@@ -160,9 +164,7 @@ impl BodyEncoder {
     /// [`StateError::BodyIncomplete`] while the previous body is owed.
     pub fn check_new_request(&self) -> Result<(), StateError> {
         match self.owed {
-            Owed::Length(_) | Owed::Chunked | Owed::Continue(_) => {
-                Err(StateError::BodyIncomplete)
-            }
+            Owed::Length(_) | Owed::Chunked | Owed::Continue(_) => Err(StateError::BodyIncomplete),
             Owed::Nothing | Owed::Complete | Owed::Refused => Ok(()),
         }
     }

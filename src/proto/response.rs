@@ -116,7 +116,9 @@ impl ResponseReader {
         };
         let step = body.decode(buf, max)?;
         if step.complete {
-            self.trailers = body.take_trailers();
+            if let Some(trailers) = body.take_trailers() {
+                self.trailers = Some(trailers);
+            }
             self.body = None;
         }
         Ok(step)
@@ -133,13 +135,18 @@ impl ResponseReader {
         clean
     }
 
-    /// The trailer fields of the last completed chunked body, if it had any.
+    /// The trailer fields of the last completed chunked body that had any (bodies without
+    /// trailers completed since do not clear them); taking them clears them.
     pub fn take_trailers(&mut self) -> Option<HeaderMap> {
         self.trailers.take()
     }
 
-    /// Forgets all progress, for a new connection.
+    /// Forgets all progress, for a new connection. Trailers not yet taken are kept: they
+    /// belong to a response the caller has already read (one that closed the connection,
+    /// say).
     pub fn reset(&mut self) {
+        let trailers = self.trailers.take();
         *self = ResponseReader::new(self.limits);
+        self.trailers = trailers;
     }
 }
