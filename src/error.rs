@@ -225,8 +225,6 @@ pub enum PoisonCause {
 
 #[cfg(test)]
 mod tests {
-    use std::error::Error as _;
-
     use super::*;
 
     /// Every message in an error's chain, outermost first.

@@ -108,7 +108,13 @@
 //! For an event loop of your own, the `co_*` operations
 //! ([`co_send_request`](HttpConnection::co_send_request),
 //! [`co_read_response`](HttpConnection::co_read_response), ...) return a [`CoOp`] whose
-//! steps either finish or say which readiness of which descriptor they wait for.
+//! steps either finish or say which readiness of which descriptor they wait for
+//! ([`PollNeeded`]: a `BorrowedFd`, an [`Interest`], and a timeout when the operation has one
+//! of its own).
+//!
+//! Names tell the kinds apart: `*_cofun` returns a [`Cofun`] (an iterator whose loop body
+//! reads), `co_*` a [`CoOp`] (a stepped operation), and everything else blocks (or suspends a
+//! green task).
 //!
 //! # Correctness
 //!
@@ -124,13 +130,19 @@
 //! - [`proto`]: the sans-IO core (bytes in, meaning out; no sockets, no clocks), usable on
 //!   its own.
 //! - [`HttpConnection`]: the one driver, over a non-blocking socket. Blocking calls,
-//!   cofunctions and green tasks run the same code; they differ only in how they wait: the
-//!   connection's [`Park`] ([`Blocking`] in `poll(2)`, or [`green::Green`]), and a
-//!   cofunction suspending to its loop body.
+//!   cofunctions, `co_*` operations and green tasks run the same send and receive code; they
+//!   differ only in how they wait: the connection's [`Park`] ([`Blocking`] in `poll(2)`, or
+//!   [`green::Green`]), or a coroutine suspending to its loop body or to a foreign event loop.
 //!
 //! # Out of scope (for now)
 //!
 //! TLS, proxies, HTTP/2, cookies, redirects, content decoding, connection pools.
+//!
+//! # Platforms
+//!
+//! Linux and other Unix systems: the crate waits with `poll(2)`, sends with `MSG_NOSIGNAL`
+//! (`SO_NOSIGPIPE` on Apple platforms) and exposes descriptors as `AsRawFd`/`BorrowedFd`. It
+//! does not build elsewhere.
 //!
 //! Minimum supported Rust version: 1.82.
 
@@ -150,3 +162,8 @@ pub use connection::{CoOp, CoStep, Cofun, Config, HttpConnection, Interest, Poll
 pub use error::{ClosePhase, Error, Operation, PoisonCause};
 pub use io::{Blocking, Park};
 pub use proto::{Body, InFlight, ProtocolError, RequestError, StateError};
+
+/// The README's code blocks, compiled as doctests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

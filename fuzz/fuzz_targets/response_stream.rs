@@ -144,24 +144,24 @@ fn decode(
 fn limits(sel: u8) -> Limits {
     match sel & 3 {
         0 => Limits::default(),
-        1 => Limits {
-            max_head_bytes: 40,
-            max_headers: 1,
-            max_interim: 0,
-            max_trailer_bytes: 8,
-        },
-        2 => Limits {
-            max_head_bytes: 300,
-            max_headers: 4,
-            max_interim: 2,
-            max_trailer_bytes: 64,
-        },
-        _ => Limits {
-            max_head_bytes: 1024,
-            max_headers: 100,
-            max_interim: 8,
-            max_trailer_bytes: 1,
-        },
+        1 => with_limits(|l| {
+            l.max_head_bytes = 40;
+            l.max_headers = 1;
+            l.max_interim = 0;
+            l.max_trailer_bytes = 8;
+        }),
+        2 => with_limits(|l| {
+            l.max_head_bytes = 300;
+            l.max_headers = 4;
+            l.max_interim = 2;
+            l.max_trailer_bytes = 64;
+        }),
+        _ => with_limits(|l| {
+            l.max_head_bytes = 1024;
+            l.max_headers = 100;
+            l.max_interim = 8;
+            l.max_trailer_bytes = 1;
+        }),
     }
 }
 
@@ -216,3 +216,10 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// The default limits, changed by `set` (`Limits` is `#[non_exhaustive]`).
+fn with_limits(set: impl FnOnce(&mut Limits)) -> Limits {
+    let mut limits = Limits::default();
+    set(&mut limits);
+    limits
+}

@@ -19,7 +19,9 @@ pub enum BodyKind {
 }
 
 /// The framing of one response: its body rule and whether the connection stays open after it.
+/// `#[non_exhaustive]`: an output of the protocol core that may learn more (an upgrade, say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Framing {
     /// How the body is delimited.
     pub body: BodyKind,
