@@ -69,8 +69,10 @@ pub enum Error {
         /// Requests behind the failed response, oldest first (listed once).
         unanswered: Vec<InFlight>,
     },
-    /// While a blocking send waited for the server to take more bytes, the server sent more
-    /// response bytes than [`Config::max_buffered`](crate::Config::max_buffered) allows.
+    /// While a send waited for the server to take more bytes (a blocking send, or a
+    /// cofunction whose loop body did not read them), the server sent more response bytes
+    /// than [`Config::max_buffered`](crate::Config::max_buffered) allows. The connection is
+    /// poisoned.
     #[error("more than {limit} response bytes arrived while sending")]
     BufferFull {
         /// The configured bound.

@@ -110,7 +110,10 @@ fn dropping_a_cofunction_mid_upload_poisons_and_the_next_send_reconnects() {
         "suspends with response data mid-upload"
     );
     drop(cofun);
-    assert!(!conn.response_pending(), "the cancelled request is not pending");
+    assert!(
+        !conn.response_pending(),
+        "the cancelled request is not pending"
+    );
     match conn.read(&mut [0u8; 8]) {
         Err(Error::Poisoned {
             cause: PoisonCause::Cancelled,

@@ -88,9 +88,10 @@ impl Config {
         self
     }
 
-    /// Maximum response bytes held in memory while a blocking send waits for the socket to
-    /// drain (default 16 MiB). Buffering them is what keeps blocking pipelining from
-    /// deadlocking against a server that answers before it reads on; exceeding the bound is
+    /// Maximum response bytes held in memory while a send waits for the socket to drain
+    /// (default 16 MiB): a blocking send, or a cofunction whose loop body does not read.
+    /// Buffering them is what keeps pipelining from deadlocking against a server that answers
+    /// before it reads on; exceeding the bound is
     /// [`Error::BufferFull`](crate::Error::BufferFull).
     pub fn max_buffered(mut self, n: usize) -> Self {
         self.max_buffered = n;

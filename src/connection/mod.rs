@@ -477,9 +477,10 @@ impl<P: Park> HttpConnection<P> {
             .is_ok_and(|st| st.recv.reader.has_body())
     }
 
-    /// Bytes of memory held by the receive buffer. It grows only to hold one response head
-    /// or what a blocking send must buffer ([`Config::max_buffered`]); streaming a body of any
-    /// size does not grow it.
+    /// Bytes of memory held by the receive buffer. It starts at 4 KiB and grows, up to
+    /// 64 KiB, while reads keep filling it (pipelined responses arriving in batches); beyond
+    /// that only to hold one response head or what a waiting send must buffer
+    /// ([`Config::max_buffered`]). Streaming a body of any size does not grow it.
     pub fn receive_buffer_capacity(&self) -> usize {
         self.state
             .try_borrow()
