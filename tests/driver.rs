@@ -7,26 +7,24 @@ use std::time::{Duration, Instant};
 
 use dugong::{Body, Config, Error, StateError};
 use http::{HeaderMap, Method, StatusCode};
-use support::{
-    connection, connection_with, headers, pattern, LoopbackServer, ScriptedServer, SendPath, Step,
-};
+use support::{headers, pattern, LoopbackServer, ScriptedServer, SendPath, Step};
 
 #[test]
 fn pipelined_batch_of_1000_gets_is_answered_in_order() {
     let server = LoopbackServer::start();
     for &path in SendPath::ALL {
-        let conn = connection(server.port());
-        for i in 0..1000 {
-            path.get(&conn, &format!("/bytes/{}", i % 50))
-                .expect("send");
-        }
-        for i in 0..1000 {
-            let resp = conn.read_response().expect("response");
-            assert_eq!(resp.path, format!("/bytes/{}", i % 50));
-            assert_eq!(resp.length, Some((i % 50) as u64));
-            assert_eq!(conn.read_all().expect("body"), pattern(i % 50));
-        }
-        assert!(!conn.response_pending());
+        path.run(server.port(), Config::default(), move |conn| {
+            for i in 0..1000 {
+                conn.get(&format!("/bytes/{}", i % 50)).expect("send");
+            }
+            for i in 0..1000 {
+                let resp = conn.read_response().expect("response");
+                assert_eq!(resp.path, format!("/bytes/{}", i % 50));
+                assert_eq!(resp.length, Some((i % 50) as u64));
+                assert_eq!(conn.read_all().expect("body"), pattern(i % 50));
+            }
+            assert!(!conn.response_pending());
+        });
     }
     assert_eq!(server.connections_accepted(), SendPath::ALL.len() as u64);
 }
@@ -35,21 +33,22 @@ fn pipelined_batch_of_1000_gets_is_answered_in_order() {
 fn sliding_window_reads_interleave_with_sends() {
     let server = LoopbackServer::start();
     for &path in SendPath::ALL {
-        let conn = connection(server.port());
-        let (mut sent, mut read) = (0, 0);
-        while read < 300 {
-            while sent < 300 && sent - read < 16 {
-                path.get(&conn, &format!("/doc/{sent}")).expect("send");
-                sent += 1;
+        path.run(server.port(), Config::default(), move |conn| {
+            let (mut sent, mut read) = (0, 0);
+            while read < 300 {
+                while sent < 300 && sent - read < 16 {
+                    conn.get(&format!("/doc/{sent}")).expect("send");
+                    sent += 1;
+                }
+                let resp = conn.read_response().expect("response");
+                assert_eq!(resp.path, format!("/doc/{read}"));
+                assert_eq!(
+                    conn.read_all().expect("body"),
+                    format!("document /doc/{read}\n").into_bytes()
+                );
+                read += 1;
             }
-            let resp = conn.read_response().expect("response");
-            assert_eq!(resp.path, format!("/doc/{read}"));
-            assert_eq!(
-                conn.read_all().expect("body"),
-                format!("document /doc/{read}\n").into_bytes()
-            );
-            read += 1;
-        }
+        });
     }
 }
 
@@ -57,38 +56,40 @@ fn sliding_window_reads_interleave_with_sends() {
 fn bodies_are_read_with_read_read_all_discard_and_io_read() {
     let server = LoopbackServer::start();
     for &path in SendPath::ALL {
-        let conn = connection(server.port());
-        for target in [
-            "/bytes/100000",
-            "/chunked/100000/777",
-            "/chunked/5000",
-            "/bytes/70000",
-        ] {
-            path.get(&conn, target).expect("send");
-        }
-        let head = conn.read_response().expect("head");
-        assert_eq!(head.length, Some(100_000));
-        let mut buf = [0u8; 1000];
-        let mut body = Vec::new();
-        loop {
-            let n = conn.read(&mut buf).expect("read");
-            if n == 0 {
-                break;
+        path.run(server.port(), Config::default(), move |conn| {
+            for target in [
+                "/bytes/100000",
+                "/chunked/100000/777",
+                "/chunked/5000",
+                "/bytes/70000",
+            ] {
+                conn.get(target).expect("send");
             }
-            body.extend_from_slice(&buf[..n]);
-        }
-        assert_eq!(body, pattern(100_000));
+            let head = conn.read_response().expect("head");
+            assert_eq!(head.length, Some(100_000));
+            let mut buf = [0u8; 1000];
+            let mut body = Vec::new();
+            loop {
+                let n = conn.read(&mut buf).expect("read");
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(body, pattern(100_000));
 
-        let head = conn.read_response().expect("head");
-        assert_eq!(head.length, None);
-        assert_eq!(conn.read_all().expect("chunked"), pattern(100_000));
-        conn.read_response().expect("head");
-        assert_eq!(conn.discard().expect("discard"), 5000);
-        conn.read_response().expect("head");
-        let mut via_io = Vec::new();
-        (&conn).read_to_end(&mut via_io).expect("io::Read");
-        assert_eq!(via_io, pattern(70_000));
-        assert!(!conn.has_active_response());
+            let head = conn.read_response().expect("head");
+            assert_eq!(head.length, None);
+            assert_eq!(conn.read_all().expect("chunked"), pattern(100_000));
+            conn.read_response().expect("head");
+            assert_eq!(conn.discard().expect("discard"), 5000);
+            conn.read_response().expect("head");
+            let mut via_io = Vec::new();
+            let mut reader = conn;
+            reader.read_to_end(&mut via_io).expect("io::Read");
+            assert_eq!(via_io, pattern(70_000));
+            assert!(!conn.has_active_response());
+        });
     }
 }
 
@@ -96,25 +97,26 @@ fn bodies_are_read_with_read_read_all_discard_and_io_read() {
 fn large_reads_go_straight_into_the_callers_buffer() {
     let server = LoopbackServer::start();
     for &path in SendPath::ALL {
-        let conn = connection(server.port());
-        path.get(&conn, "/bytes/10000000").expect("send");
-        path.get(&conn, "/bytes/3").expect("send");
-        conn.read_response().expect("head");
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0usize;
-        let want = pattern(10_000_000);
-        loop {
-            let n = conn.read(&mut buf).expect("read");
-            if n == 0 {
-                break;
+        path.run(server.port(), Config::default(), move |conn| {
+            conn.get("/bytes/10000000").expect("send");
+            conn.get("/bytes/3").expect("send");
+            conn.read_response().expect("head");
+            let mut buf = vec![0u8; 1 << 20];
+            let mut total = 0usize;
+            let want = pattern(10_000_000);
+            loop {
+                let n = conn.read(&mut buf).expect("read");
+                if n == 0 {
+                    break;
+                }
+                assert_eq!(&buf[..n], &want[total..total + n]);
+                total += n;
             }
-            assert_eq!(&buf[..n], &want[total..total + n]);
-            total += n;
-        }
-        assert_eq!(total, 10_000_000);
-        // The direct path must not have eaten the next response.
-        assert_eq!(conn.read_response().expect("next").path, "/bytes/3");
-        assert_eq!(conn.read_all().expect("body"), b"abc");
+            assert_eq!(total, 10_000_000);
+            // The direct path must not have eaten the next response.
+            assert_eq!(conn.read_response().expect("next").path, "/bytes/3");
+            assert_eq!(conn.read_all().expect("body"), b"abc");
+        });
     }
 }
 
@@ -123,49 +125,38 @@ fn uploads_with_following_and_chunked_bodies() {
     let server = LoopbackServer::start();
     let data = pattern(300_000);
     for &path in SendPath::ALL {
-        let conn = connection(server.port());
-        path.send(
-            &conn,
-            &Method::PUT,
-            "/echo",
-            &HeaderMap::new(),
-            Body::Following(data.len() as u64),
-        )
-        .expect("send");
-        assert!(conn.is_writing_body());
-        for piece in data.chunks(65_536) {
-            conn.write(piece).expect("write");
-        }
-        assert!(!conn.is_writing_body());
-        path.send(
-            &conn,
-            &Method::POST,
-            "/echo",
-            &HeaderMap::new(),
-            Body::Chunked,
-        )
-        .expect("send");
-        for piece in data.chunks(10_000) {
-            conn.write(piece).expect("write");
-        }
-        conn.finish_body().expect("finish");
-        path.send(
-            &conn,
-            &Method::PUT,
-            "/sink",
-            &HeaderMap::new(),
-            Body::Bytes(&data),
-        )
-        .expect("send");
+        let data = data.clone();
+        path.run(server.port(), Config::default(), move |conn| {
+            conn.send(
+                &Method::PUT,
+                "/echo",
+                &HeaderMap::new(),
+                Body::Following(data.len() as u64),
+            )
+            .expect("send");
+            assert!(conn.is_writing_body());
+            for piece in data.chunks(65_536) {
+                conn.write(piece).expect("write");
+            }
+            assert!(!conn.is_writing_body());
+            conn.send(&Method::POST, "/echo", &HeaderMap::new(), Body::Chunked)
+                .expect("send");
+            for piece in data.chunks(10_000) {
+                conn.write(piece).expect("write");
+            }
+            conn.finish_body().expect("finish");
+            conn.send(&Method::PUT, "/sink", &HeaderMap::new(), Body::Bytes(&data))
+                .expect("send");
 
-        for _ in 0..2 {
-            let resp = conn.read_response().expect("echo");
-            assert_eq!(resp.status, StatusCode::OK);
-            assert_eq!(conn.read_all().expect("body"), data);
-        }
-        let resp = conn.read_response().expect("sink");
-        assert_eq!(resp.status, StatusCode::NO_CONTENT);
-        assert_eq!(resp.headers["x-received-bytes"], "300000");
+            for _ in 0..2 {
+                let resp = conn.read_response().expect("echo");
+                assert_eq!(resp.status, StatusCode::OK);
+                assert_eq!(conn.read_all().expect("body"), data);
+            }
+            let resp = conn.read_response().expect("sink");
+            assert_eq!(resp.status, StatusCode::NO_CONTENT);
+            assert_eq!(resp.headers["x-received-bytes"], "300000");
+        });
     }
 }
 
@@ -173,41 +164,36 @@ fn uploads_with_following_and_chunked_bodies() {
 fn body_misuse_is_a_typed_error() {
     let server = LoopbackServer::start();
     for &path in SendPath::ALL {
-        let conn = connection(server.port());
-        let state = |r: Result<(), Error>| match r {
-            Err(Error::State(s)) => s,
-            other => panic!("expected a state error, got {other:?}"),
-        };
-        assert_eq!(state(conn.write(b"x")), StateError::NoBodyExpected);
-        path.send(
-            &conn,
-            &Method::PUT,
-            "/sink",
-            &HeaderMap::new(),
-            Body::Following(3),
-        )
-        .expect("send");
-        assert_eq!(state(conn.write(b"abcd")), StateError::BodyTooLong);
-        assert_eq!(state(path.get(&conn, "/x")), StateError::BodyIncomplete);
-        assert_eq!(state(conn.finish_body()), StateError::BodyTooShort);
-        conn.write(b"abc").expect("write");
-        assert!(matches!(conn.read_response(), Ok(r) if r.status == StatusCode::NO_CONTENT));
-        assert!(matches!(
-            conn.read_response(),
-            Err(Error::State(StateError::NoResponsePending))
-        ));
-        path.get(&conn, "/bytes/10").expect("send");
-        conn.read_response().expect("head");
-        path.get(&conn, "/bytes/1").expect("send");
-        assert!(matches!(
-            conn.read_response(),
-            Err(Error::State(StateError::BodyUnread))
-        ));
-        assert_eq!(conn.read_all().expect("body"), pattern(10));
-        // With no body active, reading gives nothing rather than the next response.
-        assert!(conn.read_all().expect("no body").is_empty());
-        conn.read_response().expect("head");
-        assert_eq!(conn.read_all().expect("body"), b"a");
+        path.run(server.port(), Config::default(), move |conn| {
+            let state = |r: Result<(), Error>| match r {
+                Err(Error::State(s)) => s,
+                other => panic!("expected a state error, got {other:?}"),
+            };
+            assert_eq!(state(conn.write(b"x")), StateError::NoBodyExpected);
+            conn.send(&Method::PUT, "/sink", &HeaderMap::new(), Body::Following(3))
+                .expect("send");
+            assert_eq!(state(conn.write(b"abcd")), StateError::BodyTooLong);
+            assert_eq!(state(conn.get("/x")), StateError::BodyIncomplete);
+            assert_eq!(state(conn.finish_body()), StateError::BodyTooShort);
+            conn.write(b"abc").expect("write");
+            assert!(matches!(conn.read_response(), Ok(r) if r.status == StatusCode::NO_CONTENT));
+            assert!(matches!(
+                conn.read_response(),
+                Err(Error::State(StateError::NoResponsePending))
+            ));
+            conn.get("/bytes/10").expect("send");
+            conn.read_response().expect("head");
+            conn.get("/bytes/1").expect("send");
+            assert!(matches!(
+                conn.read_response(),
+                Err(Error::State(StateError::BodyUnread))
+            ));
+            assert_eq!(conn.read_all().expect("body"), pattern(10));
+            // With no body active, reading gives nothing rather than the next response.
+            assert!(conn.read_all().expect("no body").is_empty());
+            conn.read_response().expect("head");
+            assert_eq!(conn.read_all().expect("body"), b"a");
+        });
     }
 }
 
@@ -216,34 +202,35 @@ fn expect_continue_waits_for_100_then_sends_the_body() {
     let server = LoopbackServer::start();
     let data = pattern(50_000);
     for &path in SendPath::ALL {
-        let conn = connection(server.port());
-        let h = headers(&[("expect", "100-continue")]);
-        path.send(&conn, &Method::PUT, "/echo", &h, Body::Bytes(&data))
+        let data = data.clone();
+        path.run(server.port(), Config::default(), move |conn| {
+            let h = headers(&[("expect", "100-continue")]);
+            conn.send(&Method::PUT, "/echo", &h, Body::Bytes(&data))
+                .expect("send");
+            let resp = conn.read_response().expect("final");
+            assert_eq!(resp.status, StatusCode::OK);
+            assert_eq!(conn.read_all().expect("echo"), data);
+
+            conn.send(
+                &Method::PUT,
+                "/echo",
+                &h,
+                Body::Following(data.len() as u64),
+            )
             .expect("send");
-        let resp = conn.read_response().expect("final");
-        assert_eq!(resp.status, StatusCode::OK);
-        assert_eq!(conn.read_all().expect("echo"), data);
+            assert!(conn.is_writing_body());
+            conn.write(&data).expect("write");
+            assert_eq!(conn.read_response().expect("final").status, StatusCode::OK);
+            assert_eq!(conn.read_all().expect("echo"), data);
 
-        path.send(
-            &conn,
-            &Method::PUT,
-            "/echo",
-            &h,
-            Body::Following(data.len() as u64),
-        )
-        .expect("send");
-        assert!(conn.is_writing_body());
-        conn.write(&data).expect("write");
-        assert_eq!(conn.read_response().expect("final").status, StatusCode::OK);
-        assert_eq!(conn.read_all().expect("echo"), data);
-
-        path.get(&conn, "/bytes/1").expect("send");
-        assert!(matches!(
-            path.send(&conn, &Method::PUT, "/echo", &h, Body::Bytes(b"x")),
-            Err(Error::State(StateError::ContinueWhilePipelining))
-        ));
-        conn.read_response().expect("head");
-        conn.discard().expect("body");
+            conn.get("/bytes/1").expect("send");
+            assert!(matches!(
+                conn.send(&Method::PUT, "/echo", &h, Body::Bytes(b"x")),
+                Err(Error::State(StateError::ContinueWhilePipelining))
+            ));
+            conn.read_response().expect("head");
+            conn.discard().expect("body");
+        });
     }
 }
 
@@ -255,7 +242,7 @@ fn blocking_pipelining_does_not_deadlock_against_a_server_that_stops_reading() {
     let upload = vec![b'u'; 256 * 1024];
     let mut reply = b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n".to_vec();
     reply.extend(std::iter::repeat_n(b'r', 1 << 20));
-    for &path in SendPath::ALL {
+    for &path in SendPath::ALL_AND_DECLINING {
         let mut steps = Vec::new();
         for _ in 0..N {
             steps.push(Step::ExpectHead);
@@ -263,23 +250,28 @@ fn blocking_pipelining_does_not_deadlock_against_a_server_that_stops_reading() {
             steps.push(Step::Reply(reply.clone()));
         }
         let server = ScriptedServer::start(steps);
-        let conn = connection_with(server.port(), Config::default().max_buffered(64 << 20));
-        for i in 0..N {
-            path.send(
-                &conn,
-                &Method::PUT,
-                &format!("/{i}"),
-                &HeaderMap::new(),
-                Body::Bytes(&upload),
-            )
-            .expect("send");
-        }
-        for i in 0..N {
-            let resp = conn.read_response().expect("response");
-            assert_eq!(resp.path, format!("/{i}"));
-            assert_eq!(conn.discard().expect("body"), 1 << 20);
-        }
-        server.finish().assert_ok();
+        let upload = upload.clone();
+        path.run(
+            server.port(),
+            Config::default().max_buffered(64 << 20),
+            move |conn| {
+                for i in 0..N {
+                    conn.send(
+                        &Method::PUT,
+                        &format!("/{i}"),
+                        &HeaderMap::new(),
+                        Body::Bytes(&upload),
+                    )
+                    .expect("send");
+                }
+                for i in 0..N {
+                    let resp = conn.read_response().expect("response");
+                    assert_eq!(resp.path, format!("/{i}"));
+                    assert_eq!(conn.discard().expect("body"), 1 << 20);
+                }
+                server.finish().assert_ok();
+            },
+        );
     }
 }
 
@@ -288,7 +280,13 @@ fn the_buffer_bound_while_sending_is_an_error_not_a_deadlock() {
     let upload = vec![b'u'; 8 << 20];
     let mut reply = b"HTTP/1.1 200 OK\r\nContent-Length: 4194304\r\n\r\n".to_vec();
     reply.extend(std::iter::repeat_n(b'r', 4 << 20));
-    for &path in SendPath::ALL {
+    // Only paths that leave responses unread while sending: Cofun and CoOps read the 4 MiB
+    // as it arrives, so nothing is buffered (`blocking_pipelining_...` covers them).
+    for path in [
+        SendPath::Blocking,
+        SendPath::CofunDeclining,
+        SendPath::Green,
+    ] {
         // Answers the first request with 4 MiB, then stops reading.
         let server = ScriptedServer::start(vec![
             Step::ExpectHead,
@@ -296,47 +294,44 @@ fn the_buffer_bound_while_sending_is_an_error_not_a_deadlock() {
             Step::Reply(reply.clone()),
             Step::Stall(Duration::from_secs(5)),
         ]);
-        let conn = connection_with(server.port(), Config::default().max_buffered(1 << 20));
-        path.send(
-            &conn,
-            &Method::PUT,
-            "/a",
-            &HeaderMap::new(),
-            Body::Bytes(&upload),
-        )
-        .expect("first");
-        let got = path.send(
-            &conn,
-            &Method::PUT,
-            "/b",
-            &HeaderMap::new(),
-            Body::Bytes(&upload),
+        let upload = upload.clone();
+        path.run(
+            server.port(),
+            Config::default().max_buffered(1 << 20),
+            move |conn| {
+                conn.send(&Method::PUT, "/a", &HeaderMap::new(), Body::Bytes(&upload))
+                    .expect("first");
+                let got = conn.send(&Method::PUT, "/b", &HeaderMap::new(), Body::Bytes(&upload));
+                assert!(
+                    matches!(got, Err(Error::BufferFull { limit }) if limit == 1 << 20),
+                    "{got:?}"
+                );
+                conn.disconnect();
+            },
         );
-        assert!(
-            matches!(got, Err(Error::BufferFull { limit }) if limit == 1 << 20),
-            "{got:?}"
-        );
-        conn.disconnect();
         drop(server);
     }
 }
 
 #[test]
 fn a_server_that_never_answers_times_out_within_the_deadline() {
-    for &path in SendPath::ALL {
+    // Not CoOps: co_* operations have no operation timeout by design.
+    for path in [SendPath::Blocking, SendPath::Cofun, SendPath::Green] {
         let server =
             ScriptedServer::start(vec![Step::ExpectHead, Step::Sleep(Duration::from_secs(3))]);
-        let conn = connection_with(
+        path.run(
             server.port(),
             Config::default().timeout(Some(Duration::from_millis(300))),
+            move |conn| {
+                conn.get("/slow").expect("send");
+                let start = Instant::now();
+                let got = conn.read_response();
+                assert!(matches!(got, Err(Error::Timeout { .. })), "{got:?}");
+                assert!(start.elapsed() < Duration::from_millis(300 + 1500));
+                // A read timeout loses nothing: the request is still pending.
+                assert!(conn.response_pending());
+            },
         );
-        path.get(&conn, "/slow").expect("send");
-        let start = Instant::now();
-        let got = conn.read_response();
-        assert!(matches!(got, Err(Error::Timeout { .. })), "{got:?}");
-        assert!(start.elapsed() < Duration::from_millis(300 + 1500));
-        // A read timeout loses nothing: the request is still pending.
-        assert!(conn.response_pending());
     }
 }
 
@@ -347,13 +342,14 @@ fn connection_refused_is_a_connect_error() {
         l.local_addr().expect("addr").port()
     };
     for &path in SendPath::ALL {
-        let conn = connection(port);
-        let got = path.get(&conn, "/");
-        assert!(
-            matches!(&got, Err(Error::Connect { port: p, .. }) if *p == port),
-            "{got:?}"
-        );
-        assert!(!conn.response_pending());
+        path.run(port, Config::default(), move |conn| {
+            let got = conn.get("/");
+            assert!(
+                matches!(&got, Err(Error::Connect { port: p, .. }) if *p == port),
+                "{got:?}"
+            );
+            assert!(!conn.response_pending());
+        });
     }
 }
 
@@ -373,14 +369,14 @@ fn every_resolved_address_is_tried() {
 fn expect_continue_with_an_empty_body_does_not_wait() {
     let server = LoopbackServer::start();
     for &path in SendPath::ALL {
-        let conn = connection(server.port());
-        let h = headers(&[("expect", "100-continue")]);
-        for body in [Body::Following(0), Body::Bytes(b"")] {
-            path.send(&conn, &Method::PUT, "/sink", &h, body)
-                .expect("send");
-            let resp = conn.read_response().expect("final");
-            assert_eq!(resp.headers["x-received-bytes"], "0");
-        }
+        path.run(server.port(), Config::default(), move |conn| {
+            let h = headers(&[("expect", "100-continue")]);
+            for body in [Body::Following(0), Body::Bytes(b"")] {
+                conn.send(&Method::PUT, "/sink", &h, body).expect("send");
+                let resp = conn.read_response().expect("final");
+                assert_eq!(resp.headers["x-received-bytes"], "0");
+            }
+        });
     }
     // No refusal, so no reconnects: one connection per path.
     assert_eq!(server.connections_accepted(), SendPath::ALL.len() as u64);
@@ -396,36 +392,41 @@ fn a_server_that_ignores_expect_continue_gets_the_body_after_the_continue_timeou
             Step::reply_str(reply),
         ]);
         let config = Config::default().continue_timeout(Some(Duration::from_millis(200)));
-        let conn = connection_with(server.port(), config);
-        let h = headers(&[("expect", "100-continue")]);
-        let start = Instant::now();
-        path.send(&conn, &Method::PUT, "/x", &h, Body::Bytes(b"hello"))
-            .expect("send");
-        assert!(start.elapsed() >= Duration::from_millis(200));
-        assert_eq!(conn.read_response().expect("final").status, StatusCode::OK);
-        assert_eq!(conn.read_all().expect("body"), b"ok");
+        path.run(server.port(), config, move |conn| {
+            let h = headers(&[("expect", "100-continue")]);
+            let start = Instant::now();
+            conn.send(&Method::PUT, "/x", &h, Body::Bytes(b"hello"))
+                .expect("send");
+            assert!(start.elapsed() >= Duration::from_millis(200));
+            assert_eq!(conn.read_response().expect("final").status, StatusCode::OK);
+            assert_eq!(conn.read_all().expect("body"), b"ok");
+        });
         let transcript = server.finish();
         transcript.assert_ok();
         assert!(transcript.received_str(0).ends_with("\r\n\r\nhello"));
-
-        // Without a continue timeout, the operation timeout applies and is an error.
+    }
+    // Without a continue timeout, the operation timeout applies and is an error. Not CoOps:
+    // co_* operations have no operation timeout by design.
+    for path in [SendPath::Blocking, SendPath::Cofun, SendPath::Green] {
         let server =
             ScriptedServer::start(vec![Step::ExpectHead, Step::Sleep(Duration::from_secs(2))]);
         let config = Config::default()
             .continue_timeout(None)
             .timeout(Some(Duration::from_millis(200)));
-        let conn = connection_with(server.port(), config);
-        let got = path.send(&conn, &Method::PUT, "/x", &h, Body::Bytes(b"hello"));
-        assert!(
-            matches!(
-                got,
-                Err(Error::Timeout {
-                    operation: dugong::Operation::AwaitContinue,
-                    ..
-                })
-            ),
-            "{got:?}"
-        );
+        path.run(server.port(), config, move |conn| {
+            let h = headers(&[("expect", "100-continue")]);
+            let got = conn.send(&Method::PUT, "/x", &h, Body::Bytes(b"hello"));
+            assert!(
+                matches!(
+                    got,
+                    Err(Error::Timeout {
+                        operation: dugong::Operation::AwaitContinue,
+                        ..
+                    })
+                ),
+                "{got:?}"
+            );
+        });
         drop(server);
     }
 }
@@ -450,34 +451,37 @@ fn connect_errors_name_the_host_as_given() {
 /// Pitfall B9: `read_all` must not silently lose the bytes it took before a timeout.
 #[test]
 fn read_all_timeout_after_partial_body_poisons_instead_of_losing_bytes() {
-    for &path in SendPath::ALL {
+    // Not CoOps: co_* operations have no operation timeout by design.
+    for path in [SendPath::Blocking, SendPath::Cofun, SendPath::Green] {
         let server = ScriptedServer::start(vec![
             Step::ExpectHead,
             Step::reply_str("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"),
             Step::Sleep(Duration::from_millis(800)),
             Step::reply_str("defghij"),
         ]);
-        let conn = connection_with(
+        path.run(
             server.port(),
             Config::default().timeout(Some(Duration::from_millis(300))),
+            move |conn| {
+                conn.get("/a").expect("send");
+                conn.get("/b").expect("send");
+                conn.read_response().expect("head");
+                let got = conn.read_all();
+                assert!(matches!(got, Err(Error::Timeout { .. })), "{got:?}");
+                // The three bytes cannot be handed back, so the connection says it is unusable
+                // (once listing the request behind) instead of continuing with the body's tail.
+                match conn.read_response() {
+                    Err(Error::Poisoned {
+                        cause: dugong::PoisonCause::Timeout(_),
+                        unanswered,
+                    }) => {
+                        assert_eq!(unanswered.len(), 1);
+                        assert_eq!(unanswered[0].target, "/b");
+                    }
+                    other => panic!("expected Poisoned, got {other:?}"),
+                }
+                drop(server);
+            },
         );
-        path.get(&conn, "/a").expect("send");
-        path.get(&conn, "/b").expect("send");
-        conn.read_response().expect("head");
-        let got = conn.read_all();
-        assert!(matches!(got, Err(Error::Timeout { .. })), "{got:?}");
-        // The three bytes cannot be handed back, so the connection says it is unusable
-        // (once listing the request behind) instead of continuing with the body's tail.
-        match conn.read_response() {
-            Err(Error::Poisoned {
-                cause: dugong::PoisonCause::Timeout(_),
-                unanswered,
-            }) => {
-                assert_eq!(unanswered.len(), 1);
-                assert_eq!(unanswered[0].target, "/b");
-            }
-            other => panic!("expected Poisoned, got {other:?}"),
-        }
-        drop(server);
     }
 }

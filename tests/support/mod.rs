@@ -10,22 +10,81 @@ pub use dugong_harness::{
 };
 use http::{HeaderMap, Method};
 
-/// The ways a request can be sent. Driver behaviour tests loop over [`SendPath::ALL`], so a
-/// behaviour is written once and checked through every path.
+mod client;
+
+pub use client::{drive, poll_fds, socket_readable_now, Client};
+
+/// The ways a request can be sent and its response read. Driver behaviour tests loop over
+/// [`SendPath::ALL`] and run their body with [`SendPath::run`], so a behaviour is written once
+/// and checked through every path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendPath {
-    /// `HttpConnection::send_request`.
+    /// `HttpConnection::send_request`, blocking the thread.
     Blocking,
-    /// `HttpConnection::send_request_cofun`, iterated with an empty loop body (the
-    /// cofunction then buffers arriving responses itself, as a blocking send does).
+    /// `send_request_cofun` / `sendfile_cofun` whose loop body reads what is available (the
+    /// seed's loop); the test gets those responses as if it had read them itself.
     Cofun,
+    /// `send_request_cofun` iterated with an empty loop body: the cofunction buffers arriving
+    /// responses itself, as a blocking send does. Not in [`SendPath::ALL`]; for the tables
+    /// about a loop body that declines.
+    CofunDeclining,
+    /// The whole test body in a green task (`dugong::green::run`) on a green connection,
+    /// sending with `send_request`, which suspends the task.
+    Green,
+    /// `co_send_request` / `co_write` and `co_read_response` / `co_read` / `co_read_all`,
+    /// driven by a hand-written `poll(2)` loop, with a read beside a send that waits.
+    CoOps,
 }
 
 impl SendPath {
     /// Every path.
-    pub const ALL: &'static [SendPath] = &[SendPath::Blocking, SendPath::Cofun];
+    pub const ALL: &'static [SendPath] = &[
+        SendPath::Blocking,
+        SendPath::Cofun,
+        SendPath::Green,
+        SendPath::CoOps,
+    ];
 
-    /// Sends a request head (and in-memory body) through this path.
+    /// Every path, and a cofunction whose loop body declines, for the tables about a send
+    /// that must take arriving responses in by itself.
+    pub const ALL_AND_DECLINING: &'static [SendPath] = &[
+        SendPath::Blocking,
+        SendPath::Cofun,
+        SendPath::CofunDeclining,
+        SendPath::Green,
+        SendPath::CoOps,
+    ];
+
+    /// Runs `body` on a new [`Client`] to 127.0.0.1:`port` sending through this path: on
+    /// this thread, or for `Green` as the main task of a green runtime (hence `'static`: move
+    /// owned copies in). `config`'s timeout is cut to 5 s at most, so a failing test ends.
+    /// A panic in `body` names the path.
+    pub fn run<R: 'static>(
+        self,
+        port: u16,
+        config: Config,
+        body: impl FnOnce(&Client<'_>) -> R + 'static,
+    ) -> R {
+        let _named = NamedOnPanic(self);
+        let config = bounded(config);
+        match self {
+            SendPath::Green => dugong::green::run(move |task| {
+                let conn = task
+                    .connect_with("127.0.0.1", port, config)
+                    .expect("valid host");
+                body(&Client::new(self, client::Conn::Green(conn)))
+            })
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            _ => body(&Client::new(
+                self,
+                client::Conn::Plain(connection_with(port, config)),
+            )),
+        }
+    }
+
+    /// Sends a request on a bare connection: for tests that have not moved to
+    /// [`run`](Self::run). `Green` needs a green connection, and `CoOps` reads beside a send
+    /// only on a [`Client`]: both panic here.
     pub fn send(
         self,
         conn: &HttpConnection,
@@ -36,19 +95,41 @@ impl SendPath {
     ) -> Result<(), Error> {
         match self {
             SendPath::Blocking => conn.send_request(method, target, headers, body),
-            SendPath::Cofun => {
+            SendPath::Cofun | SendPath::CofunDeclining => {
                 for step in conn.send_request_cofun(method, target, headers, body)? {
                     step?;
                 }
                 Ok(())
             }
+            SendPath::Green | SendPath::CoOps => panic!(
+                "{self:?} cannot send on a bare HttpConnection: write the test with SendPath::run"
+            ),
         }
     }
 
-    /// Sends a GET with no headers.
+    /// Sends a GET with no headers on a bare connection (see [`send`](Self::send)).
     pub fn get(self, conn: &HttpConnection, target: &str) -> Result<(), Error> {
         self.send(conn, &Method::GET, target, &HeaderMap::new(), Body::Empty)
     }
+}
+
+/// Says which path a test failed through.
+struct NamedOnPanic(SendPath);
+
+impl Drop for NamedOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("  ... through SendPath::{:?}", self.0);
+        }
+    }
+}
+
+/// `config` with its timeout cut to 5 s at most.
+fn bounded(config: Config) -> Config {
+    let timeout = config
+        .get_timeout()
+        .map_or(Duration::from_secs(5), |t| t.min(Duration::from_secs(5)));
+    config.timeout(Some(timeout))
 }
 
 /// A connection to 127.0.0.1:`port` with a short operation timeout, so a failing test ends.
@@ -58,11 +139,7 @@ pub fn connection(port: u16) -> HttpConnection {
 
 /// As [`connection`], with `config` (its timeout replaced by 5 s unless already shorter).
 pub fn connection_with(port: u16, config: Config) -> HttpConnection {
-    let timeout = config
-        .get_timeout()
-        .map_or(Duration::from_secs(5), |t| t.min(Duration::from_secs(5)));
-    HttpConnection::with_config("127.0.0.1", port, config.timeout(Some(timeout)))
-        .expect("valid host")
+    HttpConnection::with_config("127.0.0.1", port, bounded(config)).expect("valid host")
 }
 
 /// A header map from `(name, value)` pairs.
