@@ -6,11 +6,12 @@
 
 mod support;
 
+use std::io::Read;
 use std::time::Duration;
 
-use dugong::{Body, ClosePhase, Error};
+use dugong::{Body, ClosePhase, Config, Error};
 use http::{HeaderMap, Method};
-use support::{connection, ScriptedServer, SendPath, Step};
+use support::{ScriptedServer, SendPath, Step};
 
 #[test]
 fn writes_into_a_closed_and_reset_connection_return_connection_closed() {
@@ -21,36 +22,31 @@ fn writes_into_a_closed_and_reset_connection_return_connection_closed() {
 
     for &path in SendPath::ALL {
         let server = ScriptedServer::start(vec![Step::ExpectHead, Step::Close]);
-        let conn = connection(server.port());
-        path.send(
-            &conn,
-            &Method::PUT,
-            "/up",
-            &HeaderMap::new(),
-            Body::Following(1 << 30),
-        )
-        .expect("head goes out before the close");
-        server.finish();
-        std::thread::sleep(Duration::from_millis(50));
-        let piece = vec![b'x'; 64 * 1024];
-        let mut outcome = None;
-        for _ in 0..1000 {
-            if let Err(e) = conn.write(&piece) {
-                outcome = Some(e);
-                break;
+        path.run(server.port(), Config::default(), move |conn| {
+            conn.send(
+                &Method::PUT,
+                "/up",
+                &HeaderMap::new(),
+                Body::Following(1 << 30),
+            )
+            .expect("head goes out before the close");
+            server.finish();
+            std::thread::sleep(Duration::from_millis(50));
+            // The path's own body writer: `write` pieces, `sendfile_cofun` or `co_write`.
+            let mut body = std::io::repeat(b'x').take(1 << 30);
+            let outcome = conn.stream(&mut body).err();
+            match outcome {
+                Some(Error::ConnectionClosed {
+                    phase: ClosePhase::WhileSending,
+                    ..
+                }) => {}
+                other => panic!("expected ConnectionClosed while sending, got {other:?}"),
             }
-        }
-        match outcome {
-            Some(Error::ConnectionClosed {
-                phase: ClosePhase::WhileSending,
-                ..
-            }) => {}
-            other => panic!("expected ConnectionClosed while sending, got {other:?}"),
-        }
-        // Still alive, and the connection says why on the next write too.
-        assert!(matches!(
-            conn.write(b"y"),
-            Err(Error::ConnectionClosed { .. })
-        ));
+            // Still alive, and the connection says why on the next write too.
+            assert!(matches!(
+                conn.write(b"y"),
+                Err(Error::ConnectionClosed { .. })
+            ));
+        });
     }
 }
