@@ -57,7 +57,9 @@ pub enum Error {
     },
     /// An earlier error left the connection without framing; reads and writes fail with this
     /// until it reconnects (the next `send_request` does). The requests behind the failed
-    /// response are listed by the first such error only.
+    /// response are listed by the first such error only; a request whose send the caller
+    /// cancelled (by dropping its cofunction or `co_*` operation) is not listed, since the
+    /// caller knows. With nothing to list, the next `send_request` reconnects at once.
     #[error(
         "connection unusable after an earlier error{}",
         unanswered_note(unanswered)

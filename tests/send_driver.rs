@@ -244,3 +244,43 @@ fn trailers_survive_later_responses_and_the_close() {
     assert_eq!(conn.take_trailers().expect("kept")["x-last"], "1");
     server.finish().assert_ok();
 }
+
+/// An early response that arrives between two pieces of a streamed body (the socket never
+/// filled) is offered to the loop body at once; dropping the cofunction there poisons the
+/// connection like any other partial send.
+#[test]
+fn dropping_a_sendfile_cofun_at_an_early_response_between_pieces_poisons() {
+    let len = 1u64 << 20;
+    let server = ScriptedServer::start(vec![
+        Step::ExpectHead,
+        Step::reply_str("HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n"),
+        Step::Drain(Duration::from_secs(2)),
+        Step::Accept,
+        Step::ExpectHead,
+        Step::reply_str("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ]);
+    let conn = connection(server.port());
+    let h = HeaderMap::new();
+    conn.send_request(&Method::PUT, "/big", &h, Body::Following(len))
+        .expect("head");
+    // Let the 413 reach our socket before the body starts.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut source = std::io::repeat(b'u');
+    let mut cofun = conn.sendfile_cofun(&mut source).expect("cofun");
+    assert!(matches!(cofun.next(), Some(Ok(()))), "yields for the 413");
+    assert!(conn.has_buffered_data());
+    drop(cofun);
+    assert!(!conn.is_writing_body(), "the half-sent body is abandoned");
+    assert!(matches!(
+        conn.read_response(),
+        Err(Error::Poisoned {
+            cause: PoisonCause::Cancelled,
+            ..
+        })
+    ));
+    conn.send_request(&Method::GET, "/again", &h, Body::Empty)
+        .expect("reconnects");
+    assert_eq!(conn.read_response().expect("response").path, "/again");
+    assert_eq!(conn.read_all().expect("body"), b"ok");
+    server.finish().assert_ok();
+}

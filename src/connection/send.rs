@@ -345,7 +345,7 @@ pub(crate) fn stream_body(
             return write_all(d, held, request, &mut bufs, Operation::WriteBody);
         }
         put_body(d, held, request, &buf[..n])?;
-        offer_arrived(d, held)?;
+        offer_arrived(d, held).map_err(|e| fold(d, held, request, e))?;
     }
 }
 
