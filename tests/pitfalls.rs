@@ -19,12 +19,10 @@ use dugong::{
 };
 use http::header::HOST;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
-use support::{
-    connection, connection_with, headers, pattern, LoopbackServer, ScriptedServer, SendPath, Step,
-};
+use support::{headers, pattern, Client, LoopbackServer, ScriptedServer, SendPath, Step};
 use wire::{
-    bounded, cat, check_reply, expect_poisoned, expect_response, get, get_after_report, in_flight,
-    ok, read_full, Want, ABANDON, SLACK,
+    cat, check_reply, expect_poisoned, expect_response, get, get_after_report, in_flight, ok,
+    read_full, Want, ABANDON, SLACK,
 };
 
 /// Runs a `(name, reply to GET /a, outcome)` table through every send path.
@@ -82,51 +80,58 @@ fn b02_zero_length_body_completes_at_send_and_empty_write_is_a_no_op() {
             Step::Reply(ok("chunked")),
         ]);
         let port = server.port();
-        let conn = connection_with(
+        path.run(
             port,
             Config::default().timeout(Some(Duration::from_millis(300))),
-        );
-        let none = HeaderMap::new();
+            move |conn| {
+                let none = HeaderMap::new();
 
-        // Following(0): complete at send_request, its response readable without any write.
-        path.send(&conn, &Method::PUT, "/zero", &none, Body::Following(0))
-            .expect("send Following(0)");
-        assert!(!conn.is_writing_body(), "Following(0) must not owe a body");
-        expect_response(&conn, "/zero", 200, b"zero");
+                // Following(0): complete at send_request, its response readable without any write.
+                conn.send(&Method::PUT, "/zero", &none, Body::Following(0))
+                    .expect("send Following(0)");
+                assert!(!conn.is_writing_body(), "Following(0) must not owe a body");
+                expect_response(conn, "/zero", 200, b"zero");
 
-        // Following(3): an empty write is a no-op that neither blocks nor counts.
-        path.send(&conn, &Method::PUT, "/len", &none, Body::Following(3))
-            .expect("send Following(3)");
-        let conn = bounded(SLACK, "write(b\"\") on a Following body", move || {
-            conn.write(b"").expect("empty write");
-            conn
-        });
-        assert!(
-            conn.is_writing_body(),
-            "an empty write must not complete the body"
-        );
-        conn.write(b"abc").expect("write");
-        assert!(!conn.is_writing_body());
-        expect_response(&conn, "/len", 200, b"len");
+                // Following(3): an empty write is a no-op that neither blocks nor counts.
+                conn.send(&Method::PUT, "/len", &none, Body::Following(3))
+                    .expect("send Following(3)");
+                // Bounded: the 300 ms timeout would end a write that waited.
+                let start = Instant::now();
+                conn.write(b"").expect("empty write");
+                assert!(
+                    start.elapsed() < SLACK,
+                    "write(b\"\") on a Following body waited"
+                );
+                assert!(
+                    conn.is_writing_body(),
+                    "an empty write must not complete the body"
+                );
+                conn.write(b"abc").expect("write");
+                assert!(!conn.is_writing_body());
+                expect_response(conn, "/len", 200, b"len");
 
-        // Chunked: an empty write neither blocks nor sends the last-chunk.
-        path.send(&conn, &Method::PUT, "/chunk", &none, Body::Chunked)
-            .expect("send Chunked");
-        let conn = bounded(SLACK, "write(b\"\") on a chunked body", move || {
-            conn.write(b"").expect("empty write");
-            conn
-        });
-        assert!(
-            conn.is_writing_body(),
-            "an empty write must not end a chunked body"
+                // Chunked: an empty write neither blocks nor sends the last-chunk.
+                conn.send(&Method::PUT, "/chunk", &none, Body::Chunked)
+                    .expect("send Chunked");
+                // Bounded: the 300 ms timeout would end a write that waited.
+                let start = Instant::now();
+                conn.write(b"").expect("empty write");
+                assert!(
+                    start.elapsed() < SLACK,
+                    "write(b\"\") on a chunked body waited"
+                );
+                assert!(
+                    conn.is_writing_body(),
+                    "an empty write must not end a chunked body"
+                );
+                conn.write(b"abc").expect("write");
+                conn.write(b"").expect("empty write");
+                assert!(conn.is_writing_body());
+                conn.finish_body().expect("finish_body");
+                assert!(!conn.is_writing_body());
+                expect_response(conn, "/chunk", 200, b"chunked");
+            },
         );
-        conn.write(b"abc").expect("write");
-        conn.write(b"").expect("empty write");
-        assert!(conn.is_writing_body());
-        conn.finish_body().expect("finish_body");
-        assert!(!conn.is_writing_body());
-        expect_response(&conn, "/chunk", 200, b"chunked");
-        drop(conn);
 
         let t = server.finish();
         t.assert_ok();
@@ -364,46 +369,46 @@ fn b07_caller_headers_are_not_mutated_and_nothing_is_added() {
             Step::Reply(ok("three")),
         ]);
         let port = server.port();
-        let conn = connection(port);
-        let mut map = HeaderMap::new();
-        map.insert(HOST, HeaderValue::from_static("example.test"));
-        map.append("x-a", HeaderValue::from_static("1"));
-        map.append("x-a", HeaderValue::from_static("2"));
-        let before = map.clone();
+        path.run(port, Config::default(), move |conn| {
+            let mut map = HeaderMap::new();
+            map.insert(HOST, HeaderValue::from_static("example.test"));
+            map.append("x-a", HeaderValue::from_static("1"));
+            map.append("x-a", HeaderValue::from_static("2"));
+            let before = map.clone();
 
-        path.send(&conn, &Method::PUT, "/one", &map, Body::Bytes(b"abc"))
-            .expect("send /one");
-        assert_eq!(map, before, "caller headers changed by a send");
-        // The same map with another body: the derived length is recomputed.
-        path.send(&conn, &Method::PUT, "/two", &map, Body::Bytes(b"hello"))
-            .expect("send /two");
-        assert_eq!(map, before, "caller headers changed by a second send");
+            conn.send(&Method::PUT, "/one", &map, Body::Bytes(b"abc"))
+                .expect("send /one");
+            assert_eq!(map, before, "caller headers changed by a send");
+            // The same map with another body: the derived length is recomputed.
+            conn.send(&Method::PUT, "/two", &map, Body::Bytes(b"hello"))
+                .expect("send /two");
+            assert_eq!(map, before, "caller headers changed by a second send");
 
-        // Framing headers conflict with the Body argument: rejected, nothing sent.
-        for (name, value) in [
-            ("content-length", "3"),
-            ("Content-Length", "0"),
-            ("transfer-encoding", "chunked"),
-            ("Transfer-Encoding", "gzip"),
-        ] {
-            let mut bad = map.clone();
-            bad.insert(
-                HeaderName::from_bytes(name.as_bytes()).expect("name"),
-                HeaderValue::from_static(value),
-            );
-            let got = path.send(&conn, &Method::PUT, "/bad", &bad, Body::Bytes(b"abc"));
-            assert!(
-                matches!(got, Err(Error::InvalidRequest(RequestError::FramingHeader))),
-                "{name}: {value}: {got:?}"
-            );
-        }
-        assert!(!conn.is_writing_body());
-        path.get(&conn, "/three").expect("send /three");
+            // Framing headers conflict with the Body argument: rejected, nothing sent.
+            for (name, value) in [
+                ("content-length", "3"),
+                ("Content-Length", "0"),
+                ("transfer-encoding", "chunked"),
+                ("Transfer-Encoding", "gzip"),
+            ] {
+                let mut bad = map.clone();
+                bad.insert(
+                    HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                    HeaderValue::from_static(value),
+                );
+                let got = conn.send(&Method::PUT, "/bad", &bad, Body::Bytes(b"abc"));
+                assert!(
+                    matches!(got, Err(Error::InvalidRequest(RequestError::FramingHeader))),
+                    "{name}: {value}: {got:?}"
+                );
+            }
+            assert!(!conn.is_writing_body());
+            conn.get("/three").expect("send /three");
 
-        expect_response(&conn, "/one", 200, b"one");
-        expect_response(&conn, "/two", 200, b"two");
-        expect_response(&conn, "/three", 200, b"three");
-        drop(conn);
+            expect_response(conn, "/one", 200, b"one");
+            expect_response(conn, "/two", 200, b"two");
+            expect_response(conn, "/three", 200, b"three");
+        });
 
         let t = server.finish();
         t.assert_ok();
@@ -444,35 +449,35 @@ fn b08_injection_is_rejected_before_anything_is_sent() {
                 "{host:?}: {got:?}"
             );
         }
-        let conn = connection(port);
-        let targets = [
-            "/a b",
-            "/a\r\nX-Injected: 1",
-            "/a\r\n\r\nGET /smuggled HTTP/1.1",
-            "/a\nb",
-            "/a\rb",
-            "/\0",
-            "/\t",
-            "/\x7f",
-            "/\u{e9}",
-            "",
-        ];
-        for target in targets {
-            let got = path.get(&conn, target);
-            assert!(
-                matches!(got, Err(Error::InvalidRequest(RequestError::InvalidTarget))),
-                "{target:?}: {got:?}"
-            );
-            assert!(!conn.response_pending(), "{target:?} joined the pipeline");
-        }
-        // A valid request with an extension method and a tab in a value goes out verbatim, and
-        // is the only thing the server ever received.
-        let purge = Method::from_bytes(b"PURGE").expect("extension method");
-        let extra = headers(&[("x-v", "a\tb")]);
-        path.send(&conn, &purge, "/ok?q=%20", &extra, Body::Empty)
-            .expect("valid request");
-        expect_response(&conn, "/ok?q=%20", 200, b"fine");
-        drop(conn);
+        path.run(port, Config::default(), move |conn| {
+            let targets = [
+                "/a b",
+                "/a\r\nX-Injected: 1",
+                "/a\r\n\r\nGET /smuggled HTTP/1.1",
+                "/a\nb",
+                "/a\rb",
+                "/\0",
+                "/\t",
+                "/\x7f",
+                "/\u{e9}",
+                "",
+            ];
+            for target in targets {
+                let got = conn.get(target);
+                assert!(
+                    matches!(got, Err(Error::InvalidRequest(RequestError::InvalidTarget))),
+                    "{target:?}: {got:?}"
+                );
+                assert!(!conn.response_pending(), "{target:?} joined the pipeline");
+            }
+            // A valid request with an extension method and a tab in a value goes out verbatim, and
+            // is the only thing the server ever received.
+            let purge = Method::from_bytes(b"PURGE").expect("extension method");
+            let extra = headers(&[("x-v", "a\tb")]);
+            conn.send(&purge, "/ok?q=%20", &extra, Body::Empty)
+                .expect("valid request");
+            expect_response(conn, "/ok?q=%20", 200, b"fine");
+        });
 
         let t = server.finish();
         t.assert_ok();
@@ -498,7 +503,7 @@ fn b09_timeouts_lose_nothing_and_reads_resume() {
     const HEAD_: Operation = Operation::ReadResponse;
     const BODY_: Operation = Operation::ReadBody;
     // (name, bytes before the pause, bytes after it, where the timeout hits)
-    let cases: &[(&str, String, &str, Operation)] = &[
+    let cases: &[(&'static str, String, &'static str, Operation)] = &[
         (
             "inside the status line",
             "HTTP/1.1 20".into(),
@@ -562,8 +567,10 @@ fn b09_timeouts_lose_nothing_and_reads_resume() {
         ),
     ];
     let timeout = Duration::from_millis(250);
-    for path in SendPath::ALL {
+    // Not CoOps: co_* operations have no operation timeout by design.
+    for path in [SendPath::Blocking, SendPath::Cofun, SendPath::Green] {
         for (name, before, after, op) in cases {
+            let (name, op) = (*name, *op);
             let server = ScriptedServer::start(vec![
                 Step::ExpectHead,
                 Step::Reply(before.as_bytes().to_vec()),
@@ -573,55 +580,61 @@ fn b09_timeouts_lose_nothing_and_reads_resume() {
                 Step::Reply(ok("next")),
             ]);
             let port = server.port();
-            let conn = connection_with(port, Config::default().timeout(Some(timeout)));
-            path.get(&conn, "/a").expect("send");
+            path.run(
+                port,
+                Config::default().timeout(Some(timeout)),
+                move |conn| {
+                    conn.get("/a").expect("send");
 
-            let mut timeouts = Vec::new();
-            let note = |timeouts: &mut Vec<Operation>, e: Error| match e {
-                Error::Timeout { operation, after } if after == timeout => timeouts.push(operation),
-                other => panic!("{name}: expected only timeouts, got {other:?}"),
-            };
-            let response = loop {
-                match conn.read_response() {
-                    Ok(r) => break r,
-                    Err(e) => note(&mut timeouts, e),
-                }
-                assert!(timeouts.len() < 20, "{name}: never completed");
-            };
-            assert_eq!(
-                (response.path.as_str(), response.status.as_u16()),
-                ("/a", 200),
-                "{name}"
+                    let mut timeouts = Vec::new();
+                    let note = |timeouts: &mut Vec<Operation>, e: Error| match e {
+                        Error::Timeout { operation, after } if after == timeout => {
+                            timeouts.push(operation)
+                        }
+                        other => panic!("{name}: expected only timeouts, got {other:?}"),
+                    };
+                    let response = loop {
+                        match conn.read_response() {
+                            Ok(r) => break r,
+                            Err(e) => note(&mut timeouts, e),
+                        }
+                        assert!(timeouts.len() < 20, "{name}: never completed");
+                    };
+                    assert_eq!(
+                        (response.path.as_str(), response.status.as_u16()),
+                        ("/a", 200),
+                        "{name}"
+                    );
+                    let mut body = Vec::new();
+                    let mut buf = [0u8; 64];
+                    loop {
+                        match conn.read(&mut buf) {
+                            Ok(0) => break,
+                            Ok(n) => body.extend_from_slice(&buf[..n]),
+                            Err(e) => note(&mut timeouts, e),
+                        }
+                        assert!(timeouts.len() < 20, "{name}: never completed");
+                    }
+                    assert_eq!(body, b"hello", "{name}: bytes lost across a timeout");
+                    assert!(
+                        !timeouts.is_empty(),
+                        "{name}: the pause did not cause a timeout"
+                    );
+                    assert!(timeouts.iter().all(|o| *o == op), "{name}: {timeouts:?}");
+                    if name.contains("trailers") {
+                        let trailers = conn
+                            .take_trailers()
+                            .expect("trailers kept across a timeout");
+                        assert_eq!(
+                            trailers.get("x-t").map(HeaderValue::as_bytes),
+                            Some(&b"1"[..])
+                        );
+                    }
+                    // The connection is still in sync and reused.
+                    conn.get("/next").expect("send /next");
+                    expect_response(conn, "/next", 200, b"next");
+                },
             );
-            let mut body = Vec::new();
-            let mut buf = [0u8; 64];
-            loop {
-                match conn.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => body.extend_from_slice(&buf[..n]),
-                    Err(e) => note(&mut timeouts, e),
-                }
-                assert!(timeouts.len() < 20, "{name}: never completed");
-            }
-            assert_eq!(body, b"hello", "{name}: bytes lost across a timeout");
-            assert!(
-                !timeouts.is_empty(),
-                "{name}: the pause did not cause a timeout"
-            );
-            assert!(timeouts.iter().all(|o| o == op), "{name}: {timeouts:?}");
-            if name.contains("trailers") {
-                let trailers = conn
-                    .take_trailers()
-                    .expect("trailers kept across a timeout");
-                assert_eq!(
-                    trailers.get("x-t").map(HeaderValue::as_bytes),
-                    Some(&b"1"[..])
-                );
-            }
-            // The connection is still in sync and reused.
-            path.get(&conn, "/next").expect("send /next");
-            expect_response(&conn, "/next", 200, b"next");
-            drop(conn);
             let t = server.finish();
             t.assert_ok();
             assert_eq!(t.connections, 1, "{name}");
@@ -728,22 +741,22 @@ fn b11_close_delimited_bodies_and_http10_persistence() {
             steps.extend([Step::ExpectHead, Step::Reply(ok("next"))]);
             let server = ScriptedServer::start(steps);
             let port = server.port();
-            let conn = connection(port);
-            path.get(&conn, "/a").expect("send");
-            let (response, got) = read_full(&conn, name);
-            assert_eq!(got, body, "{name}");
-            assert_eq!(response.version, version, "{name}");
-            let length = if closes {
-                None
-            } else {
-                Some(body.len() as u64)
-            };
-            assert_eq!(response.length, length, "{name}");
-            assert!(!conn.response_pending(), "{name}");
+            path.run(port, Config::default(), move |conn| {
+                conn.get("/a").expect("send");
+                let (response, got) = read_full(conn, name);
+                assert_eq!(got, body, "{name}");
+                assert_eq!(response.version, version, "{name}");
+                let length = if closes {
+                    None
+                } else {
+                    Some(body.len() as u64)
+                };
+                assert_eq!(response.length, length, "{name}");
+                assert!(!conn.response_pending(), "{name}");
 
-            path.get(&conn, "/next").expect("send /next");
-            expect_response(&conn, "/next", 200, b"next");
-            drop(conn);
+                conn.get("/next").expect("send /next");
+                expect_response(conn, "/next", 200, b"next");
+            });
             let t = server.finish();
             t.assert_ok();
             if reused {
@@ -773,11 +786,11 @@ fn b11_close_delimited_bodies_and_http10_persistence() {
 /// `Connection` values that announce a close, however they are spelled in the list.
 const CLOSE_TOKENS: &[&str] = &["foo, close", "close, foo", "Close", "keep-alive,CLOSE"];
 
-/// Plays a close-announcing response to the first of three pipelined GETs and returns the
-/// error `read_response` gives for the other two (after checking it), with the server.
-fn announced_close(path: SendPath, token: &str) -> (ScriptedServer, HttpConnection, Error) {
+/// The server of [`announced_close`]: a close-announcing response to the first of three
+/// pipelined GETs, then the other two on a new connection.
+fn announced_close_server(token: &str) -> ScriptedServer {
     let first = format!("HTTP/1.1 200 OK\r\nConnection: {token}\r\nContent-Length: 5\r\n\r\nfirst");
-    let server = ScriptedServer::start(vec![
+    ScriptedServer::start(vec![
         Step::ExpectHead,
         Step::Reply(first.into_bytes()),
         // Keep the connection open: the client must close it by itself.
@@ -786,12 +799,16 @@ fn announced_close(path: SendPath, token: &str) -> (ScriptedServer, HttpConnecti
         Step::ExpectHead,
         Step::ExpectHead,
         Step::Reply(cat(&[&ok("two"), &ok("three")])),
-    ]);
-    let conn = connection(server.port());
+    ])
+}
+
+/// Sends three pipelined GETs to [`announced_close_server`] and returns the error
+/// `read_response` gives for the other two (after checking it).
+fn announced_close(conn: &Client<'_>, token: &str) -> Error {
     for target in ["/1", "/2", "/3"] {
-        path.get(&conn, target).expect("pipelined send");
+        conn.get(target).expect("pipelined send");
     }
-    expect_response(&conn, "/1", 200, b"first");
+    expect_response(conn, "/1", 200, b"first");
     assert!(
         conn.response_pending(),
         "{token}: the queued requests must still be reported"
@@ -807,7 +824,7 @@ fn announced_close(path: SendPath, token: &str) -> (ScriptedServer, HttpConnecti
         ),
         "{token}: {err:?}"
     );
-    (server, conn, err)
+    err
 }
 
 /// Checks the transcript of [`announced_close`] after `/2` and `/3` were resent.
@@ -836,14 +853,16 @@ fn check_resent(server: ScriptedServer, token: &str) {
 #[test]
 fn b12_connection_close_is_a_token_and_fails_queued_requests() {
     for path in SendPath::ALL {
-        for token in CLOSE_TOKENS {
-            let (server, conn, err) = announced_close(*path, token);
-            for request in err.unanswered() {
-                get_after_report(*path, &conn, &request.target, &err);
-            }
-            expect_response(&conn, "/2", 200, b"two");
-            expect_response(&conn, "/3", 200, b"three");
-            drop(conn);
+        for &token in CLOSE_TOKENS {
+            let server = announced_close_server(token);
+            path.run(server.port(), Config::default(), move |conn| {
+                let err = announced_close(conn, token);
+                for request in err.unanswered() {
+                    get_after_report(conn, &request.target, &err);
+                }
+                expect_response(conn, "/2", 200, b"two");
+                expect_response(conn, "/3", 200, b"three");
+            });
             check_resent(server, token);
         }
     }
@@ -856,19 +875,21 @@ fn b12_connection_close_is_a_token_and_fails_queued_requests() {
 
 fn b12_after_the_report_the_next_send_reconnects() {
     for path in SendPath::ALL {
-        for token in CLOSE_TOKENS {
-            let (server, conn, err) = announced_close(*path, token);
-            assert!(
-                !conn.response_pending(),
-                "{token}: the failed requests are still pending"
-            );
-            for request in err.unanswered() {
-                path.get(&conn, &request.target)
-                    .unwrap_or_else(|e| panic!("{token}: resending {request}: {e:?}"));
-            }
-            expect_response(&conn, "/2", 200, b"two");
-            expect_response(&conn, "/3", 200, b"three");
-            drop(conn);
+        for &token in CLOSE_TOKENS {
+            let server = announced_close_server(token);
+            path.run(server.port(), Config::default(), move |conn| {
+                let err = announced_close(conn, token);
+                assert!(
+                    !conn.response_pending(),
+                    "{token}: the failed requests are still pending"
+                );
+                for request in err.unanswered() {
+                    conn.get(&request.target)
+                        .unwrap_or_else(|e| panic!("{token}: resending {request}: {e:?}"));
+                }
+                expect_response(conn, "/2", 200, b"two");
+                expect_response(conn, "/3", 200, b"three");
+            });
             check_resent(server, token);
         }
     }
@@ -879,7 +900,7 @@ fn b12_after_the_report_the_next_send_reconnects() {
 fn b13_stale_idle_connections_are_not_reused() {
     const EVIL: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL";
     // (name, reply to GET /a, what the server does next with the idle connection)
-    let cases: &[(&str, Vec<u8>, Vec<Step>)] = &[
+    let cases: &[(&'static str, Vec<u8>, Vec<Step>)] = &[
         (
             "unsolicited bytes behind the response",
             cat(&[&ok("first"), EVIL]),
@@ -899,20 +920,21 @@ fn b13_stale_idle_connections_are_not_reused() {
     ];
     for path in SendPath::ALL {
         for (name, reply, then) in cases {
+            let name = *name;
             let mut steps = vec![Step::ExpectHead, Step::Reply(reply.clone())];
             steps.extend(then.iter().cloned());
             steps.extend([Step::Accept, Step::ExpectHead, Step::Reply(ok("next"))]);
             let server = ScriptedServer::start(steps);
             let port = server.port();
-            let conn = connection(port);
-            path.get(&conn, "/a").expect("send");
-            expect_response(&conn, "/a", 200, b"first");
-            // Let the server's bytes or close reach us: the connection is idle meanwhile.
-            thread::sleep(Duration::from_millis(300));
-            path.get(&conn, "/b")
-                .unwrap_or_else(|e| panic!("{name}: send on a stale connection: {e:?}"));
-            expect_response(&conn, "/b", 200, b"next");
-            drop(conn);
+            path.run(port, Config::default(), move |conn| {
+                conn.get("/a").expect("send");
+                expect_response(conn, "/a", 200, b"first");
+                // Let the server's bytes or close reach us: the connection is idle meanwhile.
+                thread::sleep(Duration::from_millis(300));
+                conn.get("/b")
+                    .unwrap_or_else(|e| panic!("{name}: send on a stale connection: {e:?}"));
+                expect_response(conn, "/b", 200, b"next");
+            });
             let t = server.finish();
             t.assert_ok();
             assert_eq!(t.connections, 2, "{name}");
@@ -939,45 +961,49 @@ fn b13_stale_idle_connections_are_not_reused() {
 #[test]
 fn b14_zero_is_not_infinity_and_trickling_cannot_extend_a_deadline() {
     for path in SendPath::ALL {
-        // Zero against a silent server: an immediate timeout.
-        let server = ScriptedServer::start(vec![Step::ExpectHead, Step::Drain(ABANDON)]);
-        let conn = connection_with(
-            server.port(),
-            Config::default().timeout(Some(Duration::ZERO)),
-        );
-        assert_eq!(conn.config().get_timeout(), Some(Duration::ZERO));
-        path.get(&conn, "/a")
-            .expect("a head that fits the socket needs no wait");
-        let start = Instant::now();
-        let got = conn.read_response();
-        assert!(
-            matches!(
-                got,
-                Err(Error::Timeout {
-                    operation: Operation::ReadResponse,
-                    after: Duration::ZERO
-                })
-            ),
-            "{got:?}"
-        );
-        assert!(
-            start.elapsed() < SLACK,
-            "zero timeout waited {:?}",
-            start.elapsed()
-        );
-        drop(conn);
-        server.finish().assert_ok();
-
         // Zero is "now": a response that has already arrived is read.
         let server = ScriptedServer::start(vec![Step::ExpectHead, Step::Reply(ok("now"))]);
-        let conn = connection_with(
+        path.run(
             server.port(),
             Config::default().timeout(Some(Duration::ZERO)),
+            move |conn| {
+                conn.get("/a").expect("send");
+                thread::sleep(Duration::from_millis(300));
+                expect_response(conn, "/a", 200, b"now");
+            },
         );
-        path.get(&conn, "/a").expect("send");
-        thread::sleep(Duration::from_millis(300));
-        expect_response(&conn, "/a", 200, b"now");
-        drop(conn);
+        server.finish().assert_ok();
+    }
+    // Not CoOps: co_* operations have no operation timeout by design.
+    for path in [SendPath::Blocking, SendPath::Cofun, SendPath::Green] {
+        // Zero against a silent server: an immediate timeout.
+        let server = ScriptedServer::start(vec![Step::ExpectHead, Step::Drain(ABANDON)]);
+        path.run(
+            server.port(),
+            Config::default().timeout(Some(Duration::ZERO)),
+            move |conn| {
+                assert_eq!(conn.config().get_timeout(), Some(Duration::ZERO));
+                conn.get("/a")
+                    .expect("a head that fits the socket needs no wait");
+                let start = Instant::now();
+                let got = conn.read_response();
+                assert!(
+                    matches!(
+                        got,
+                        Err(Error::Timeout {
+                            operation: Operation::ReadResponse,
+                            after: Duration::ZERO
+                        })
+                    ),
+                    "{got:?}"
+                );
+                assert!(
+                    start.elapsed() < SLACK,
+                    "zero timeout waited {:?}",
+                    start.elapsed()
+                );
+            },
+        );
         server.finish().assert_ok();
 
         // One byte every 100 ms, into the head and then into the body.
@@ -1006,8 +1032,8 @@ fn b14_zero_is_not_infinity_and_trickling_cannot_extend_a_deadline() {
         ];
         for (name, steps, op) in cases {
             let server = ScriptedServer::start(steps);
-            let conn = connection_with(server.port(), Config::default().timeout(Some(timeout)));
-            path.get(&conn, "/a").expect("send");
+            path.run(server.port(), Config::default().timeout(Some(timeout)), move |conn| {
+            conn.get("/a").expect("send");
             let start = Instant::now();
             let got = match op {
                 Operation::ReadResponse => conn.read_response().map(|_| Vec::new()),
@@ -1022,7 +1048,7 @@ fn b14_zero_is_not_infinity_and_trickling_cannot_extend_a_deadline() {
                 elapsed < timeout + SLACK,
                 "{name}: a trickle held the call for {elapsed:?}"
             );
-            drop(conn);
+            });
             drop(server);
         }
     }
@@ -1044,9 +1070,9 @@ fn b14_connect_timeout_is_separate_and_zero_is_not_infinity() {
             let config = Config::default()
                 .connect_timeout(Some(connect_timeout))
                 .timeout(Some(Duration::from_secs(30)));
-            let conn = connection_with(port, config);
+            path.run(port, config, move |conn| {
             let start = Instant::now();
-            let got = path.get(&conn, "/a");
+            let got = conn.get("/a");
             let elapsed = start.elapsed();
             assert!(
                 matches!(got, Err(Error::Timeout { operation: Operation::Connect, after }) if after == connect_timeout),
@@ -1070,6 +1096,7 @@ fn b14_connect_timeout_is_separate_and_zero_is_not_infinity() {
                 "connect(): {got:?}"
             );
             assert!(start.elapsed() < connect_timeout + SLACK);
+            });
         }
     }
 }
@@ -1141,9 +1168,9 @@ fn b16_no_body_rules_come_before_content_length() {
     }
 }
 
-/// Plays a broken chunked body for `GET /a`, with `GET /b`s pipelined behind it when
-/// `queued`, and returns the report of the poisoned connection.
-fn broken_body(path: SendPath, queued: bool) -> (ScriptedServer, HttpConnection, Error) {
+/// The server of [`broken_body`]: a broken chunked body for `GET /a` (with `GET /b`
+/// pipelined behind it when `queued`), then `/next` on a new connection.
+fn broken_body_server(queued: bool) -> ScriptedServer {
     let mut steps = vec![Step::ExpectHead];
     if queued {
         steps.push(Step::ExpectHead);
@@ -1155,11 +1182,14 @@ fn broken_body(path: SendPath, queued: bool) -> (ScriptedServer, HttpConnection,
         Step::ExpectHead,
         Step::Reply(ok("next")),
     ]);
-    let server = ScriptedServer::start(steps);
-    let conn = connection(server.port());
-    path.get(&conn, "/a").expect("send /a");
+    ScriptedServer::start(steps)
+}
+
+/// Plays [`broken_body_server`] and returns the report of the poisoned connection.
+fn broken_body(conn: &Client<'_>, queued: bool) -> Error {
+    conn.get("/a").expect("send /a");
     if queued {
-        path.get(&conn, "/b").expect("send /b");
+        conn.get("/b").expect("send /b");
     }
     let response = conn.read_response().expect("the head is fine");
     assert_eq!(response.path, "/a");
@@ -1187,8 +1217,7 @@ fn broken_body(path: SendPath, queued: bool) -> (ScriptedServer, HttpConnection,
         "read after the error: {again:?}"
     );
     // The queue was reported once, by the read above; later calls still say "poisoned".
-    let report = expect_poisoned(&conn, ProtocolError::InvalidChunkSize, &[], "read_response");
-    (server, conn, report)
+    expect_poisoned(conn, ProtocolError::InvalidChunkSize, &[], "read_response")
 }
 
 /// Checks the transcript of [`broken_body`] after `target` was sent again.
@@ -1214,19 +1243,23 @@ fn check_reconnected(server: ScriptedServer, queued: bool, target: &str) {
 #[test]
 fn b17_body_framing_error_poisons_and_next_send_reconnects() {
     for path in SendPath::ALL {
-        let (server, conn, _report) = broken_body(*path, false);
-        assert!(!conn.response_pending());
-        path.get(&conn, "/next").expect("the next send reconnects");
-        expect_response(&conn, "/next", 200, b"next");
-        drop(conn);
+        let server = broken_body_server(false);
+        path.run(server.port(), Config::default(), |conn| {
+            broken_body(conn, false);
+            assert!(!conn.response_pending());
+            conn.get("/next").expect("the next send reconnects");
+            expect_response(conn, "/next", 200, b"next");
+        });
         check_reconnected(server, false, "/next");
 
         // With a request queued behind the broken body it is reported as unanswered and can
         // be resent (allowing the documented one-time re-report by send_request).
-        let (server, conn, report) = broken_body(*path, true);
-        get_after_report(*path, &conn, "/b", &report);
-        expect_response(&conn, "/b", 200, b"next");
-        drop(conn);
+        let server = broken_body_server(true);
+        path.run(server.port(), Config::default(), |conn| {
+            let report = broken_body(conn, true);
+            get_after_report(conn, "/b", &report);
+            expect_response(conn, "/b", 200, b"next");
+        });
         check_reconnected(server, true, "/b");
     }
 }
@@ -1237,10 +1270,12 @@ fn b17_body_framing_error_poisons_and_next_send_reconnects() {
 
 fn b17_after_the_report_the_next_send_reconnects() {
     for path in SendPath::ALL {
-        let (server, conn, _report) = broken_body(*path, true);
-        path.get(&conn, "/b").expect("the next send reconnects");
-        expect_response(&conn, "/b", 200, b"next");
-        drop(conn);
+        let server = broken_body_server(true);
+        path.run(server.port(), Config::default(), |conn| {
+            broken_body(conn, true);
+            conn.get("/b").expect("the next send reconnects");
+            expect_response(conn, "/b", 200, b"next");
+        });
         check_reconnected(server, true, "/b");
     }
 }
@@ -1268,26 +1303,26 @@ fn b18_expect_continue_final_response_withholds_the_body_and_closes() {
                 Step::Reply(ok("next")),
             ]);
             let port = server.port();
-            let conn = connection(port);
-            let body = if following {
-                Body::Following(5)
-            } else {
-                Body::Bytes(b"hello")
-            };
-            path.send(&conn, &Method::PUT, "/up", &expect, body)
-                .expect("send");
-            assert!(!conn.is_writing_body(), "the body was refused");
-            if following {
-                let got = conn.write(b"hello");
-                assert!(
-                    matches!(got, Err(Error::State(StateError::BodyRefused))),
-                    "{got:?}"
-                );
-            }
-            expect_response(&conn, "/up", 417, b"nope");
-            path.get(&conn, "/next").expect("send /next");
-            expect_response(&conn, "/next", 200, b"next");
-            drop(conn);
+            let expect = expect.clone();
+            path.run(port, Config::default(), move |conn| {
+                let body = if following {
+                    Body::Following(5)
+                } else {
+                    Body::Bytes(b"hello")
+                };
+                conn.send(&Method::PUT, "/up", &expect, body).expect("send");
+                assert!(!conn.is_writing_body(), "the body was refused");
+                if following {
+                    let got = conn.write(b"hello");
+                    assert!(
+                        matches!(got, Err(Error::State(StateError::BodyRefused))),
+                        "{got:?}"
+                    );
+                }
+                expect_response(conn, "/up", 417, b"nope");
+                conn.get("/next").expect("send /next");
+                expect_response(conn, "/next", 200, b"next");
+            });
 
             let t = server.finish();
             t.assert_ok();
@@ -1312,13 +1347,14 @@ fn b18_expect_continue_final_response_withholds_the_body_and_closes() {
             Step::Reply(ok("next")),
         ]);
         let port = server.port();
-        let conn = connection(port);
-        path.send(&conn, &Method::PUT, "/up", &expect, Body::Bytes(b"hello"))
-            .expect("send");
-        expect_response(&conn, "/up", 200, b"stored");
-        path.get(&conn, "/next").expect("send /next");
-        expect_response(&conn, "/next", 200, b"next");
-        drop(conn);
+        let expect = expect.clone();
+        path.run(port, Config::default(), move |conn| {
+            conn.send(&Method::PUT, "/up", &expect, Body::Bytes(b"hello"))
+                .expect("send");
+            expect_response(conn, "/up", 200, b"stored");
+            conn.get("/next").expect("send /next");
+            expect_response(conn, "/next", 200, b"next");
+        });
         let t = server.finish();
         t.assert_ok();
         assert_eq!(t.connections, 1);
@@ -1340,37 +1376,36 @@ fn b19_early_response_during_upload_is_readable_and_matched() {
             Step::Drain(ABANDON),
         ]);
         let port = server.port();
-        let conn = connection(port);
-        path.get(&conn, "/first").expect("send /first");
-        path.send(
-            &conn,
-            &Method::PUT,
-            "/up",
-            &HeaderMap::new(),
-            Body::Following(64 << 20),
-        )
-        .expect("send the upload head");
-        assert!(conn.is_writing_body());
-        // The reader may run ahead of the sender.
-        expect_response(&conn, "/first", 200, b"first");
-        assert!(
-            conn.response_pending(),
-            "the upload is queued once its head is out"
-        );
-        conn.write(&pattern(64 * 1024))
-            .expect("write part of the body");
-        let (response, body) = read_full(&conn, "/up");
-        assert_eq!(
-            (
-                response.method,
-                response.path.as_str(),
-                response.status.as_u16()
-            ),
-            (Method::PUT, "/up", 413)
-        );
-        assert_eq!(body, b"too big!");
-        assert!(!conn.response_pending());
-        drop(conn);
+        path.run(port, Config::default(), move |conn| {
+            conn.get("/first").expect("send /first");
+            conn.send(
+                &Method::PUT,
+                "/up",
+                &HeaderMap::new(),
+                Body::Following(64 << 20),
+            )
+            .expect("send the upload head");
+            assert!(conn.is_writing_body());
+            // The reader may run ahead of the sender.
+            expect_response(conn, "/first", 200, b"first");
+            assert!(
+                conn.response_pending(),
+                "the upload is queued once its head is out"
+            );
+            conn.write(&pattern(64 * 1024))
+                .expect("write part of the body");
+            let (response, body) = read_full(conn, "/up");
+            assert_eq!(
+                (
+                    response.method,
+                    response.path.as_str(),
+                    response.status.as_u16()
+                ),
+                (Method::PUT, "/up", 413)
+            );
+            assert_eq!(body, b"too big!");
+            assert!(!conn.response_pending());
+        });
 
         let t = server.finish();
         t.assert_ok();
@@ -1401,42 +1436,36 @@ fn b20_disconnect_forgets_requests_in_flight() {
             Step::Reply(ok("c")),
         ]);
         let port = server.port();
-        let conn = connection(port);
-        path.get(&conn, "/a").expect("send /a");
-        path.send(
-            &conn,
-            &Method::PUT,
-            "/b",
-            &HeaderMap::new(),
-            Body::Following(10),
-        )
-        .expect("send /b");
-        conn.write(b"abc").expect("part of the body");
-        assert!(conn.response_pending() && conn.is_writing_body());
+        path.run(port, Config::default(), move |conn| {
+            conn.get("/a").expect("send /a");
+            conn.send(&Method::PUT, "/b", &HeaderMap::new(), Body::Following(10))
+                .expect("send /b");
+            conn.write(b"abc").expect("part of the body");
+            assert!(conn.response_pending() && conn.is_writing_body());
 
-        conn.disconnect();
-        assert!(
-            !conn.response_pending(),
-            "response_pending() lies after disconnect"
-        );
-        assert!(!conn.is_writing_body());
-        assert!(!conn.has_active_response());
-        let got = conn.read_response();
-        assert!(
-            matches!(got, Err(Error::State(StateError::NoResponsePending))),
-            "{got:?}"
-        );
-        let got = conn.write(b"defghij");
-        assert!(
-            matches!(got, Err(Error::State(StateError::NoBodyExpected))),
-            "{got:?}"
-        );
-        let mut buf = [0u8; 8];
-        assert_eq!(conn.read(&mut buf).expect("no body is active"), 0);
+            conn.disconnect();
+            assert!(
+                !conn.response_pending(),
+                "response_pending() lies after disconnect"
+            );
+            assert!(!conn.is_writing_body());
+            assert!(!conn.has_active_response());
+            let got = conn.read_response();
+            assert!(
+                matches!(got, Err(Error::State(StateError::NoResponsePending))),
+                "{got:?}"
+            );
+            let got = conn.write(b"defghij");
+            assert!(
+                matches!(got, Err(Error::State(StateError::NoBodyExpected))),
+                "{got:?}"
+            );
+            let mut buf = [0u8; 8];
+            assert_eq!(conn.read(&mut buf).expect("no body is active"), 0);
 
-        path.get(&conn, "/c").expect("the next send reconnects");
-        expect_response(&conn, "/c", 200, b"c");
-        drop(conn);
+            conn.get("/c").expect("the next send reconnects");
+            expect_response(conn, "/c", 200, b"c");
+        });
 
         let t = server.finish();
         t.assert_ok();
@@ -1496,14 +1525,14 @@ fn b26_chunked_uploads() {
             Step::Reply(ok("stored")),
         ]);
         let port = server.port();
-        let conn = connection(port);
-        path.send(&conn, &Method::PUT, "/up", &HeaderMap::new(), Body::Chunked)
-            .expect("send");
-        conn.write(b"abc").expect("write");
-        conn.write(b"0123456789abcdefg").expect("write");
-        conn.finish_body().expect("finish_body");
-        expect_response(&conn, "/up", 200, b"stored");
-        drop(conn);
+        path.run(port, Config::default(), move |conn| {
+            conn.send(&Method::PUT, "/up", &HeaderMap::new(), Body::Chunked)
+                .expect("send");
+            conn.write(b"abc").expect("write");
+            conn.write(b"0123456789abcdefg").expect("write");
+            conn.finish_body().expect("finish_body");
+            expect_response(conn, "/up", 200, b"stored");
+        });
         let t = server.finish();
         t.assert_ok();
         assert_eq!(
@@ -1516,31 +1545,32 @@ fn b26_chunked_uploads() {
 
         // A real server gets the exact bytes back, for an echo and a sink.
         let server = LoopbackServer::start();
-        let conn = connection(server.port());
-        let big = pattern(100_000);
-        let pieces: [&[u8]; 4] = [b"hello ", b"", b"chunked ", &big];
-        let whole = pieces.concat();
-        for (method, target) in [(Method::POST, "/echo"), (Method::PUT, "/sink")] {
-            path.send(&conn, &method, target, &HeaderMap::new(), Body::Chunked)
-                .expect("send");
-            for piece in pieces {
-                conn.write(piece).expect("write");
+        path.run(server.port(), Config::default(), move |conn| {
+            let big = pattern(100_000);
+            let pieces: [&[u8]; 4] = [b"hello ", b"", b"chunked ", &big];
+            let whole = pieces.concat();
+            for (method, target) in [(Method::POST, "/echo"), (Method::PUT, "/sink")] {
+                conn.send(&method, target, &HeaderMap::new(), Body::Chunked)
+                    .expect("send");
+                for piece in pieces {
+                    conn.write(piece).expect("write");
+                }
+                conn.finish_body().expect("finish_body");
             }
-            conn.finish_body().expect("finish_body");
-        }
-        expect_response(&conn, "/echo", 200, &whole);
-        let (sink, body) = read_full(&conn, "/sink");
-        assert_eq!((sink.status.as_u16(), body.len()), (204, 0));
-        let sum = whole
-            .iter()
-            .fold(0u64, |s, &b| s.wrapping_add(u64::from(b)));
-        assert_eq!(
-            sink.headers["x-received-bytes"],
-            whole.len().to_string().as_str()
-        );
-        assert_eq!(sink.headers["x-body-sum"], sum.to_string().as_str());
-        assert_eq!(server.connections_accepted(), 1);
-        assert!(server.errors().is_empty(), "{:?}", server.errors());
+            expect_response(conn, "/echo", 200, &whole);
+            let (sink, body) = read_full(conn, "/sink");
+            assert_eq!((sink.status.as_u16(), body.len()), (204, 0));
+            let sum = whole
+                .iter()
+                .fold(0u64, |s, &b| s.wrapping_add(u64::from(b)));
+            assert_eq!(
+                sink.headers["x-received-bytes"],
+                whole.len().to_string().as_str()
+            );
+            assert_eq!(sink.headers["x-body-sum"], sum.to_string().as_str());
+            assert_eq!(server.connections_accepted(), 1);
+            assert!(server.errors().is_empty(), "{:?}", server.errors());
+        });
     }
 }
 
@@ -1610,14 +1640,14 @@ fn b27_higher_minor_version_is_read_as_http11() {
             let reply = format!("{line}\r\nContent-Length: 2\r\n\r\nok");
             let server =
                 ScriptedServer::start(vec![Step::ExpectHead, Step::Reply(reply.into_bytes())]);
-            let conn = connection(server.port());
-            path.get(&conn, "/a").expect("send");
-            let (response, body) = read_full(&conn, line);
-            assert_eq!(
-                (response.version, body.as_slice()),
-                (Version::HTTP_11, &b"ok"[..])
-            );
-            drop(conn);
+            path.run(server.port(), Config::default(), move |conn| {
+                conn.get("/a").expect("send");
+                let (response, body) = read_full(conn, line);
+                assert_eq!(
+                    (response.version, body.as_slice()),
+                    (Version::HTTP_11, &b"ok"[..])
+                );
+            });
             server.finish().assert_ok();
         }
     }
@@ -1688,62 +1718,62 @@ fn b29_responses_complete_on_their_last_byte() {
             Step::Reply(big),
         ]);
         let port = server.port();
-        let conn = connection(port);
-        let mut five = [0u8; 5];
+        path.run(port, Config::default(), move |conn| {
+            let mut five = [0u8; 5];
 
-        path.get(&conn, "/a").expect("send /a");
-        path.get(&conn, "/b").expect("send /b");
-        let a = conn.read_response().expect("/a");
-        assert_eq!((a.path.as_str(), a.length), ("/a", Some(5)));
-        assert_eq!(conn.read(&mut five).expect("read /a"), 5);
-        assert_eq!(&five, b"hello");
-        assert!(
-            !conn.has_active_response(),
-            "identity body complete on its last byte"
-        );
-        // No empty read in between.
-        let b = conn.read_response().expect("/b right after /a's last byte");
-        assert_eq!((b.path.as_str(), b.length), ("/b", None));
-        assert_eq!(conn.read(&mut five).expect("read /b"), 5);
-        assert_eq!(&five, b"world");
-        assert!(
-            !conn.has_active_response(),
-            "buffered last-chunk and trailers taken eagerly"
-        );
-        let trailers = conn.take_trailers().expect("trailers");
-        assert_eq!(
-            trailers.get("x-t").map(HeaderValue::as_bytes),
-            Some(&b"1"[..])
-        );
-        assert_eq!(conn.read(&mut five).expect("nothing active"), 0);
+            conn.get("/a").expect("send /a");
+            conn.get("/b").expect("send /b");
+            let a = conn.read_response().expect("/a");
+            assert_eq!((a.path.as_str(), a.length), ("/a", Some(5)));
+            assert_eq!(conn.read(&mut five).expect("read /a"), 5);
+            assert_eq!(&five, b"hello");
+            assert!(
+                !conn.has_active_response(),
+                "identity body complete on its last byte"
+            );
+            // No empty read in between.
+            let b = conn.read_response().expect("/b right after /a's last byte");
+            assert_eq!((b.path.as_str(), b.length), ("/b", None));
+            assert_eq!(conn.read(&mut five).expect("read /b"), 5);
+            assert_eq!(&five, b"world");
+            assert!(
+                !conn.has_active_response(),
+                "buffered last-chunk and trailers taken eagerly"
+            );
+            let trailers = conn.take_trailers().expect("trailers");
+            assert_eq!(
+                trailers.get("x-t").map(HeaderValue::as_bytes),
+                Some(&b"1"[..])
+            );
+            assert_eq!(conn.read(&mut five).expect("nothing active"), 0);
 
-        // The last-chunk arrives later: read_response finishes it.
-        path.get(&conn, "/c").expect("send /c");
-        path.get(&conn, "/d").expect("send /d");
-        let c = conn.read_response().expect("/c");
-        assert_eq!(c.path, "/c");
-        assert_eq!(conn.read(&mut five).expect("read /c"), 5);
-        assert_eq!(&five, b"abcde");
-        expect_response(&conn, "/d", 200, b"last");
+            // The last-chunk arrives later: read_response finishes it.
+            conn.get("/c").expect("send /c");
+            conn.get("/d").expect("send /d");
+            let c = conn.read_response().expect("/c");
+            assert_eq!(c.path, "/c");
+            assert_eq!(conn.read(&mut five).expect("read /c"), 5);
+            assert_eq!(&five, b"abcde");
+            expect_response(conn, "/d", 200, b"last");
 
-        // A large identity body read in large pieces ends with its last byte too.
-        path.get(&conn, "/e").expect("send /e");
-        let e = conn.read_response().expect("/e");
-        assert_eq!(e.length, Some(BIG as u64));
-        let mut got = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        while got.len() < BIG {
-            let n = conn.read(&mut buf).expect("read /e");
-            assert!(n > 0, "body ended early at {}", got.len());
-            got.extend_from_slice(&buf[..n]);
-        }
-        assert!(got == pattern(BIG), "body of /e differs");
-        assert!(
-            !conn.has_active_response(),
-            "large identity body complete on its last byte"
-        );
-        assert!(!conn.response_pending());
-        drop(conn);
+            // A large identity body read in large pieces ends with its last byte too.
+            conn.get("/e").expect("send /e");
+            let e = conn.read_response().expect("/e");
+            assert_eq!(e.length, Some(BIG as u64));
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            while got.len() < BIG {
+                let n = conn.read(&mut buf).expect("read /e");
+                assert!(n > 0, "body ended early at {}", got.len());
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert!(got == pattern(BIG), "body of /e differs");
+            assert!(
+                !conn.has_active_response(),
+                "large identity body complete on its last byte"
+            );
+            assert!(!conn.response_pending());
+        });
 
         let t = server.finish();
         t.assert_ok();

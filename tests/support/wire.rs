@@ -1,14 +1,12 @@
 //! Wire-level helpers for `tests/pitfalls.rs`: exact request bytes, canned responses, the
-//! driver of "this reply gives that outcome" tables, and a bound for calls that could spin.
+//! driver of "this reply gives that outcome" tables.
 
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
-use dugong::{Body, Config, Error, HttpConnection, InFlight, PoisonCause, ProtocolError, Response};
+use dugong::{Body, Config, Error, InFlight, PoisonCause, ProtocolError, Response};
 use http::{HeaderMap, Method};
 
-use crate::support::{connection_with, ScriptedServer, SendPath, Step};
+use crate::support::{Client, ScriptedServer, SendPath, Step};
 
 /// Slack allowed on top of a deadline before a "finished in time" check fails.
 pub(crate) const SLACK: Duration = Duration::from_millis(1500);
@@ -50,7 +48,7 @@ pub(crate) fn in_flight(method: Method, target: &str) -> InFlight {
 }
 
 /// Reads the next response and its whole body, panicking with `what` on error.
-pub(crate) fn read_full(conn: &HttpConnection, what: &str) -> (Response, Vec<u8>) {
+pub(crate) fn read_full(conn: &Client<'_>, what: &str) -> (Response, Vec<u8>) {
     let response = conn
         .read_response()
         .unwrap_or_else(|e| panic!("{what}: read_response: {e:?}"));
@@ -62,7 +60,7 @@ pub(crate) fn read_full(conn: &HttpConnection, what: &str) -> (Response, Vec<u8>
 
 /// Reads the next response and checks its request, status and body.
 #[track_caller]
-pub(crate) fn expect_response(conn: &HttpConnection, target: &str, status: u16, body: &[u8]) {
+pub(crate) fn expect_response(conn: &Client<'_>, target: &str, status: u16, body: &[u8]) {
     let (response, got) = read_full(conn, target);
     assert_eq!(
         (response.path.as_str(), response.status.as_u16()),
@@ -79,13 +77,8 @@ pub(crate) fn expect_response(conn: &HttpConnection, target: &str, status: u16, 
 
 /// Sends `GET target` on a connection whose dead link was just reported by a read as
 /// `report`: the report was the one and only, so this send must reconnect and go out.
-pub(crate) fn get_after_report(
-    path: SendPath,
-    conn: &HttpConnection,
-    target: &str,
-    report: &Error,
-) {
-    path.get(conn, target)
+pub(crate) fn get_after_report(conn: &Client<'_>, target: &str, report: &Error) {
+    conn.get(target)
         .unwrap_or_else(|e| panic!("send of {target} after the report {report:?} failed: {e:?}"));
 }
 
@@ -93,7 +86,7 @@ pub(crate) fn get_after_report(
 /// `unanswered`), and returns that report.
 #[track_caller]
 pub(crate) fn expect_poisoned(
-    conn: &HttpConnection,
+    conn: &Client<'_>,
     cause: ProtocolError,
     unanswered: &[InFlight],
     what: &str,
@@ -147,54 +140,11 @@ pub(crate) fn check_reply(
     steps.extend([Step::ExpectHead, Step::Reply(ok("next"))]);
     let server = ScriptedServer::start(steps);
     let port = server.port();
-    let conn = connection_with(port, config.clone());
-    path.send(&conn, method, "/a", &HeaderMap::new(), Body::Empty)
-        .unwrap_or_else(|e| panic!("{name}: send: {e:?}"));
-
-    match want {
-        Want::Body(status, body) => expect_response(&conn, "/a", status, body),
-        Want::Header(field, value, body) => {
-            let (response, got) = read_full(&conn, name);
-            assert_eq!(
-                response.headers.get(field).map(|v| v.as_bytes()),
-                Some(value),
-                "{name}: header {field}"
-            );
-            assert_eq!(got, body, "{name}: body");
-        }
-        Want::HeadError(e) => {
-            let got = conn.read_response();
-            assert!(
-                matches!(&got, Err(Error::Protocol(p)) if *p == e),
-                "{name}: expected Protocol({e:?}), got {got:?}"
-            );
-            // The request whose response was invalid is this error's subject, not
-            // "unanswered" (the server acted on it); nothing was behind it.
-            let report = expect_poisoned(&conn, e, &[], name);
-            get_after_report(path, &conn, "/next", &report);
-        }
-        Want::BodyError(e) => {
-            let response = conn
-                .read_response()
-                .unwrap_or_else(|err| panic!("{name}: head: {err:?}"));
-            assert_eq!(response.path, "/a", "{name}");
-            let got = conn.read_all();
-            assert!(
-                matches!(&got, Err(Error::Protocol(p)) if *p == e),
-                "{name}: expected Protocol({e:?}), got {got:?}"
-            );
-            let report = expect_poisoned(&conn, e, &[], name);
-            // Nothing was left unanswered, so nothing is re-reported: the next send reconnects.
-            path.get(&conn, "/next")
-                .unwrap_or_else(|err| panic!("{name}: send after {report:?}: {err:?}"));
-        }
-    }
-    if !failing {
-        path.get(&conn, "/next")
-            .unwrap_or_else(|e| panic!("{name}: second send: {e:?}"));
-    }
-    expect_response(&conn, "/next", 200, b"next");
-    drop(conn);
+    let name_owned = name.to_owned();
+    let method_owned = method.clone();
+    path.run(port, config.clone(), move |conn| {
+        play_reply(conn, &name_owned, &method_owned, want);
+    });
 
     let t = server.finish();
     t.assert_ok();
@@ -217,19 +167,55 @@ pub(crate) fn check_reply(
     }
 }
 
-/// Runs `f` on another thread and returns its result, failing if it takes longer than
-/// `limit` (a call that spins forever then fails the test instead of hanging it).
-pub(crate) fn bounded<T: Send + 'static>(
-    limit: Duration,
-    what: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit)
-        .unwrap_or_else(|e| panic!("{what} did not return within {limit:?}: {e}"))
+/// The client side of [`check_reply`].
+fn play_reply(conn: &Client<'_>, name: &str, method: &Method, want: Want) {
+    conn.send(method, "/a", &HeaderMap::new(), Body::Empty)
+        .unwrap_or_else(|e| panic!("{name}: send: {e:?}"));
+
+    match want {
+        Want::Body(status, body) => expect_response(conn, "/a", status, body),
+        Want::Header(field, value, body) => {
+            let (response, got) = read_full(conn, name);
+            assert_eq!(
+                response.headers.get(field).map(|v| v.as_bytes()),
+                Some(value),
+                "{name}: header {field}"
+            );
+            assert_eq!(got, body, "{name}: body");
+        }
+        Want::HeadError(e) => {
+            let got = conn.read_response();
+            assert!(
+                matches!(&got, Err(Error::Protocol(p)) if *p == e),
+                "{name}: expected Protocol({e:?}), got {got:?}"
+            );
+            // The request whose response was invalid is this error's subject, not
+            // "unanswered" (the server acted on it); nothing was behind it.
+            let report = expect_poisoned(conn, e, &[], name);
+            get_after_report(conn, "/next", &report);
+        }
+        Want::BodyError(e) => {
+            let response = conn
+                .read_response()
+                .unwrap_or_else(|err| panic!("{name}: head: {err:?}"));
+            assert_eq!(response.path, "/a", "{name}");
+            let got = conn.read_all();
+            assert!(
+                matches!(&got, Err(Error::Protocol(p)) if *p == e),
+                "{name}: expected Protocol({e:?}), got {got:?}"
+            );
+            let report = expect_poisoned(conn, e, &[], name);
+            // Nothing was left unanswered, so nothing is re-reported: the next send reconnects.
+            conn.get("/next")
+                .unwrap_or_else(|err| panic!("{name}: send after {report:?}: {err:?}"));
+        }
+    }
+    let failing = matches!(want, Want::HeadError(_) | Want::BodyError(_));
+    if !failing {
+        conn.get("/next")
+            .unwrap_or_else(|e| panic!("{name}: second send: {e:?}"));
+    }
+    expect_response(conn, "/next", 200, b"next");
 }
 
 /// A listener on 127.0.0.1:0 whose accept queue is full, so a new connection attempt gets
