@@ -42,7 +42,7 @@ use dugong::{
 };
 use dugong_harness::pattern_byte;
 use http::{HeaderMap, HeaderValue, Method};
-use support::{connection, connection_with, LoopbackServer, ScriptedServer, SendPath, Step};
+use support::{LoopbackServer, ScriptedServer, SendPath, Step};
 use wire::{cat, expect_poisoned, expect_response, get, in_flight, ok, request, ABANDON};
 
 use faults::{
@@ -98,7 +98,7 @@ enum Cut {
 #[test]
 fn close_or_reset_at_every_phase_reports_the_phase_and_the_requests_behind() {
     use ClosePhase::{BeforeResponse, InHead};
-    let cases: &[(&str, String, Cut)] = &[
+    let cases: &[(&'static str, String, Cut)] = &[
         (
             "before the status line",
             String::new(),
@@ -178,6 +178,7 @@ fn close_or_reset_at_every_phase_reports_the_phase_and_the_requests_behind() {
     for path in SendPath::ALL {
         for end in End::ALL {
             for (name, reply, cut) in cases {
+                let cut = *cut;
                 let what = format!("{path:?}, {end:?} {name}");
                 let mut steps = vec![
                     Step::ExpectHead,
@@ -188,46 +189,49 @@ fn close_or_reset_at_every_phase_reports_the_phase_and_the_requests_behind() {
                 steps.extend([Step::Accept, Step::ExpectHead, Step::Reply(ok("next"))]);
                 let server = ScriptedServer::start(steps);
                 let port = server.port();
-                let conn = connection(port);
-                path.get(&conn, "/a").expect("send /a");
-                path.get(&conn, "/b").expect("send /b");
+                let run_what = what.clone();
+                path.run(port, Config::default(), move |conn| {
+                    let what = run_what;
+                    conn.get("/a").expect("send /a");
+                    conn.get("/b").expect("send /b");
 
-                let error = match cut {
-                    Cut::Head(phase, unanswered) => {
-                        let error = conn
-                            .read_response()
-                            .expect_err("the response was cut off in its head");
-                        let unanswered: Vec<InFlight> = unanswered.iter().map(|t| g(t)).collect();
-                        assert_closed(&error, *phase, &unanswered, &what);
-                        error
-                    }
-                    Cut::Body(before) => {
-                        let response = conn.read_response().expect("the head is complete");
-                        assert_eq!(response.path, "/a", "{what}");
-                        let (got, ended) = read_until_end(&conn);
-                        assert_eq!(
-                            String::from_utf8_lossy(&got),
-                            *before,
-                            "{what}: bytes before the cut"
-                        );
-                        let Err(error) = ended else {
-                            panic!("{what}: the cut body was delivered as complete")
-                        };
-                        assert_closed(&error, ClosePhase::InBody, &[g("/b")], &what);
-                        error
-                    }
-                };
-                // Reported once: the connection is now simply closed.
-                assert!(!conn.response_pending(), "{what}: still pending");
-                assert!(!conn.has_active_response(), "{what}: body still active");
-                let again = conn.read_response();
-                assert!(
-                    matches!(again, Err(Error::State(StateError::NoResponsePending))),
-                    "{what}: after {error}: {again:?}"
-                );
-                path.get(&conn, "/next").expect("the next send reconnects");
-                expect_response(&conn, "/next", 200, b"next");
-                drop(conn);
+                    let error = match cut {
+                        Cut::Head(phase, unanswered) => {
+                            let error = conn
+                                .read_response()
+                                .expect_err("the response was cut off in its head");
+                            let unanswered: Vec<InFlight> =
+                                unanswered.iter().map(|t| g(t)).collect();
+                            assert_closed(&error, phase, &unanswered, &what);
+                            error
+                        }
+                        Cut::Body(before) => {
+                            let response = conn.read_response().expect("the head is complete");
+                            assert_eq!(response.path, "/a", "{what}");
+                            let (got, ended) = read_until_end(conn);
+                            assert_eq!(
+                                String::from_utf8_lossy(&got),
+                                *before,
+                                "{what}: bytes before the cut"
+                            );
+                            let Err(error) = ended else {
+                                panic!("{what}: the cut body was delivered as complete")
+                            };
+                            assert_closed(&error, ClosePhase::InBody, &[g("/b")], &what);
+                            error
+                        }
+                    };
+                    // Reported once: the connection is now simply closed.
+                    assert!(!conn.response_pending(), "{what}: still pending");
+                    assert!(!conn.has_active_response(), "{what}: body still active");
+                    let again = conn.read_response();
+                    assert!(
+                        matches!(again, Err(Error::State(StateError::NoResponsePending))),
+                        "{what}: after {error}: {again:?}"
+                    );
+                    conn.get("/next").expect("the next send reconnects");
+                    expect_response(conn, "/next", 200, b"next");
+                });
 
                 let t = server.finish();
                 t.assert_ok();
@@ -256,24 +260,24 @@ fn a_clean_close_ends_a_close_delimited_body() {
             Step::Reply(ok("b again")),
         ]);
         let port = server.port();
-        let conn = connection(port);
-        path.get(&conn, "/a").expect("send /a");
-        path.get(&conn, "/b").expect("send /b");
-        let response = conn.read_response().expect("head");
-        assert_eq!((response.path.as_str(), response.length), ("/a", None));
-        let (got, ended) = read_until_end(&conn);
-        ended.expect("a clean close ends a close-delimited body");
-        assert_eq!(got, b"until the close");
-        let error = conn.read_response().expect_err("/b was never answered");
-        assert_closed(
-            &error,
-            ClosePhase::Announced,
-            &[g("/b")],
-            &format!("{path:?}"),
-        );
-        path.get(&conn, "/b").expect("resend /b");
-        expect_response(&conn, "/b", 200, b"b again");
-        drop(conn);
+        path.run(port, Config::default(), move |conn| {
+            conn.get("/a").expect("send /a");
+            conn.get("/b").expect("send /b");
+            let response = conn.read_response().expect("head");
+            assert_eq!((response.path.as_str(), response.length), ("/a", None));
+            let (got, ended) = read_until_end(conn);
+            ended.expect("a clean close ends a close-delimited body");
+            assert_eq!(got, b"until the close");
+            let error = conn.read_response().expect_err("/b was never answered");
+            assert_closed(
+                &error,
+                ClosePhase::Announced,
+                &[g("/b")],
+                &format!("{path:?}"),
+            );
+            conn.get("/b").expect("resend /b");
+            expect_response(conn, "/b", 200, b"b again");
+        });
         let t = server.finish();
         t.assert_ok();
         assert_eq!(t.connections, 2);
@@ -299,22 +303,22 @@ fn a_reset_inside_a_close_delimited_body_is_a_truncation() {
         steps.extend([Step::Accept, Step::ExpectHead, Step::Reply(ok("next"))]);
         let server = ScriptedServer::start(steps);
         let port = server.port();
-        let conn = connection(port);
-        path.get(&conn, "/a").expect("send /a");
-        path.get(&conn, "/b").expect("send /b");
-        let response = conn.read_response().expect("head");
-        assert_eq!((response.path.as_str(), response.length), ("/a", None));
-        let (got, ended) = read_until_end(&conn);
-        assert_eq!(
-            got, b"cut short by a reset",
-            "{path:?}: bytes before the reset"
-        );
-        let error = ended.expect_err("a reset must not pass for the end of the body");
-        assert_closed(&error, ClosePhase::InBody, &[g("/b")], &format!("{path:?}"));
-        assert!(!conn.response_pending());
-        path.get(&conn, "/next").expect("the next send reconnects");
-        expect_response(&conn, "/next", 200, b"next");
-        drop(conn);
+        path.run(port, Config::default(), move |conn| {
+            conn.get("/a").expect("send /a");
+            conn.get("/b").expect("send /b");
+            let response = conn.read_response().expect("head");
+            assert_eq!((response.path.as_str(), response.length), ("/a", None));
+            let (got, ended) = read_until_end(conn);
+            assert_eq!(
+                got, b"cut short by a reset",
+                "{path:?}: bytes before the reset"
+            );
+            let error = ended.expect_err("a reset must not pass for the end of the body");
+            assert_closed(&error, ClosePhase::InBody, &[g("/b")], &format!("{path:?}"));
+            assert!(!conn.response_pending());
+            conn.get("/next").expect("the next send reconnects");
+            expect_response(conn, "/next", 200, b"next");
+        });
         let t = server.finish();
         t.assert_ok();
         assert_eq!(t.connections, 2);
@@ -353,37 +357,38 @@ fn close_with_k_of_5_pipelined_requests_outstanding_names_exactly_those() {
                 steps.push(Step::Reply(again.concat()));
                 let server = ScriptedServer::start(steps);
                 let port = server.port();
-                let conn = connection(port);
-                for t in TARGETS {
-                    path.get(&conn, t).expect("pipelined send");
-                }
-                for t in answered {
-                    expect_response(&conn, t, 200, format!("re {t}").as_bytes());
-                }
-                assert!(conn.response_pending(), "{what}");
-                let error = conn
-                    .read_response()
-                    .expect_err("the rest were never answered");
-                let want: Vec<InFlight> = outstanding.iter().map(|t| g(t)).collect();
-                assert_closed(&error, ClosePhase::BeforeResponse, &want, &what);
-                assert_eq!(error.unanswered(), &want[..], "{what}");
-                // Exactly once: nothing is pending now, nothing is re-reported.
-                assert!(!conn.response_pending(), "{what}");
-                for request in error.unanswered() {
-                    path.send(
-                        &conn,
-                        &request.method,
-                        &request.target,
-                        &HeaderMap::new(),
-                        Body::Empty,
-                    )
-                    .unwrap_or_else(|e| panic!("{what}: resending {request}: {e:?}"));
-                }
-                for t in outstanding {
-                    expect_response(&conn, t, 200, format!("again {t}").as_bytes());
-                }
-                assert!(!conn.response_pending());
-                drop(conn);
+                let run_what = what.clone();
+                path.run(port, Config::default(), move |conn| {
+                    let what = run_what;
+                    for t in TARGETS {
+                        conn.get(t).expect("pipelined send");
+                    }
+                    for t in answered {
+                        expect_response(conn, t, 200, format!("re {t}").as_bytes());
+                    }
+                    assert!(conn.response_pending(), "{what}");
+                    let error = conn
+                        .read_response()
+                        .expect_err("the rest were never answered");
+                    let want: Vec<InFlight> = outstanding.iter().map(|t| g(t)).collect();
+                    assert_closed(&error, ClosePhase::BeforeResponse, &want, &what);
+                    assert_eq!(error.unanswered(), &want[..], "{what}");
+                    // Exactly once: nothing is pending now, nothing is re-reported.
+                    assert!(!conn.response_pending(), "{what}");
+                    for request in error.unanswered() {
+                        conn.send(
+                            &request.method,
+                            &request.target,
+                            &HeaderMap::new(),
+                            Body::Empty,
+                        )
+                        .unwrap_or_else(|e| panic!("{what}: resending {request}: {e:?}"));
+                    }
+                    for t in outstanding {
+                        expect_response(conn, t, 200, format!("again {t}").as_bytes());
+                    }
+                    assert!(!conn.response_pending());
+                });
 
                 let t = server.finish();
                 t.assert_ok();
@@ -450,7 +455,8 @@ fn a_trickling_server_cannot_extend_a_deadline_and_resuming_loses_nothing() {
             "hello world!",
         ),
     ];
-    for path in SendPath::ALL {
+    // Not CoOps: co_* operations have no operation timeout by design.
+    for path in &[SendPath::Blocking, SendPath::Cofun, SendPath::Green] {
         for (name, first, trickled, reader, body) in cases {
             let what = format!("{path:?}, {name}");
             let mut steps = vec![Step::ExpectHead, Step::reply_str(first), trickle(trickled)];
@@ -460,8 +466,10 @@ fn a_trickling_server_cannot_extend_a_deadline_and_resuming_loses_nothing() {
             steps.extend([Step::ExpectHead, Step::Reply(ok("next"))]);
             let server = ScriptedServer::start(steps);
             let port = server.port();
-            let conn = connection_with(port, Config::default().timeout(Some(TIMEOUT)));
-            path.get(&conn, "/a").expect("send");
+            let run_what = what.clone();
+            path.run(port, Config::default().timeout(Some(TIMEOUT)), move |conn| {
+                let what = run_what;
+            conn.get("/a").expect("send");
 
             let timed = |op: Operation, f: &dyn Fn() -> Result<(), Error>| {
                 let start = Instant::now();
@@ -483,7 +491,7 @@ fn a_trickling_server_cannot_extend_a_deadline_and_resuming_loses_nothing() {
                 Reader::Head => {
                     timed(Operation::ReadResponse, &|| conn.read_response().map(drop));
                     assert!(conn.response_pending(), "{what}: lost the request");
-                    let response = read_response_patiently(&conn, 20, &what);
+                    let response = read_response_patiently(conn, 20, &what);
                     assert_eq!(response.path, "/a", "{what}");
                     assert_eq!(conn.read_all().expect("body"), body.as_bytes(), "{what}");
                 }
@@ -501,15 +509,15 @@ fn a_trickling_server_cannot_extend_a_deadline_and_resuming_loses_nothing() {
                 Reader::Read => {
                     conn.read_response().expect("head");
                     let start = Instant::now();
-                    let (got, ended) = read_until_end(&conn);
+                    let (got, ended) = read_until_end(conn);
                     ended.expect("every read returns the next byte before the deadline");
                     assert_eq!(String::from_utf8_lossy(&got), *body, "{what}");
                     assert!(start.elapsed() < Duration::from_secs(5), "{what}");
                 }
             }
-            path.get(&conn, "/next").expect("send /next");
-            expect_response(&conn, "/next", 200, b"next");
-            drop(conn);
+            conn.get("/next").expect("send /next");
+            expect_response(conn, "/next", 200, b"next");
+            });
 
             let t = server.finish();
             t.assert_ok();
@@ -531,7 +539,8 @@ fn a_trickling_server_cannot_extend_a_deadline_and_resuming_loses_nothing() {
 #[test]
 fn a_server_that_never_answers_times_out_and_loses_nothing() {
     const TIMEOUT: Duration = Duration::from_millis(400);
-    for path in SendPath::ALL {
+    // Not CoOps: co_* operations have no operation timeout by design.
+    for path in &[SendPath::Blocking, SendPath::Cofun, SendPath::Green] {
         let server = ScriptedServer::start(vec![
             Step::ExpectHead,
             Step::Sleep(Duration::from_millis(1000)),
@@ -540,8 +549,8 @@ fn a_server_that_never_answers_times_out_and_loses_nothing() {
             Step::Reply(ok("next")),
         ]);
         let port = server.port();
-        let conn = connection_with(port, Config::default().timeout(Some(TIMEOUT)));
-        path.get(&conn, "/a").expect("send");
+        path.run(port, Config::default().timeout(Some(TIMEOUT)), move |conn| {
+        conn.get("/a").expect("send");
         for attempt in 0..2 {
             let start = Instant::now();
             let error = conn.read_response().expect_err("nothing arrived yet");
@@ -559,13 +568,13 @@ fn a_server_that_never_answers_times_out_and_loses_nothing() {
             assert!(conn.response_pending(), "the request was lost by a timeout");
             assert!(!conn.has_active_response());
         }
-        let response = read_response_patiently(&conn, 10, "late response");
+        let response = read_response_patiently(conn, 10, "late response");
         assert_eq!(response.path, "/a");
         assert_eq!(conn.read_all().expect("body"), b"late");
         assert!(!conn.response_pending());
-        path.get(&conn, "/next").expect("send /next");
-        expect_response(&conn, "/next", 200, b"next");
-        drop(conn);
+        conn.get("/next").expect("send /next");
+        expect_response(conn, "/next", 200, b"next");
+        });
         let t = server.finish();
         t.assert_ok();
         assert_eq!(t.connections, 1);
@@ -582,7 +591,8 @@ fn a_server_that_never_answers_times_out_and_loses_nothing() {
 fn a_server_that_stops_reading_an_upload_times_out_and_poisons() {
     const TIMEOUT: Duration = Duration::from_millis(500);
     const LEN: u64 = 64 << 20;
-    for path in SendPath::ALL {
+    // Not CoOps: co_* operations have no operation timeout by design.
+    for path in &[SendPath::Blocking, SendPath::Cofun, SendPath::Green] {
         let what = format!("{path:?}");
         let server = ScriptedServer::start(vec![
             Step::ExpectHead,
@@ -592,17 +602,17 @@ fn a_server_that_stops_reading_an_upload_times_out_and_poisons() {
             Step::Reply(ok("next")),
         ]);
         let port = server.port();
-        let conn = connection_with(port, Config::default().timeout(Some(TIMEOUT)));
-        path.send(
-            &conn,
-            &Method::PUT,
+        let run_what = what.clone();
+        path.run(port, Config::default().timeout(Some(TIMEOUT)), move |conn| {
+            let what = run_what;
+        conn.send(&Method::PUT,
             "/up",
             &HeaderMap::new(),
             Body::Following(LEN),
         )
         .expect("the head goes out");
         let start = Instant::now();
-        let up = upload(*path, &conn, LEN, |_| Go::On);
+        let up = upload(conn, LEN, |_| Go::On);
         let elapsed = start.elapsed();
         let error = up.error.expect("the upload cannot finish");
         assert!(
@@ -634,11 +644,11 @@ fn a_server_that_stops_reading_an_upload_times_out_and_poisons() {
             ),
             "{what}: write after the report: {again:?}"
         );
-        path.get(&conn, "/next").expect("the next send reconnects");
-        let response = read_response_patiently(&conn, 10, &what);
+        conn.get("/next").expect("the next send reconnects");
+        let response = read_response_patiently(conn, 10, &what);
         assert_eq!(response.path, "/next");
         assert_eq!(conn.read_all().expect("body"), b"next");
-        drop(conn);
+        });
 
         let t = server.finish();
         t.assert_ok();
@@ -659,12 +669,14 @@ fn a_server_that_stops_reading_an_upload_times_out_and_poisons() {
 /// client's socket fills up), and then reads and discards everything until the client closes
 /// (the lingering close of RFC 9112 §9.6).
 ///
-/// Caller pattern, blocking path: write the body in 256 KiB pieces and, before each piece,
-/// check for response data (`has_buffered_data()` — a blocked `write` buffers what arrives —
-/// or the socket polls readable); once there is some, stop writing and read the response.
-/// Cofunction path: `sendfile_cofun` the body; the loop body runs when response data is
-/// available, reads the response there and stops the upload by leaving the loop (which drops
-/// the cofunction).
+/// Caller pattern, blocking and green paths: write the body in 256 KiB pieces and, before
+/// each piece, check for response data (`has_buffered_data()` — a blocked `write` buffers what
+/// arrives — or the socket polls readable); once there is some, stop writing and read the
+/// response. Cofunction path: `sendfile_cofun` the body; the loop body runs when response data
+/// is available, reads the response there and stops the upload by leaving the loop (which
+/// drops the cofunction). `co_*` path: `co_write` the body through a poll loop that also
+/// waits for readability, making the same check whenever the write waits, and dropping the
+/// operation to stop.
 ///
 /// Either way the 413 is matched to `PUT /up`, far less than the body went out, and the next
 /// send reconnects and works. With `Connection: close` the library closes the connection after
@@ -697,76 +709,74 @@ fn early_413(path: SendPath, announces_close: bool, pause: bool) {
     ]);
     let server = ScriptedServer::start(steps);
     let port = server.port();
-    let conn = connection(port);
-    path.send(
-        &conn,
-        &Method::PUT,
-        "/up",
-        &HeaderMap::new(),
-        Body::Following(LEN),
-    )
-    .expect("the head goes out");
+    let run_what = what.clone();
+    path.run(port, Config::default(), move |conn| {
+        let what = run_what;
+        conn.send(&Method::PUT, "/up", &HeaderMap::new(), Body::Following(LEN))
+            .expect("the head goes out");
 
-    let mut early_response = None;
-    let up = upload(path, &conn, LEN, |conn| {
-        let has_data = match path {
-            SendPath::Blocking => conn.has_buffered_data() || faults::socket_readable_now(conn),
-            // The cofunction yields only when response data is there.
-            SendPath::Cofun => true,
-        };
-        if !has_data {
-            return Go::On;
-        }
-        let response = conn.read_response().expect("the early response");
-        let body = conn.read_all().expect("its body");
-        early_response = Some((response, body));
-        Go::Stop
-    });
-    assert!(
-        up.error.is_none(),
-        "{what}: the upload failed: {:?}",
-        up.error
-    );
-    assert!(
-        up.stopped,
-        "{what}: the 413 was not seen during the upload; {} body bytes went out",
-        up.handed_over
-    );
-    let (response, body) = early_response.expect("the 413 was read during the upload");
-    assert_eq!(
-        (
-            response.method.clone(),
-            response.path.as_str(),
-            response.status.as_u16()
-        ),
-        (Method::PUT, "/up", 413),
-        "{what}"
-    );
-    assert_eq!(body, b"too big!", "{what}");
-    assert!(
-        up.handed_over < LEN / 2,
-        "{what}: {} bytes went out",
-        up.handed_over
-    );
-    assert!(!conn.response_pending(), "{what}");
-    if announces_close {
+        let mut early_response = None;
+        let up = upload(conn, LEN, |conn| {
+            let has_data = match path {
+                // The cofunction yields only when response data is there.
+                SendPath::Cofun | SendPath::CofunDeclining => true,
+                SendPath::Blocking | SendPath::Green | SendPath::CoOps => {
+                    conn.has_buffered_data() || faults::socket_readable_now(conn)
+                }
+            };
+            if !has_data {
+                return Go::On;
+            }
+            let response = conn.read_response().expect("the early response");
+            let body = conn.read_all().expect("its body");
+            early_response = Some((response, body));
+            Go::Stop
+        });
         assert!(
-            !conn.is_writing_body(),
-            "{what}: the announced close must drop the owed body"
+            up.error.is_none(),
+            "{what}: the upload failed: {:?}",
+            up.error
         );
         assert!(
-            matches!(
-                conn.read_response(),
-                Err(Error::State(StateError::NoResponsePending))
+            up.stopped,
+            "{what}: the 413 was not seen during the upload; {} body bytes went out",
+            up.handed_over
+        );
+        let (response, body) = early_response.expect("the 413 was read during the upload");
+        assert_eq!(
+            (
+                response.method.clone(),
+                response.path.as_str(),
+                response.status.as_u16()
             ),
+            (Method::PUT, "/up", 413),
             "{what}"
         );
-    } else {
-        conn.disconnect();
-    }
-    path.get(&conn, "/next").expect("the next send reconnects");
-    expect_response(&conn, "/next", 200, b"next");
-    drop(conn);
+        assert_eq!(body, b"too big!", "{what}");
+        assert!(
+            up.handed_over < LEN / 2,
+            "{what}: {} bytes went out",
+            up.handed_over
+        );
+        assert!(!conn.response_pending(), "{what}");
+        if announces_close {
+            assert!(
+                !conn.is_writing_body(),
+                "{what}: the announced close must drop the owed body"
+            );
+            assert!(
+                matches!(
+                    conn.read_response(),
+                    Err(Error::State(StateError::NoResponsePending))
+                ),
+                "{what}"
+            );
+        } else {
+            conn.disconnect();
+        }
+        conn.get("/next").expect("the next send reconnects");
+        expect_response(conn, "/next", 200, b"next");
+    });
 
     let t = server.finish();
     t.assert_ok();
@@ -827,7 +837,7 @@ fn unsolicited_bytes_on_an_idle_connection_are_never_a_response() {
         &vec![b'E'; 100_000],
     ]);
     // (name, method of /a, server's bytes for /a, the body /a must read)
-    let cases: &[(&str, Method, Vec<u8>, &str)] = &[
+    let cases: &[(&str, Method, Vec<u8>, &'static str)] = &[
         (
             "a second small response",
             Method::GET,
@@ -864,6 +874,7 @@ fn unsolicited_bytes_on_an_idle_connection_are_never_a_response() {
     ];
     for path in SendPath::ALL {
         for (name, method, reply, body) in cases {
+            let (method_run, body) = (method.clone(), *body);
             let what = format!("{path:?}, {name}");
             let server = ScriptedServer::start(vec![
                 Step::ExpectHead,
@@ -874,24 +885,26 @@ fn unsolicited_bytes_on_an_idle_connection_are_never_a_response() {
                 Step::Reply(ok("next")),
             ]);
             let port = server.port();
-            let conn = connection(port);
-            path.send(&conn, method, "/a", &HeaderMap::new(), Body::Empty)
-                .expect("send /a");
-            expect_response(&conn, "/a", 200, body.as_bytes());
-            // Let everything the server sent arrive while the connection is idle.
-            thread::sleep(Duration::from_millis(200));
-            assert!(!conn.response_pending(), "{what}");
-            let got = conn.read_response();
-            assert!(
-                matches!(got, Err(Error::State(StateError::NoResponsePending))),
-                "{what}: an unsolicited response was read: {got:?}"
-            );
-            let mut buf = [0u8; 16];
-            assert_eq!(conn.read(&mut buf).expect("no body is active"), 0, "{what}");
-            path.get(&conn, "/b").expect("the next send reconnects");
-            expect_response(&conn, "/b", 200, b"next");
-            assert!(!conn.response_pending(), "{what}");
-            drop(conn);
+            let run_what = what.clone();
+            path.run(port, Config::default(), move |conn| {
+                let what = run_what;
+                conn.send(&method_run, "/a", &HeaderMap::new(), Body::Empty)
+                    .expect("send /a");
+                expect_response(conn, "/a", 200, body.as_bytes());
+                // Let everything the server sent arrive while the connection is idle.
+                thread::sleep(Duration::from_millis(200));
+                assert!(!conn.response_pending(), "{what}");
+                let got = conn.read_response();
+                assert!(
+                    matches!(got, Err(Error::State(StateError::NoResponsePending))),
+                    "{what}: an unsolicited response was read: {got:?}"
+                );
+                let mut buf = [0u8; 16];
+                assert_eq!(conn.read(&mut buf).expect("no body is active"), 0, "{what}");
+                conn.get("/b").expect("the next send reconnects");
+                expect_response(conn, "/b", 200, b"next");
+                assert!(!conn.response_pending(), "{what}");
+            });
 
             let t = server.finish();
             t.assert_ok();
@@ -928,19 +941,21 @@ fn check_head_error(
         Step::Reply(ok("b again")),
     ]);
     let port = server.port();
-    let conn = connection_with(port, config.clone());
-    path.get(&conn, "/a").expect("send /a");
-    path.get(&conn, "/b").expect("send /b");
-    let error = conn.read_response().expect_err("the head is invalid");
-    assert_protocol(&error, want, phrase, what);
-    assert_eq!(error.unanswered(), &[], "{what}");
-    let report = expect_poisoned(&conn, want, &[g("/b")], what);
-    assert_poisoned(&report, PoisonCause::Protocol(want), &[g("/b")], what);
-    expect_poisoned(&conn, want, &[], what);
-    assert!(!conn.response_pending(), "{what}");
-    path.get(&conn, "/b").expect("resend /b");
-    expect_response(&conn, "/b", 200, b"b again");
-    drop(conn);
+    let (what_run, phrase) = (what.to_owned(), phrase.to_owned());
+    path.run(port, config.clone(), move |conn| {
+        let (what, phrase) = (what_run.as_str(), phrase.as_str());
+        conn.get("/a").expect("send /a");
+        conn.get("/b").expect("send /b");
+        let error = conn.read_response().expect_err("the head is invalid");
+        assert_protocol(&error, want, phrase, what);
+        assert_eq!(error.unanswered(), &[], "{what}");
+        let report = expect_poisoned(conn, want, &[g("/b")], what);
+        assert_poisoned(&report, PoisonCause::Protocol(want), &[g("/b")], what);
+        expect_poisoned(conn, want, &[], what);
+        assert!(!conn.response_pending(), "{what}");
+        conn.get("/b").expect("resend /b");
+        expect_response(conn, "/b", 200, b"b again");
+    });
     let t = server.finish();
     t.assert_ok();
     assert_eq!(t.connections, 2, "{what}: a poisoned connection was reused");
@@ -970,20 +985,22 @@ fn check_body_error(
         Step::Reply(ok("b again")),
     ]);
     let port = server.port();
-    let conn = connection_with(port, config.clone());
-    path.get(&conn, "/a").expect("send /a");
-    path.get(&conn, "/b").expect("send /b");
-    let response = conn.read_response().expect("the head is fine");
-    assert_eq!(response.path, "/a", "{what}");
-    let (got, ended) = read_until_end(&conn);
-    assert!(got == before, "{what}: delivered {} bytes", got.len());
-    let error = ended.expect_err("the body is invalid");
-    assert_protocol(&error, want, phrase, what);
-    let report = expect_poisoned(&conn, want, &[g("/b")], what);
-    assert_poisoned(&report, PoisonCause::Protocol(want), &[g("/b")], what);
-    path.get(&conn, "/b").expect("resend /b");
-    expect_response(&conn, "/b", 200, b"b again");
-    drop(conn);
+    let (what_run, phrase, before) = (what.to_owned(), phrase.to_owned(), before.to_vec());
+    path.run(port, config.clone(), move |conn| {
+        let (what, phrase) = (what_run.as_str(), phrase.as_str());
+        conn.get("/a").expect("send /a");
+        conn.get("/b").expect("send /b");
+        let response = conn.read_response().expect("the head is fine");
+        assert_eq!(response.path, "/a", "{what}");
+        let (got, ended) = read_until_end(conn);
+        assert!(got == before, "{what}: delivered {} bytes", got.len());
+        let error = ended.expect_err("the body is invalid");
+        assert_protocol(&error, want, phrase, what);
+        let report = expect_poisoned(conn, want, &[g("/b")], what);
+        assert_poisoned(&report, PoisonCause::Protocol(want), &[g("/b")], what);
+        conn.get("/b").expect("resend /b");
+        expect_response(conn, "/b", 200, b"b again");
+    });
     let t = server.finish();
     t.assert_ok();
     assert_eq!(t.connections, 2, "{what}: a poisoned connection was reused");
@@ -1000,12 +1017,13 @@ fn check_good(path: SendPath, what: &str, config: &Config, reply_a: &[u8], body_
         Step::Reply(cat(&[reply_a, &ok("b")])),
     ]);
     let port = server.port();
-    let conn = connection_with(port, config.clone());
-    path.get(&conn, "/a").expect("send /a");
-    path.get(&conn, "/b").expect("send /b");
-    expect_response(&conn, "/a", 200, body_a);
-    expect_response(&conn, "/b", 200, b"b");
-    drop(conn);
+    let body_a = body_a.to_vec();
+    path.run(port, config.clone(), move |conn| {
+        conn.get("/a").expect("send /a");
+        conn.get("/b").expect("send /b");
+        expect_response(conn, "/a", 200, &body_a);
+        expect_response(conn, "/b", 200, b"b");
+    });
     let t = server.finish();
     t.assert_ok();
     assert_eq!(t.connections, 1, "{what}");
@@ -1263,45 +1281,45 @@ fn a_gigabyte_body_streams_through_a_64k_buffer_in_bounded_memory() {
     const BOUND: usize = 16 * 1024;
     for path in SendPath::ALL {
         let server = LoopbackServer::start();
-        let conn = connection(server.port());
-        let start = Instant::now();
-        path.get(&conn, &format!("/bytes/{LEN}")).expect("send");
-        let response = conn.read_response().expect("head");
-        assert_eq!(response.length, Some(LEN));
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut total = 0u64;
-        let mut largest = conn.receive_buffer_capacity();
-        loop {
-            let n = conn.read(&mut buf).expect("read");
-            if n == 0 {
-                break;
-            }
-            for i in [0, n / 2, n - 1] {
-                assert_eq!(
-                    buf[i],
-                    pattern_byte(total + i as u64),
-                    "{path:?}: byte {} differs",
-                    total + i as u64
+        path.run(server.port(), Config::default(), move |conn| {
+            let start = Instant::now();
+            conn.get(&format!("/bytes/{LEN}")).expect("send");
+            let response = conn.read_response().expect("head");
+            assert_eq!(response.length, Some(LEN));
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut total = 0u64;
+            let mut largest = conn.receive_buffer_capacity();
+            loop {
+                let n = conn.read(&mut buf).expect("read");
+                if n == 0 {
+                    break;
+                }
+                for i in [0, n / 2, n - 1] {
+                    assert_eq!(
+                        buf[i],
+                        pattern_byte(total + i as u64),
+                        "{path:?}: byte {} differs",
+                        total + i as u64
+                    );
+                }
+                total += n as u64;
+                largest = largest.max(conn.receive_buffer_capacity());
+                assert!(
+                    largest <= BOUND,
+                    "{path:?}: receive buffer grew to {largest} bytes at offset {total}"
                 );
             }
-            total += n as u64;
-            largest = largest.max(conn.receive_buffer_capacity());
+            assert_eq!(total, LEN, "{path:?}");
+            assert!(!conn.has_active_response() && !conn.response_pending());
+            let elapsed = start.elapsed();
             assert!(
-                largest <= BOUND,
-                "{path:?}: receive buffer grew to {largest} bytes at offset {total}"
+                elapsed < Duration::from_secs(60),
+                "{path:?}: took {elapsed:?}"
             );
-        }
-        assert_eq!(total, LEN, "{path:?}");
-        assert!(!conn.has_active_response() && !conn.response_pending());
-        let elapsed = start.elapsed();
-        assert!(
-            elapsed < Duration::from_secs(60),
-            "{path:?}: took {elapsed:?}"
-        );
-        path.get(&conn, "/bytes/5").expect("send");
-        expect_response(&conn, "/bytes/5", 200, b"abcde");
-        assert!(conn.receive_buffer_capacity() <= BOUND);
-        drop(conn);
+            conn.get("/bytes/5").expect("send");
+            expect_response(conn, "/bytes/5", 200, b"abcde");
+            assert!(conn.receive_buffer_capacity() <= BOUND);
+        });
         assert_eq!(server.connections_accepted(), 1);
         assert!(server.errors().is_empty(), "{:?}", server.errors());
     }
@@ -1345,37 +1363,37 @@ fn unchecked_header_values_with_controls_are_rejected_before_anything_is_sent() 
     for path in SendPath::ALL {
         let server = ScriptedServer::start(vec![Step::ExpectHead, Step::Reply(ok("fine"))]);
         let port = server.port();
-        let conn = connection(port);
-        for value in bad {
-            for name in ["x-v", "host"] {
-                let what = format!("{path:?}, {name}: {:?}", String::from_utf8_lossy(value));
-                let mut map = HeaderMap::new();
-                map.insert(name, unchecked(value));
-                let got = path.send(&conn, &Method::GET, "/a", &map, Body::Empty);
-                let error = got.expect_err("an unsafe header value must be refused");
-                assert!(
-                    matches!(
-                        error,
-                        Error::InvalidRequest(RequestError::InvalidHeaderValue)
-                    ),
-                    "{what}: {error:?}"
-                );
-                assert_eq!(
-                    faults::full_message(&error),
-                    "invalid request: invalid header value",
-                    "{what}"
-                );
-                assert!(!conn.response_pending(), "{what}: joined the pipeline");
-                assert_eq!(
-                    std::os::fd::AsRawFd::as_raw_fd(&conn),
-                    -1,
-                    "{what}: a connection was opened"
-                );
+        path.run(port, Config::default(), move |conn| {
+            for value in bad {
+                for name in ["x-v", "host"] {
+                    let what = format!("{path:?}, {name}: {:?}", String::from_utf8_lossy(value));
+                    let mut map = HeaderMap::new();
+                    map.insert(name, unchecked(value));
+                    let got = conn.send(&Method::GET, "/a", &map, Body::Empty);
+                    let error = got.expect_err("an unsafe header value must be refused");
+                    assert!(
+                        matches!(
+                            error,
+                            Error::InvalidRequest(RequestError::InvalidHeaderValue)
+                        ),
+                        "{what}: {error:?}"
+                    );
+                    assert_eq!(
+                        faults::full_message(&error),
+                        "invalid request: invalid header value",
+                        "{what}"
+                    );
+                    assert!(!conn.response_pending(), "{what}: joined the pipeline");
+                    assert_eq!(
+                        std::os::fd::AsRawFd::as_raw_fd(conn),
+                        -1,
+                        "{what}: a connection was opened"
+                    );
+                }
             }
-        }
-        path.get(&conn, "/ok").expect("a valid request");
-        expect_response(&conn, "/ok", 200, b"fine");
-        drop(conn);
+            conn.get("/ok").expect("a valid request");
+            expect_response(conn, "/ok", 200, b"fine");
+        });
         let t = server.finish();
         t.assert_ok();
         assert_eq!(t.connections, 1);

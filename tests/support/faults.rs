@@ -1,13 +1,14 @@
 //! Helpers for `tests/faults.rs`: how a scripted server ends a connection, checks of the
-//! errors (variant, data and message) a failed exchange gives, and the upload loops of both
-//! send paths.
+//! errors (variant, data and message) a failed exchange gives, and the upload loop of every
+//! send path.
 
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use dugong::{ClosePhase, Error, HttpConnection, InFlight, PoisonCause, ProtocolError, Response};
+use dugong::{ClosePhase, CoStep, Error, InFlight, Interest, PoisonCause, ProtocolError, Response};
 
-use crate::support::{SendPath, Step};
+use crate::support::{poll_fds, Client, SendPath, Step};
 
 /// How the server ends a connection in the middle of an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +141,7 @@ pub(crate) fn assert_poisoned(
 
 /// Reads the active body with `read` into a small buffer until it ends or fails: every byte
 /// delivered, and how it ended.
-pub(crate) fn read_until_end(conn: &HttpConnection) -> (Vec<u8>, Result<(), Error>) {
+pub(crate) fn read_until_end(conn: &Client<'_>) -> (Vec<u8>, Result<(), Error>) {
     let mut got = Vec::new();
     let mut buf = [0u8; 7];
     for _ in 0..100_000 {
@@ -154,7 +155,7 @@ pub(crate) fn read_until_end(conn: &HttpConnection) -> (Vec<u8>, Result<(), Erro
 }
 
 /// `read_response`, calling again after timeouts (which lose nothing) up to `tries` times.
-pub(crate) fn read_response_patiently(conn: &HttpConnection, tries: usize, what: &str) -> Response {
+pub(crate) fn read_response_patiently(conn: &Client<'_>, tries: usize, what: &str) -> Response {
     for _ in 0..tries {
         match conn.read_response() {
             Ok(r) => return r,
@@ -209,22 +210,24 @@ pub(crate) struct Uploaded {
     pub(crate) stopped: bool,
 }
 
-/// Writes the `len`-byte body owed by the last request through `path`:
+/// Writes the `len`-byte body owed by the last request through the client's path:
 ///
-/// - blocking: `write` in 256 KiB pieces, calling `between` before each piece;
-/// - cofunction: `sendfile_cofun` of a [`Source`], calling `between` in the loop body whenever the
-///   cofunction yields (response data is available).
+/// - `Blocking`, `Green`: `write` in 256 KiB pieces, calling `between` before each piece;
+/// - the cofunction paths: `sendfile_cofun` of a [`Source`], calling `between` in the loop
+///   body whenever the cofunction yields (response data is available);
+/// - `CoOps`: `co_write` of a [`Source`] through a poll loop that waits for writability or
+///   readability, calling `between` whenever the write waits.
 ///
-/// Ends at the first error, when `between` says [`Go::Stop`], or when the body is complete.
+/// Ends at the first error, when `between` says [`Go::Stop`] (the cofunction or operation
+/// is then dropped), or when the body is complete.
 pub(crate) fn upload(
-    path: SendPath,
-    conn: &HttpConnection,
+    conn: &Client<'_>,
     len: u64,
-    mut between: impl FnMut(&HttpConnection) -> Go,
+    mut between: impl FnMut(&Client<'_>) -> Go,
 ) -> Uploaded {
     const PIECE: usize = 256 * 1024;
-    match path {
-        SendPath::Blocking => {
+    match conn.path() {
+        SendPath::Blocking | SendPath::Green => {
             let piece = vec![b'u'; PIECE];
             let mut handed_over = 0u64;
             while handed_over < len {
@@ -251,11 +254,12 @@ pub(crate) fn upload(
                 stopped: false,
             }
         }
-        SendPath::Cofun => {
+        SendPath::Cofun | SendPath::CofunDeclining => {
+            let plain = conn.plain().expect("a blocking connection");
             let mut source = Source::new(len);
             let mut error = None;
             let mut stopped = false;
-            match conn.sendfile_cofun(&mut source) {
+            match plain.sendfile_cofun(&mut source) {
                 Err(e) => error = Some(e),
                 Ok(cofun) => {
                     for step in cofun {
@@ -280,26 +284,41 @@ pub(crate) fn upload(
                 stopped,
             }
         }
+        SendPath::CoOps => {
+            let plain = conn.plain().expect("a blocking connection");
+            let mut source = Source::new(len);
+            let mut error = None;
+            let mut stopped = false;
+            match plain.co_write(&mut source) {
+                Err(e) => error = Some(e),
+                Ok(mut op) => loop {
+                    let fd = match op.step() {
+                        CoStep::Done(result) => {
+                            error = result.err();
+                            break;
+                        }
+                        CoStep::Poll(need) => need.fd.as_raw_fd(),
+                    };
+                    if between(conn) == Go::Stop {
+                        stopped = true;
+                        break;
+                    }
+                    // Writable, or a response (or an end) to look at.
+                    let fds = [(fd, Interest::Write), (fd, Interest::Read)];
+                    assert!(poll_fds(&fds, Duration::from_secs(10)), "co_write stuck");
+                },
+            }
+            Uploaded {
+                handed_over: source.handed_out,
+                error,
+                stopped,
+            }
+        }
     }
 }
 
 /// Whether the connection's socket has bytes (or an end) to read right now, without reading:
 /// the check a blocking caller makes between pieces of an upload to notice an early response.
-#[cfg(unix)]
-#[allow(unsafe_code)]
-pub(crate) fn socket_readable_now(conn: &HttpConnection) -> bool {
-    use std::os::fd::AsRawFd;
-    let fd = conn.as_raw_fd();
-    if fd < 0 {
-        return false;
-    }
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is one valid, initialised `pollfd` and the count is 1; a zero timeout
-    // makes the call return at once. `fd` stays open: `conn` is borrowed for the call.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    n > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+pub(crate) fn socket_readable_now(conn: &Client<'_>) -> bool {
+    crate::support::socket_readable_now(conn.as_raw_fd())
 }
