@@ -260,9 +260,14 @@ impl Nginx {
         self.dir.path().join("www")
     }
 
+    /// The directory `PUT /dav/{name}` writes to.
+    pub fn dav_dir(&self) -> PathBuf {
+        self.dir.path().join("davroot/dav")
+    }
+
     /// The file a `PUT /dav/{name}` wrote.
     pub fn dav_file(&self, name: &str) -> PathBuf {
-        self.dir.path().join("davroot/dav").join(name)
+        self.dav_dir().join(name)
     }
 
     /// nginx's error log so far.
