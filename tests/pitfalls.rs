@@ -982,7 +982,7 @@ fn b14_zero_is_not_infinity_and_trickling_cannot_extend_a_deadline() {
             server.port(),
             Config::default().timeout(Some(Duration::ZERO)),
             move |conn| {
-                assert_eq!(conn.config().get_timeout(), Some(Duration::ZERO));
+                assert_eq!(conn.config().timeout, Some(Duration::ZERO));
                 conn.get("/a")
                     .expect("a head that fits the socket needs no wait");
                 let start = Instant::now();

@@ -127,7 +127,7 @@ impl Drop for NamedOnPanic {
 /// `config` with its timeout cut to 5 s at most.
 fn bounded(config: Config) -> Config {
     let timeout = config
-        .get_timeout()
+        .timeout
         .map_or(Duration::from_secs(5), |t| t.min(Duration::from_secs(5)));
     config.timeout(Some(timeout))
 }
