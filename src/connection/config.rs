@@ -6,22 +6,33 @@ use crate::proto::Limits;
 
 /// Settings for an [`HttpConnection`](crate::HttpConnection).
 ///
-/// Built from [`Config::default`] with the setter methods:
+/// Built from [`Config::default`] with the builder methods, each named after the field it
+/// sets; the fields are public to read (and to set in place). `#[non_exhaustive]`: settings
+/// will be added (TLS, proxies), so start from the default.
 ///
 /// ```
 /// use std::time::Duration;
 /// let config = dugong::Config::default()
 ///     .timeout(Some(Duration::from_secs(5)))
 ///     .max_head_bytes(16 * 1024);
-/// assert_eq!(config.get_timeout(), Some(Duration::from_secs(5)));
+/// assert_eq!(config.timeout, Some(Duration::from_secs(5)));
+/// assert_eq!(config.limits.max_head_bytes, 16 * 1024);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
-    pub(crate) connect_timeout: Option<Duration>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) continue_timeout: Option<Duration>,
-    pub(crate) limits: Limits,
-    pub(crate) max_buffered: usize,
+    /// Time allowed to connect (see [`Config::connect_timeout`](Self::connect_timeout())).
+    pub connect_timeout: Option<Duration>,
+    /// Time allowed for each blocking call (see [`Config::timeout`](Self::timeout())).
+    pub timeout: Option<Duration>,
+    /// Wait for `100 Continue` (see
+    /// [`Config::continue_timeout`](Self::continue_timeout())).
+    pub continue_timeout: Option<Duration>,
+    /// Bounds on response heads and trailers.
+    pub limits: Limits,
+    /// Response bytes held while a send waits (see
+    /// [`Config::max_buffered`](Self::max_buffered())).
+    pub max_buffered: usize,
 }
 
 impl Default for Config {
@@ -64,6 +75,12 @@ impl Config {
         self
     }
 
+    /// All the protocol limits at once (see [`Limits`]; the methods below set one each).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Maximum bytes of a response head (default 64 KiB).
     pub fn max_head_bytes(mut self, n: usize) -> Self {
         self.limits.max_head_bytes = n;
@@ -96,30 +113,5 @@ impl Config {
     pub fn max_buffered(mut self, n: usize) -> Self {
         self.max_buffered = n;
         self
-    }
-
-    /// The connect timeout.
-    pub fn get_connect_timeout(&self) -> Option<Duration> {
-        self.connect_timeout
-    }
-
-    /// The per-call timeout.
-    pub fn get_timeout(&self) -> Option<Duration> {
-        self.timeout
-    }
-
-    /// The wait for `100 Continue`.
-    pub fn get_continue_timeout(&self) -> Option<Duration> {
-        self.continue_timeout
-    }
-
-    /// The protocol limits.
-    pub fn get_limits(&self) -> Limits {
-        self.limits
-    }
-
-    /// The bound on response bytes buffered while sending.
-    pub fn get_max_buffered(&self) -> usize {
-        self.max_buffered
     }
 }
