@@ -8,7 +8,8 @@ mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use support::{connection, LoopbackServer, SendPath};
+use http::{HeaderMap, Method};
+use support::{connection, LoopbackServer};
 
 struct Counting;
 
@@ -52,7 +53,13 @@ fn read_all_and_discard_of_small_bodies_allocate_little() {
     let server = LoopbackServer::start();
     let conn = connection(server.port());
     for _ in 0..2 {
-        SendPath::Blocking.get(&conn, "/bytes/10").expect("send");
+        conn.send_request(
+            &Method::GET,
+            "/bytes/10",
+            &HeaderMap::new(),
+            dugong::Body::Empty,
+        )
+        .expect("send");
     }
     conn.read_response().expect("head");
     let (body, bytes) = allocated_by(|| conn.read_all().expect("body"));

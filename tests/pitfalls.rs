@@ -1287,8 +1287,10 @@ fn b17_after_the_report_the_next_send_reconnects() {
 /// B18: "Close the connection after a non-100 final response unless the server clearly did
 /// not expect the body." The body is never sent after a final response instead of 100.
 ///
-/// (The optional fallback timer is not implemented: `send_request` waits for `100 Continue`
-/// up to the operation timeout.)
+/// (A server that never answers the expectation gets the body after
+/// `Config::continue_timeout`, RFC 9110 §10.1.1's fallback: see
+/// `a_server_that_ignores_expect_continue_gets_the_body_after_the_continue_timeout` in
+/// `tests/driver.rs`.)
 #[test]
 fn b18_expect_continue_final_response_withholds_the_body_and_closes() {
     let expect = headers(&[("expect", "100-continue")]);

@@ -81,36 +81,6 @@ impl SendPath {
             )),
         }
     }
-
-    /// Sends a request on a bare connection: for tests that have not moved to
-    /// [`run`](Self::run). `Green` needs a green connection, and `CoOps` reads beside a send
-    /// only on a [`Client`]: both panic here.
-    pub fn send(
-        self,
-        conn: &HttpConnection,
-        method: &Method,
-        target: &str,
-        headers: &HeaderMap,
-        body: Body<'_>,
-    ) -> Result<(), Error> {
-        match self {
-            SendPath::Blocking => conn.send_request(method, target, headers, body),
-            SendPath::Cofun | SendPath::CofunDeclining => {
-                for step in conn.send_request_cofun(method, target, headers, body)? {
-                    step?;
-                }
-                Ok(())
-            }
-            SendPath::Green | SendPath::CoOps => panic!(
-                "{self:?} cannot send on a bare HttpConnection: write the test with SendPath::run"
-            ),
-        }
-    }
-
-    /// Sends a GET with no headers on a bare connection (see [`send`](Self::send)).
-    pub fn get(self, conn: &HttpConnection, target: &str) -> Result<(), Error> {
-        self.send(conn, &Method::GET, target, &HeaderMap::new(), Body::Empty)
-    }
 }
 
 /// Says which path a test failed through.
