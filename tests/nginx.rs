@@ -340,69 +340,6 @@ fn expect_100_continue() {
     }
 }
 
-/// Sends `n` GETs of `/b100` keeping up to `depth` in flight, either as a sliding window
-/// (`lockstep == false`) or in lockstep batches of `depth` (send all, read all); checks every
-/// body and returns the time taken.
-fn pipelined_batch(
-    path: SendPath,
-    conn: &HttpConnection,
-    n: usize,
-    depth: usize,
-    lockstep: bool,
-) -> Duration {
-    let want = nginx::b100();
-    let started = Instant::now();
-    let (mut sent, mut got) = (0, 0);
-    while got < n {
-        if !lockstep || sent == got {
-            while sent < n && sent - got < depth {
-                path.get(conn, "/b100").expect("send GET");
-                sent += 1;
-            }
-        }
-        let (resp, body) = response(conn);
-        assert_eq!(resp.status, StatusCode::OK);
-        assert!(body == want, "{path:?}: body {got} differs");
-        got += 1;
-    }
-    started.elapsed()
-}
-
-#[test]
-fn pipelined_batches_of_1000_gets_both_configs() {
-    for sendfile_nopush in [false, true] {
-        let options = NginxOptions {
-            sendfile_nopush,
-            ..NginxOptions::default()
-        };
-        let Some(nginx) = Nginx::start_with(options) else {
-            return;
-        };
-        let config = if sendfile_nopush {
-            "sendfile on; tcp_nopush on;"
-        } else {
-            "sendfile off; tcp_nopush off;"
-        };
-        for depth in [16, 64] {
-            for lockstep in [false, true] {
-                for &path in SendPath::ALL {
-                    let conn = connection(nginx.port());
-                    get(path, &conn, "/b100"); // connect and warm up
-                    let took = pipelined_batch(path, &conn, 1000, depth, lockstep);
-                    assert!(!conn.response_pending());
-                    println!(
-                        "nginx {config:<30} depth {depth:>2} {mode:<8} {path:<8?}: \
-                         1000 GETs in {ms:8.2} ms ({rate:>7.0} req/s)",
-                        mode = if lockstep { "lockstep" } else { "window" },
-                        ms = took.as_secs_f64() * 1e3,
-                        rate = 1000.0 / took.as_secs_f64(),
-                    );
-                }
-            }
-        }
-    }
-}
-
 /// `keepalive_requests 100`: nginx closes after response 100 (announcing it); the other 50
 /// pipelined requests come back in `ConnectionClosed::unanswered`, in order, and succeed when
 /// resent on the new connection.
