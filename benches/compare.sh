@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-command peer comparison for dugong: wrk, ureq, curl and Python dugong 3.8.2 against
-# our examples/peer_client.rs, all on ONE connection to a local nginx, interleaved in rounds.
+# our bench-tools peer_client, all on ONE connection to a local nginx, interleaved in rounds.
 #
 #   benches/compare.sh            full run (medians of 5 rounds; about 12 minutes)
 #   benches/compare.sh --quick    smoke test: one round, ~1 s per row, no speed judgement
@@ -10,7 +10,7 @@
 #
 # Environment overrides: ROUNDS (5), DURATION (seconds per small-GET row, 4), BIG_REQS
 # (100 MiB transfers per big row per round, 10), CLIENT_CPUS ("0 1"), PROXY_CPU (1),
-# BIG_CPU (1), RTT_MS (5), NO_BUILD=1 (use the examples already built in target/release).
+# BIG_CPU (1), RTT_MS (5), NO_BUILD=1 (use the bench-tools already built in target/release).
 # Placement: the nginx worker (and master) on CPU 0; clients pinned with taskset to CPU 0
 # (the server's) and, separately, CPU 1. The delay proxy runs on PROXY_CPU, with its
 # clients on the first of CLIENT_CPUS. Big transfers and RSS rows: client on BIG_CPU.
@@ -32,7 +32,7 @@ HERE=$ROOT/benches/compare
 OUT=$ROOT/target/compare
 VENV=$OUT/venv
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET_DIR/release/examples
+BIN=$TARGET_DIR/release
 NCPU=$(nproc)
 
 if [ "$QUICK" = 1 ]; then
@@ -106,9 +106,8 @@ PYDUGONG_VERSION=$("$PY" -c 'import importlib.metadata as m; print(m.version("du
 if [ "${NO_BUILD:-0}" = 1 ]; then
     log "NO_BUILD=1: using the binaries already in $BIN"
 else
-    log "cargo build --release (peer_client, ureq_client, delay_proxy)"
-    (cd "$ROOT" && cargo build --release --quiet --example peer_client --example ureq_client \
-        --example delay_proxy)
+    log "cargo build --release -p dugong-bench-tools (peer_client, ureq_client, delay_proxy)"
+    (cd "$ROOT" && cargo build --release --quiet -p dugong-bench-tools)
 fi
 for b in peer_client ureq_client delay_proxy; do
     [ -x "$BIN/$b" ] || die "missing $BIN/$b after the build"
@@ -387,7 +386,7 @@ ureq_version=$(awk '/^name = "ureq"$/ { getline; gsub(/[^0-9.]/, ""); print; exi
     echo "- peers: $(nginx -v 2>&1 | sed 's/.*: //'), wrk ${wrk_version:-?} (pipeline.lua: batches of DEPTH)," \
         "$(curl --version | head -n 1 | awk '{ print $1, $2 }'), ureq ${ureq_version:-?} (one request at a time)," \
         "Python dugong $PYDUGONG_VERSION on $("$PY" -V 2>&1) (send_request sliding window); $(rustc -V)"
-    echo "- us: examples/peer_client (depth 1: blocking send_request; depth 16/64: send_request_cofun," \
+    echo "- us: bench-tools peer_client (depth 1: blocking send_request; depth 16/64: send_request_cofun," \
         "sliding window); bodies and statuses verified by every client except wrk (status only)"
     echo
     "$PY" -B "$HERE/report.py" "$RAW" "$CLIENT_CPUS" "$PROXY_CPU" "$BIG_CPU"

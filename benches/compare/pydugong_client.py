@@ -2,7 +2,7 @@
 """Python dugong (3.8.2) peer of benches/compare.sh, and the sink check.
 
 Modes (one connection each, every status and body length checked, one result line like
-examples/peer_client.rs):
+bench-tools/src/bin/peer_client.rs):
 
   blocking   GETs one at a time (send_request, read_response, readall)
   pipeline   GETs with up to --depth in flight: send_request while fewer than DEPTH await

@@ -3,7 +3,7 @@
 //! connection, every status and body length checked, one result line like `peer_client`'s:
 //!
 //! ```text
-//! cargo run --release --example ureq_client -- --port 8080 --duration 5
+//! cargo run --release -p dugong-bench-tools --bin ureq_client -- --port 8080 --duration 5
 //! mode=ureq depth=1 requests=40000 bytes=4000000 elapsed_s=5.000 reqs_per_sec=8000.0 ...
 //! ```
 

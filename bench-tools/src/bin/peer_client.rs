@@ -3,7 +3,8 @@
 //! One connection, one mode, one machine-readable result line on stdout:
 //!
 //! ```text
-//! cargo run --release --example peer_client -- --port 8080 --mode cofun --depth 16 --duration 5
+//! cargo run --release -p dugong-bench-tools --bin peer_client -- \
+//!     --port 8080 --mode cofun --depth 16 --duration 5
 //! mode=cofun depth=16 requests=81234 bytes=8123400 elapsed_s=5.000 reqs_per_sec=16246.8 \
 //!   bytes_per_sec=1624680.0 peak_rss_kb=2512
 //! ```

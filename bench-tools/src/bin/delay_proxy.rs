@@ -2,7 +2,8 @@
 //! Prints `port=<N>` once listening, then forwards until killed.
 //!
 //! ```text
-//! cargo run --release --example delay_proxy -- --upstream 127.0.0.1:8080 --rtt-ms 5
+//! cargo run --release -p dugong-bench-tools --bin delay_proxy -- \
+//!     --upstream 127.0.0.1:8080 --rtt-ms 5
 //! port=40123
 //! ```
 
