@@ -23,7 +23,13 @@ pub enum Error {
     },
     /// A socket operation failed in a way not covered by another variant.
     #[error("i/o error")]
-    Io(#[from] io::Error),
+    Io(#[source] io::Error),
+    /// The TLS session failed: the server's certificate was not accepted (unknown issuer,
+    /// wrong name, expired: see the source), the handshake failed, or the server's records
+    /// were invalid (a server that answers plain HTTP on a TLS port, say).
+    #[cfg(feature = "tls")]
+    #[error("tls error")]
+    Tls(#[source] rustls::Error),
     /// The server's bytes are not valid HTTP/1.1; the connection is closed.
     #[error("invalid response")]
     Protocol(#[from] ProtocolError),
@@ -120,6 +126,25 @@ fn unanswered_note(unanswered: &[InFlight]) -> String {
     }
 }
 
+impl From<io::Error> for Error {
+    /// An I/O error, or the TLS error the transport carried inside one.
+    fn from(e: io::Error) -> Self {
+        #[cfg(feature = "tls")]
+        if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+            let kind = e.kind();
+            return match e
+                .into_inner()
+                .map(|inner| inner.downcast::<rustls::Error>())
+            {
+                Some(Ok(tls)) => Error::Tls(*tls),
+                Some(Err(other)) => Error::Io(io::Error::new(kind, other)),
+                None => Error::Io(kind.into()),
+            };
+        }
+        Error::Io(e)
+    }
+}
+
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match &e {
@@ -129,6 +154,8 @@ impl From<Error> for io::Error {
             Error::ConnectionClosed { .. } => io::ErrorKind::ConnectionAborted,
             Error::Protocol(_) | Error::Poisoned { .. } => io::ErrorKind::InvalidData,
             Error::InvalidRequest(_) => io::ErrorKind::InvalidInput,
+            #[cfg(feature = "tls")]
+            Error::Tls(_) => io::ErrorKind::InvalidData,
             Error::State(_) | Error::BufferFull { .. } => io::ErrorKind::Other,
             Error::Cancelled => io::ErrorKind::Interrupted,
         };
@@ -219,6 +246,9 @@ pub enum PoisonCause {
     /// declared length, after part of the body went out.
     #[error("the request body source failed")]
     BodySource,
+    /// The TLS session failed after part of a request or response went through it.
+    #[error("tls error")]
+    Tls,
     /// A cofunction was dropped after part of its bytes went out.
     #[error("a cofunction was dropped mid-send")]
     Cancelled,

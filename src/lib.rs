@@ -158,10 +158,14 @@ pub mod green;
 mod io;
 pub mod proto;
 
+#[cfg(feature = "tls")]
+pub use connection::TlsConfig;
 pub use connection::{CoOp, CoStep, Cofun, Config, HttpConnection, Interest, PollNeeded, Response};
 pub use error::{ClosePhase, Error, Operation, PoisonCause};
 pub use io::{Blocking, Park};
-pub use proto::{Body, InFlight, ProtocolError, RequestError, StateError};
+pub use proto::{Body, InFlight, Origin, ProtocolError, RequestError, Scheme, StateError};
+#[cfg(feature = "tls")]
+pub use rustls;
 
 /// The README's code blocks, compiled as doctests so they cannot drift from the API.
 #[cfg(doctest)]

@@ -34,6 +34,8 @@
 //!   after the response; a malformed request gets `400` and a close.
 //! - [`DelayProxy`]: a TCP proxy adding a fixed one-way delay per direction
 //!   with many segments in flight, to model round-trip time.
+//! - [`TlsTerminator`]: TLS in front of any of them (certificates from a
+//!   [`TestCa`] made at test time), ending with or without `close_notify`.
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -55,8 +57,10 @@ mod proxy;
 mod request;
 mod scripted;
 mod server;
+mod tls;
 
 pub use memory::peak_rss_kib;
 pub use proxy::DelayProxy;
 pub use scripted::{ScriptedServer, Step, Transcript};
 pub use server::{pattern, pattern_byte, LoopbackServer, ServerOptions};
+pub use tls::{CloseMode, Identity, TestCa, TlsTerminator, Validity};

@@ -151,7 +151,7 @@ impl<'c, P: Park> Cofun<'c, P> {
 
     /// Whether buffered response bytes should go to the loop body before sending goes on.
     fn offers_buffered(&self, st: &State) -> bool {
-        !st.recv.buf.is_empty()
+        st.has_response_bytes()
             && (!st.pipeline.is_empty() || st.recv.reader.has_body())
             && !st.send.encoder.awaits_continue()
             && self.declined_at != Some(st.recv.buf.consumed())

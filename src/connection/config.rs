@@ -33,11 +33,15 @@ pub struct Config {
     /// Response bytes held while a send waits (see
     /// [`Config::max_buffered`](Self::max_buffered())).
     pub max_buffered: usize,
+    /// How `https` connections verify the server (see [`TlsConfig`](crate::TlsConfig)).
+    #[cfg(feature = "tls")]
+    pub tls: crate::TlsConfig,
 }
 
 impl Default for Config {
-    /// Connect timeout 10 s, operation timeout 30 s, 1 s to wait for `100 Continue`, the
-    /// [`Limits`] defaults, and 16 MiB of response data buffered while a blocking send waits.
+    /// Connect timeout 10 s (it covers the TLS handshake), operation timeout 30 s, 1 s to
+    /// wait for `100 Continue`, the [`Limits`] defaults, 16 MiB of response data buffered
+    /// while a send waits, and the default [`TlsConfig`](crate::TlsConfig).
     fn default() -> Self {
         Config {
             connect_timeout: Some(Duration::from_secs(10)),
@@ -45,6 +49,8 @@ impl Default for Config {
             continue_timeout: Some(Duration::from_secs(1)),
             limits: Limits::default(),
             max_buffered: 16 * 1024 * 1024,
+            #[cfg(feature = "tls")]
+            tls: crate::TlsConfig::default(),
         }
     }
 }
@@ -102,6 +108,14 @@ impl Config {
     /// Maximum bytes of a chunked body's trailer section (default 16 KiB).
     pub fn max_trailer_bytes(mut self, n: usize) -> Self {
         self.limits.max_trailer_bytes = n;
+        self
+    }
+
+    /// How `https` connections verify the server: a private CA's roots, or a whole rustls
+    /// configuration (default: the webpki-roots trust anchors).
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::TlsConfig) -> Self {
+        self.tls = tls;
         self
     }
 

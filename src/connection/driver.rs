@@ -117,6 +117,8 @@ pub(crate) fn park_until(
     interest: Ready,
     deadline: &mut Deadline,
 ) -> Result<Ready, Error> {
+    // A TLS session with records to flush needs writability too.
+    let interest = transport.interest(interest);
     loop {
         let left = deadline.remaining()?;
         match park.park(transport, interest, left)? {
@@ -216,6 +218,6 @@ pub(crate) fn send_error(e: io::Error) -> Error {
             unanswered: Vec::new(),
         }
     } else {
-        Error::Io(e)
+        Error::from(e)
     }
 }

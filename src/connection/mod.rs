@@ -15,6 +15,8 @@ mod recv;
 mod response;
 mod send;
 mod state;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::cell::{RefCell, RefMut};
 use std::io::{self, Read};
@@ -25,18 +27,19 @@ pub use co_ops::{CoOp, CoStep, Interest, PollNeeded};
 pub use cofun::Cofun;
 pub use config::Config;
 pub use response::Response;
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
 
 use crate::error::{Error, Operation, PoisonCause};
 use crate::io::{Blocking, Park};
-use crate::proto::{host_header, Body, StateError};
+use crate::proto::{Body, Origin, RequestError, Scheme, StateError};
 use driver::{Deadline, Driver};
 use state::{Link, State};
 
 /// Where a connection goes.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
-    pub(crate) host: String,
-    pub(crate) port: u16,
+    pub(crate) origin: Origin,
     pub(crate) host_header: HeaderValue,
 }
 
@@ -81,8 +84,7 @@ pub struct HttpConnection<P: Park = Blocking> {
 impl<P: Park> std::fmt::Debug for HttpConnection<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpConnection")
-            .field("host", &self.target.host)
-            .field("port", &self.target.port)
+            .field("origin", &self.target.origin)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -105,17 +107,59 @@ impl HttpConnection {
     ///
     /// - [`Error::InvalidRequest`] when `host` cannot be used in a `Host` header.
     pub fn with_config(host: &str, port: u16, config: Config) -> Result<Self, Error> {
-        Self::with_park(host, port, config, Blocking)
+        Self::open(&Origin::new(Scheme::Http, host, port), config)
+    }
+
+    /// An `https` connection to `host:port` with the default [`Config`], which verifies the
+    /// server's certificate against the webpki-roots trust anchors (see
+    /// [`TlsConfig`](crate::TlsConfig)). The TLS handshake happens when it connects.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidRequest`] when `host` cannot be used in a `Host` header.
+    #[cfg(feature = "tls")]
+    pub fn new_tls(host: &str, port: u16) -> Result<Self, Error> {
+        Self::open(&Origin::new(Scheme::Https, host, port), Config::default())
+    }
+
+    /// A connection to the origin of `url`: `http://` or `https://`, a host, and a port
+    /// (80 and 443 by default); any path is not used here (send it as a request target).
+    ///
+    /// ```
+    /// let conn = dugong::HttpConnection::from_url("http://127.0.0.1:8080/index.html")?;
+    /// # let _ = conn;
+    /// # Ok::<(), dugong::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidRequest`] for a URL that is not `http` or `https`
+    ///   ([`RequestError::InvalidUrl`]), a host that cannot be used, or `https` without the
+    ///   `tls` feature ([`RequestError::UnsupportedScheme`]).
+    pub fn from_url(url: &str) -> Result<Self, Error> {
+        let (origin, _) = Origin::parse_url(url)?;
+        Self::open(&origin, Config::default())
+    }
+
+    /// A connection to `origin` with `config`.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_url`](Self::from_url).
+    pub fn open(origin: &Origin, config: Config) -> Result<Self, Error> {
+        Self::with_park(origin, config, Blocking)
     }
 }
 
 impl<P: Park> HttpConnection<P> {
     /// A connection that waits with `park`.
-    pub(crate) fn with_park(host: &str, port: u16, config: Config, park: P) -> Result<Self, Error> {
-        let host_header = host_header(host, port)?;
+    pub(crate) fn with_park(origin: &Origin, config: Config, park: P) -> Result<Self, Error> {
+        if origin.scheme == Scheme::Https && cfg!(not(feature = "tls")) {
+            return Err(RequestError::UnsupportedScheme.into());
+        }
+        let host_header = origin.host_header()?;
         let target = Target {
-            host: host.to_owned(),
-            port,
+            origin: origin.clone(),
             host_header,
         };
         let state = RefCell::new(State::new(&config));
@@ -354,12 +398,13 @@ impl<P: Park> HttpConnection<P> {
         send::write_partial(&self.driver(), data)
     }
 
-    /// Whether response bytes are already in this connection's buffer, so reading will make
-    /// progress without the socket becoming readable. Poll loops check this before waiting.
+    /// Whether response bytes are already in this connection's buffer (or decrypted in its
+    /// TLS session), so reading will make progress without the socket becoming readable.
+    /// Poll loops check this before waiting.
     pub fn has_buffered_data(&self) -> bool {
         self.state
             .try_borrow()
-            .is_ok_and(|st| !st.recv.buf.is_empty())
+            .is_ok_and(|st| st.has_response_bytes())
     }
 
     /// Ends a [`Body::Chunked`] request body.

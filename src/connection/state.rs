@@ -213,46 +213,46 @@ impl State {
     }
 
     /// Opens a new connection, trying every resolved address in turn within the connect
-    /// timeout.
+    /// timeout, and for `https` completes the TLS handshake within the same deadline.
     fn connect(&mut self, d: &Driver<'_>) -> Result<(), Error> {
-        let (host, port) = (&d.target.host, d.target.port);
+        let origin = &d.target.origin;
         let connect_error = |source| Error::Connect {
-            host: host.to_owned(),
-            port,
+            host: origin.host.clone(),
+            port: origin.port,
             source,
         };
-        let addrs = Transport::resolve(host, port).map_err(connect_error)?;
+        let addrs = Transport::resolve(&origin.host, origin.port).map_err(connect_error)?;
         let mut deadline = Deadline::new(Operation::Connect, d.config.connect_timeout);
         let writable = Ready {
             readable: false,
             writable: true,
         };
         let mut last = None;
+        let mut connected = None;
         for addr in addrs {
-            let attempt = Transport::start_connect(addr, d.park.reactor());
-            let transport = match attempt {
-                Ok((transport, true)) => transport,
+            match Transport::start_connect(addr, d.park.reactor()) {
+                Ok((transport, true)) => connected = Some(transport),
                 Ok((transport, false)) => {
                     park_until(d.park, &transport, writable, &mut deadline)?;
                     match transport.finish_connect() {
-                        Ok(()) => transport,
-                        Err(e) => {
-                            last = Some(e);
-                            continue;
-                        }
+                        Ok(()) => connected = Some(transport),
+                        Err(e) => last = Some(e),
                     }
                 }
-                Err(e) => {
-                    last = Some(e);
-                    continue;
-                }
-            };
-            self.reset(Link::Open(Arc::new(transport)));
-            return Ok(());
+                Err(e) => last = Some(e),
+            }
+            if connected.is_some() {
+                break;
+            }
         }
-        Err(connect_error(
-            last.unwrap_or_else(|| io::ErrorKind::NotFound.into()),
-        ))
+        let Some(transport) = connected else {
+            return Err(connect_error(
+                last.unwrap_or_else(|| io::ErrorKind::NotFound.into()),
+            ));
+        };
+        let transport = secure(d, transport, &mut deadline)?;
+        self.reset(Link::Open(Arc::new(transport)));
+        Ok(())
     }
 
     /// Replaces the link and forgets everything tied to the old one.
@@ -317,6 +317,8 @@ impl State {
             }
             Error::Timeout { operation, .. } => PoisonCause::Timeout(operation),
             Error::Io(ref io) => PoisonCause::Io(io.kind()),
+            #[cfg(feature = "tls")]
+            Error::Tls(_) => PoisonCause::Tls,
             Error::Protocol(p) => PoisonCause::Protocol(p),
             Error::BufferFull { limit } => PoisonCause::BufferFull { limit },
             Error::Cancelled => {
@@ -328,6 +330,12 @@ impl State {
             other => return other,
         };
         self.poison(cause, e)
+    }
+
+    /// Whether response bytes are already here: in the receive buffer, or decrypted and
+    /// held by the TLS session.
+    pub(crate) fn has_response_bytes(&self) -> bool {
+        !self.recv.buf.is_empty() || matches!(&self.link, Link::Open(t) if t.has_plaintext())
     }
 
     /// Takes back request number `request` of link `generation`, none of which was sent.
@@ -346,6 +354,34 @@ impl State {
             _ => !self.pipeline.is_empty() || self.recv.reader.has_body(),
         }
     }
+}
+
+/// For `https`, puts a TLS session over a connected socket and completes its handshake
+/// within `deadline`.
+#[cfg(feature = "tls")]
+fn secure(
+    d: &Driver<'_>,
+    transport: Transport,
+    deadline: &mut Deadline,
+) -> Result<Transport, Error> {
+    if d.target.origin.scheme != crate::proto::Scheme::Https {
+        return Ok(transport);
+    }
+    let client = d.config.tls.client_config()?;
+    let name = super::tls::server_name(&d.target.origin.host)?;
+    let session = crate::io::TlsSession::new(client, name)?;
+    let transport = transport.with_tls(session);
+    while let Some(interest) = transport.handshake()? {
+        park_until(d.park, &transport, interest, deadline)?;
+    }
+    Ok(transport)
+}
+
+/// Without the `tls` feature every connection is plain (`https` is refused when the
+/// connection is made).
+#[cfg(not(feature = "tls"))]
+fn secure(_: &Driver<'_>, transport: Transport, _: &mut Deadline) -> Result<Transport, Error> {
+    Ok(transport)
 }
 
 fn dead_error(why: Dead, unanswered: Vec<InFlight>) -> Error {

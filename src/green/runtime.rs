@@ -110,7 +110,22 @@ impl<'a> Task<'a> {
         port: u16,
         config: Config,
     ) -> Result<HttpConnection<Green<'_>>, Error> {
-        HttpConnection::with_park(host, port, config, Green { task: self })
+        let origin = crate::proto::Origin::new(crate::proto::Scheme::Http, host, port);
+        self.open(&origin, config)
+    }
+
+    /// A connection to `origin` (`http` or `https`) with `config` that suspends this task
+    /// whenever it would block.
+    ///
+    /// # Errors
+    ///
+    /// As [`HttpConnection::open`].
+    pub fn open(
+        &self,
+        origin: &crate::proto::Origin,
+        config: Config,
+    ) -> Result<HttpConnection<Green<'_>>, Error> {
+        HttpConnection::with_park(origin, config, Green { task: self })
     }
 
     /// Starts a new task on this runtime. It first runs when this task next suspends.

@@ -1,18 +1,22 @@
 //! Sockets, buffers and waiting: everything between the protocol core and the OS.
 //!
-//! Owns the non-blocking socket and its registration ([`Transport`]), the receive buffer
+//! Owns the non-blocking socket, its registration and its TLS session ([`Transport`]), the receive buffer
 //! ([`ReadBuffer`]) and the one wait seam ([`Park`], whose outcomes are typed as [`Wake`]).
 //! Knows nothing about HTTP and builds no HTTP-level errors: everything here reports
 //! `io::Error`s and readiness.
 
 mod buffer;
 mod park;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 pub(crate) use buffer::ReadBuffer;
 pub(crate) use park::sealed::Sealed as ParkImpl;
 pub(crate) use park::Wake;
 pub use park::{Blocking, Park};
+#[cfg(feature = "tls")]
+pub(crate) use tls::TlsSession;
 pub(crate) use transport::{Reactor, Ready, Transport};
 
 use std::io;

@@ -74,6 +74,56 @@ pub(crate) struct Transport {
     /// `drop`.
     socket: Socket,
     registration: Option<Registration>,
+    /// The TLS session over the socket, for an `https` connection.
+    #[cfg(feature = "tls")]
+    tls: Option<super::tls::TlsSession>,
+}
+
+/// The socket's raw byte stream: non-blocking, retrying `EINTR`, never raising `SIGPIPE`.
+struct Wire<'a>(&'a Socket);
+
+impl Wire<'_> {
+    /// One gathering send. A zero-byte send of non-empty data is reported as `WriteZero`.
+    fn send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        loop {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            let result = self.0.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL);
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            let result = self.0.send_vectored(bufs);
+            match result {
+                Ok(0) if bufs.iter().any(|b| !b.is_empty()) => {
+                    return Err(io::ErrorKind::WriteZero.into())
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Read for Wire<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+impl io::Write for Wire<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.send(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What a wait reported.
@@ -118,6 +168,8 @@ impl Transport {
             return Ok(Transport {
                 socket,
                 registration: None,
+                #[cfg(feature = "tls")]
+                tls: None,
             });
         };
         let key = reactor.next_key.fetch_add(1, Ordering::Relaxed);
@@ -135,6 +187,8 @@ impl Transport {
         Ok(Transport {
             socket,
             registration,
+            #[cfg(feature = "tls")]
+            tls: None,
         })
     }
 
@@ -155,34 +209,66 @@ impl Transport {
         Ok(addrs)
     }
 
-    /// One non-blocking gathering send. Never raises SIGPIPE. A zero-byte send of non-empty
-    /// data is reported as `WriteZero`.
+    /// One non-blocking gathering send of plaintext: returns how many bytes the connection
+    /// took (over TLS: encrypted, and sent as far as the socket takes them). Never raises
+    /// SIGPIPE. A zero-byte send of non-empty data is reported as `WriteZero`.
     pub(crate) fn send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        loop {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            let result = self
-                .socket
-                .send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL);
-            #[cfg(not(any(target_os = "linux", target_os = "android")))]
-            let result = self.socket.send_vectored(bufs);
-            match result {
-                Ok(0) if bufs.iter().any(|b| !b.is_empty()) => {
-                    return Err(io::ErrorKind::WriteZero.into())
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
-            }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.send(&mut Wire(&self.socket), bufs);
+        }
+        Wire(&self.socket).send(bufs)
+    }
+
+    /// One non-blocking receive of plaintext; `Ok(0)` is a clean end of stream (over TLS:
+    /// only after `close_notify`; a bare close is `UnexpectedEof`).
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.recv(&mut Wire(&self.socket), buf);
+        }
+        Wire(&self.socket).read(buf)
+    }
+
+    /// Puts a TLS session over the (connected) socket; drive it with
+    /// [`handshake`](Self::handshake).
+    #[cfg(feature = "tls")]
+    pub(crate) fn with_tls(mut self, session: super::tls::TlsSession) -> Self {
+        self.tls = Some(session);
+        self
+    }
+
+    /// Advances the TLS handshake without waiting: `Ok(None)` when it is complete (or there
+    /// is no TLS), otherwise the readiness it waits for.
+    #[cfg(feature = "tls")]
+    pub(crate) fn handshake(&self) -> io::Result<Option<Ready>> {
+        match &self.tls {
+            Some(tls) => tls.handshake(&mut Wire(&self.socket)),
+            None => Ok(None),
         }
     }
 
-    /// One non-blocking receive; `Ok(0)` is end of stream.
-    pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match (&self.socket).read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
-            }
+    /// The readiness to wait for when the caller wants `want`: with TLS records still to
+    /// flush, writability too (a caller must never wait on bytes we hold).
+    pub(crate) fn interest(&self, want: Ready) -> Ready {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return Ready {
+                readable: want.readable,
+                writable: want.writable || tls.wants_write(),
+            };
         }
+        want
+    }
+
+    /// Whether plaintext is already decrypted and waiting in the TLS session: response data
+    /// that is available though the socket may not be readable.
+    pub(crate) fn has_plaintext(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.has_plaintext();
+        }
+        false
     }
 
     /// About to wait for the server: acknowledge what it sent at once. A server that corks

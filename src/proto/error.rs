@@ -87,6 +87,13 @@ pub enum RequestError {
     /// The host name cannot be used in a `Host` header.
     #[error("invalid host")]
     InvalidHost,
+    /// A URL that is not `http://` or `https://`, then a host, an optional port and an
+    /// optional path.
+    #[error("invalid url")]
+    InvalidUrl,
+    /// `https` in a build without dugong's `tls` feature.
+    #[error("https needs the tls feature")]
+    UnsupportedScheme,
 }
 
 /// API misuse: the call does not fit the connection's state. Nothing was sent or consumed.

@@ -113,15 +113,24 @@ pub fn encode_request_head(
 ///
 /// [`RequestError::InvalidHost`] when the host is empty or not a valid field value.
 pub fn host_header(host: &str, port: u16) -> Result<HeaderValue, RequestError> {
+    host_header_with_default(host, port, 80)
+}
+
+/// [`host_header`], leaving out `default_port` (443 for `https`).
+pub(crate) fn host_header_with_default(
+    host: &str,
+    port: u16,
+    default_port: u16,
+) -> Result<HeaderValue, RequestError> {
     if host.is_empty() || host.bytes().any(|b| b <= b' ' || b >= 0x7f || b == b'/') {
         return Err(RequestError::InvalidHost);
     }
     let bracketed = host.contains(':') && !host.starts_with('[');
-    let text = match (bracketed, port) {
-        (false, 80) => host.to_owned(),
-        (true, 80) => format!("[{host}]"),
-        (false, _) => format!("{host}:{port}"),
-        (true, _) => format!("[{host}]:{port}"),
+    let text = match (bracketed, port == default_port) {
+        (false, true) => host.to_owned(),
+        (true, true) => format!("[{host}]"),
+        (false, false) => format!("{host}:{port}"),
+        (true, false) => format!("[{host}]:{port}"),
     };
     HeaderValue::from_str(&text).map_err(|_| RequestError::InvalidHost)
 }

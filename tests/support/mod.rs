@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use dugong::{Body, Config, Error, HttpConnection};
+use dugong::{Body, Config, Error, HttpConnection, Origin, Scheme};
 pub use dugong_harness::{
     pattern, DelayProxy, LoopbackServer, ScriptedServer, ServerOptions, Step, Transcript,
 };
@@ -65,19 +65,27 @@ impl SendPath {
         config: Config,
         body: impl FnOnce(&Client<'_>) -> R + 'static,
     ) -> R {
+        self.run_on(Origin::new(Scheme::Http, "127.0.0.1", port), config, body)
+    }
+
+    /// [`run`](Self::run) against any origin (an `https` one, say).
+    pub fn run_on<R: 'static>(
+        self,
+        origin: Origin,
+        config: Config,
+        body: impl FnOnce(&Client<'_>) -> R + 'static,
+    ) -> R {
         let _named = NamedOnPanic(self);
         let config = bounded(config);
         match self {
             SendPath::Green => dugong::green::run(move |task| {
-                let conn = task
-                    .connect_with("127.0.0.1", port, config)
-                    .expect("valid host");
+                let conn = task.open(&origin, config).expect("valid origin");
                 body(&Client::new(self, client::Conn::Green(conn)))
             })
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
             _ => body(&Client::new(
                 self,
-                client::Conn::Plain(connection_with(port, config)),
+                client::Conn::Plain(HttpConnection::open(&origin, config).expect("valid origin")),
             )),
         }
     }
