@@ -247,3 +247,56 @@ fn a_silent_server_times_out_the_handshake() {
         other => panic!("expected a connect timeout, got {other:?}"),
     }
 }
+
+/// Response bytes already decrypted and held by the TLS session count as available response
+/// data, though they are not in the connection's buffer and the socket is not readable:
+/// `has_buffered_data` says so, and a cofunction lets its loop body read them before sending.
+#[test]
+fn plaintext_held_by_the_tls_session_is_response_data() {
+    // The first response fills the connection's initial 4 KiB read exactly, so the second,
+    // sent in the same TLS record, stays decrypted inside the session.
+    let head = |len: usize| format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
+    let mut body_len = 4096 - head(4000).len();
+    while head(body_len).len() + body_len != 4096 {
+        body_len -= 1;
+    }
+    let mut both = head(body_len).into_bytes();
+    both.extend(std::iter::repeat_n(b'x', body_len));
+    both.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let server = ScriptedServer::start(vec![
+        Step::ExpectHead,
+        Step::ExpectHead,
+        Step::Reply(both),
+        Step::ExpectHead,
+        Step::reply_str("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nthird"),
+    ]);
+    let (identity, config) = pki();
+    let tls = TlsTerminator::start(server.addr(), identity, CloseMode::CloseNotify);
+    let conn = HttpConnection::open(&https(tls.port()), config).expect("conn");
+    let h = HeaderMap::new();
+    for target in ["/1", "/2"] {
+        conn.send_request(&Method::GET, target, &h, Body::Empty)
+            .expect("send");
+    }
+    conn.read_response().expect("head 1");
+    assert_eq!(conn.read_all().expect("body 1").len(), body_len);
+    assert!(
+        conn.has_buffered_data(),
+        "response 2 waits in the TLS session"
+    );
+    let mut cofun = conn
+        .send_request_cofun(&Method::GET, "/3", &h, Body::Empty)
+        .expect("cofun");
+    assert!(
+        matches!(cofun.next(), Some(Ok(()))),
+        "the loop body gets response 2 before /3 goes out"
+    );
+    assert_eq!(conn.read_response().expect("head 2").path, "/2");
+    assert_eq!(conn.read_all().expect("body 2"), b"ok");
+    for step in cofun {
+        step.expect("send /3");
+    }
+    assert_eq!(conn.read_response().expect("head 3").path, "/3");
+    assert_eq!(conn.read_all().expect("body 3"), b"third");
+    server.finish().assert_ok();
+}
