@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use dugong::{Body, ClosePhase, Config, Error, Response};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
-use nginx::{Nginx, NginxOptions};
+use nginx::{Listener, Nginx, NginxOptions};
 use support::{headers, Client, SendPath};
 
 /// Reads the next response and its whole body.
@@ -60,6 +60,35 @@ fn upload_source(nginx: &Nginx, name: &str, len: u64) -> (std::path::PathBuf, Ve
     (file, data)
 }
 
+/// GETs `/m100`, checks every byte through one reused 1 MiB buffer, and returns how long
+/// the response took from its head on.
+fn get_m100(conn: &Client<'_>) -> Duration {
+    let path = conn.path();
+    conn.get("/m100").expect("send GET /m100");
+    let started = Instant::now();
+    let resp = conn.read_response().expect("head of /m100");
+    assert_eq!(resp.status, StatusCode::OK);
+    assert_eq!(resp.length, Some(nginx::M100_LEN));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = conn.read(&mut buf).expect("read /m100");
+        if n == 0 {
+            break;
+        }
+        assert!(
+            nginx::m100_check(total, &buf[..n]),
+            "{path:?}: /m100 content wrong at {total}..{}",
+            total + n as u64
+        );
+        total += n as u64;
+    }
+    let took = started.elapsed();
+    assert_eq!(total, nginx::M100_LEN, "{path:?}: exact byte count");
+    assert!(!conn.has_active_response());
+    took
+}
+
 #[test]
 fn small_and_100_mib_gets() {
     let Some(nginx) = Nginx::start() else { return };
@@ -70,28 +99,7 @@ fn small_and_100_mib_gets() {
             assert_eq!(resp.length, Some(100));
             assert_eq!(body, nginx::b100(), "{path:?}");
 
-            conn.get("/m100").expect("send GET /m100");
-            let started = Instant::now();
-            let resp = conn.read_response().expect("head of /m100");
-            assert_eq!(resp.status, StatusCode::OK);
-            assert_eq!(resp.length, Some(nginx::M100_LEN));
-            let mut buf = vec![0u8; 1 << 20];
-            let mut total = 0u64;
-            loop {
-                let n = conn.read(&mut buf).expect("read /m100");
-                if n == 0 {
-                    break;
-                }
-                assert!(
-                    nginx::m100_check(total, &buf[..n]),
-                    "{path:?}: /m100 content wrong at {total}..{}",
-                    total + n as u64
-                );
-                total += n as u64;
-            }
-            let took = started.elapsed();
-            assert_eq!(total, nginx::M100_LEN, "{path:?}: exact byte count");
-            assert!(!conn.has_active_response());
+            let took = get_m100(conn);
             println!(
                 "100 MiB GET ({path:?}): {:.3} s, {:.2} GB/s (debug builds verify every byte)",
                 took.as_secs_f64(),
@@ -385,8 +393,14 @@ fn pipelined_batches_are_answered_in_order_in_both_sendfile_configs() {
 /// itself, so it and the rest are resent too.
 #[test]
 fn keepalive_requests_100_then_resend_the_unanswered() {
+    keepalive_requests_100_then_resend(Listener::Plain);
+}
+
+/// The body of the `keepalive_requests 100` tests, over `listener`.
+fn keepalive_requests_100_then_resend(listener: Listener) {
     let options = NginxOptions {
         keepalive_requests: 100,
+        listener,
         ..NginxOptions::default()
     };
     let Some(nginx) = Nginx::start_with(options) else {
@@ -394,7 +408,7 @@ fn keepalive_requests_100_then_resend_the_unanswered() {
     };
     const TOTAL: usize = 150;
     for &path in SendPath::ALL {
-        path.run(nginx.port(), Config::default(), move |conn| {
+        path.run_on(nginx.origin(), nginx.client_config(), move |conn| {
             let mut sent = 0;
             let mut met_while_sending = None;
             while sent < TOTAL {
@@ -473,6 +487,96 @@ fn keepalive_requests_100_then_resend_the_unanswered() {
         "{}",
         nginx.error_log()
     );
+}
+
+/// nginx with `listen … ssl` (see `support/nginx.rs`).
+#[cfg(feature = "tls")]
+fn start_tls() -> Option<Nginx> {
+    Nginx::start_with(NginxOptions {
+        listener: Listener::Tls,
+        ..NginxOptions::default()
+    })
+}
+
+/// 1,000 pipelined GETs of distinct files over TLS, sent before any is read, come back in
+/// order with their bodies through every path.
+#[cfg(feature = "tls")]
+#[test]
+fn tls_1000_pipelined_gets() {
+    let Some(nginx) = start_tls() else { return };
+    for &path in SendPath::ALL {
+        path.run_on(nginx.origin(), nginx.client_config(), move |conn| {
+            let started = Instant::now();
+            const N: usize = 1000;
+            for i in 0..N {
+                conn.get(&format!("/f{}", i % nginx::NUMBERED_FILES))
+                    .expect("send GET");
+            }
+            for i in 0..N {
+                let (resp, body) = response(conn);
+                let file = i % nginx::NUMBERED_FILES;
+                assert_eq!(resp.status, StatusCode::OK);
+                assert_eq!(resp.path, format!("/f{file}"), "{path:?}");
+                assert_eq!(body, nginx::numbered_body(file), "{path:?}: response {i}");
+            }
+            assert!(!conn.response_pending());
+            println!(
+                "1,000 pipelined GETs over TLS ({path:?}): {:.3} s",
+                started.elapsed().as_secs_f64()
+            );
+        });
+    }
+}
+
+/// 100 MiB GET (every byte checked) and 100 MiB PUT to WebDAV (the stored file compared)
+/// over TLS through every path, then a small GET in step.
+#[cfg(feature = "tls")]
+#[test]
+fn tls_100_mib_get_and_put() {
+    let Some(nginx) = start_tls() else { return };
+    let (source, data) = upload_source(&nginx, "m100-upload.src", nginx::M100_LEN);
+    let data = std::sync::Arc::new(data);
+    for &path in SendPath::ALL {
+        let (source, data, dav) = (source.clone(), data.clone(), nginx.dav_dir());
+        path.run_on(nginx.origin(), nginx.client_config(), move |conn| {
+            let took = get_m100(conn);
+            println!(
+                "100 MiB GET over TLS ({path:?}): {:.3} s (debug builds verify every byte)",
+                took.as_secs_f64()
+            );
+            let name = format!("{path:?}-m100");
+            conn.send(
+                &Method::PUT,
+                &format!("/dav/{name}"),
+                &HeaderMap::new(),
+                Body::Following(nginx::M100_LEN),
+            )
+            .expect("send PUT head");
+            let started = Instant::now();
+            send_body(conn, &mut File::open(&source).expect("open"));
+            let (resp, _) = response(conn);
+            let took = started.elapsed();
+            assert_eq!(resp.status, StatusCode::CREATED, "{path:?}: {resp:?}");
+            let stored = std::fs::read(dav.join(&name)).expect("stored file");
+            assert_eq!(stored.len() as u64, nginx::M100_LEN, "{path:?}");
+            assert!(stored == *data, "{path:?}: stored bytes differ");
+            let _ = std::fs::remove_file(dav.join(&name));
+            println!(
+                "100 MiB PUT to WebDAV over TLS ({path:?}): {:.3} s",
+                took.as_secs_f64()
+            );
+            assert_eq!(get(conn, "/b100").1, nginx::b100());
+            assert!(!conn.response_pending());
+        });
+    }
+}
+
+/// [`keepalive_requests_100_then_resend_the_unanswered`] over TLS: nginx's close after
+/// response 100 comes with `close_notify`, and the resend handshakes anew.
+#[cfg(feature = "tls")]
+#[test]
+fn tls_keepalive_requests_100_then_resend_the_unanswered() {
+    keepalive_requests_100_then_resend(Listener::Tls);
 }
 
 /// The `/m100` checker itself: it accepts the real content and rejects a changed byte or a

@@ -13,6 +13,10 @@
 //! - With the echo module only: `/sink` (reads the body, answers 204), `/echo` (echoes the
 //!   request body, chunked), `/chunked` (`hello\nworld\n`, chunked).
 //!
+//! With [`Listener::Tls`] the server listens with `ssl` instead, on a certificate for
+//! `127.0.0.1` and `localhost` from a [`TestCa`] made at start; [`Nginx::client_config`]
+//! trusts that CA only.
+//!
 //! nginx is looked up as `$DUGONG_NGINX` when set (a bogus value simulates a machine without
 //! nginx), else on `PATH`, else at `/usr/sbin/nginx`; the echo module likewise as
 //! `$DUGONG_NGINX_ECHO`, else [`ECHO_MODULE`]. When it is missing a test skips with a
@@ -25,6 +29,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use dugong::{Origin, Scheme};
+use dugong_harness::{Identity, TestCa, Validity};
 
 /// The echo module as Debian's `libnginx-mod-http-echo` installs it.
 pub const ECHO_MODULE: &str = "/usr/lib/nginx/modules/ngx_http_echo_module.so";
@@ -101,6 +108,17 @@ pub struct NginxOptions {
     pub sendfile_nopush: bool,
     /// `keepalive_requests`.
     pub keepalive_requests: u64,
+    /// Plain HTTP or TLS.
+    pub listener: Listener,
+}
+
+/// What nginx's port speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// Plain HTTP.
+    Plain,
+    /// HTTPS (`listen … ssl`) with a certificate from a CA made at start.
+    Tls,
 }
 
 impl Default for NginxOptions {
@@ -108,6 +126,7 @@ impl Default for NginxOptions {
         NginxOptions {
             sendfile_nopush: false,
             keepalive_requests: 100_000_000,
+            listener: Listener::Plain,
         }
     }
 }
@@ -118,6 +137,8 @@ pub struct Nginx {
     child: Child,
     port: u16,
     echo: bool,
+    /// The CA nginx's certificate is from, with [`Listener::Tls`].
+    ca: Option<TestCa>,
     dir: tempfile::TempDir,
 }
 
@@ -187,6 +208,15 @@ impl Nginx {
             .tempdir()
             .expect("temp dir");
         populate(dir.path()).expect("docroot files");
+        let ca = match options.listener {
+            Listener::Plain => None,
+            Listener::Tls => {
+                let ca = TestCa::new();
+                let identity = ca.issue(&["127.0.0.1", "localhost"], Validity::Current);
+                write_identity(dir.path(), &identity).expect("certificate files");
+                Some(ca)
+            }
+        };
         // The port is free when picked but may be taken before nginx binds it: retry.
         let mut last_error = String::new();
         for _ in 0..5 {
@@ -215,6 +245,7 @@ impl Nginx {
                         child,
                         port,
                         echo,
+                        ca,
                         dir,
                     });
                 }
@@ -236,6 +267,32 @@ impl Nginx {
     /// The port nginx listens on (127.0.0.1).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The origin to reach nginx at: `http` or `https` (per [`Listener`]) `127.0.0.1:port`.
+    pub fn origin(&self) -> Origin {
+        let scheme = match self.ca {
+            Some(_) => Scheme::Https,
+            None => Scheme::Http,
+        };
+        Origin::new(scheme, "127.0.0.1", self.port)
+    }
+
+    /// A client configuration for [`origin`](Self::origin): with [`Listener::Tls`], one that
+    /// trusts this nginx's CA only.
+    pub fn client_config(&self) -> dugong::Config {
+        match &self.ca {
+            None => dugong::Config::default(),
+            #[cfg(feature = "tls")]
+            Some(ca) => {
+                let mut roots = dugong::rustls::RootCertStore::empty();
+                roots.add(ca.root()).expect("a valid root");
+                let tls = dugong::TlsConfig::with_root_certificates(roots).expect("tls config");
+                dugong::Config::default().tls(tls)
+            }
+            #[cfg(not(feature = "tls"))]
+            Some(_) => panic!("an https origin needs dugong's `tls` feature"),
+        }
     }
 
     /// Whether the echo module is loaded (`/sink`, `/echo`, `/chunked` exist).
@@ -301,6 +358,48 @@ fn wait_listening(child: &mut Child, port: u16) -> Result<(), String> {
     }
 }
 
+/// Writes `identity` as `tls/chain.pem` and `tls/key.pem` for `ssl_certificate` and
+/// `ssl_certificate_key`.
+fn write_identity(root: &Path, identity: &Identity) -> io::Result<()> {
+    fs::create_dir_all(root.join("tls"))?;
+    let chain: String = identity
+        .chain
+        .iter()
+        .map(|cert| pem("CERTIFICATE", cert))
+        .collect();
+    fs::write(root.join("tls/chain.pem"), chain)?;
+    let key = pem("PRIVATE KEY", identity.key.secret_der());
+    fs::write(root.join("tls/key.pem"), key)
+}
+
+/// `der` in PEM (RFC 7468): base64 in lines of 64 between `label` lines.
+fn pem(label: &str, der: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut text = Vec::with_capacity(der.len() * 4 / 3 + 4);
+    for group in der.chunks(3) {
+        let b = [
+            group[0],
+            *group.get(1).unwrap_or(&0),
+            *group.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from_be_bytes([0, b[0], b[1], b[2]]);
+        for i in 0..4 {
+            text.push(if i <= group.len() {
+                ALPHABET[(n >> (18 - 6 * i) & 63) as usize]
+            } else {
+                b'='
+            });
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in text.chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 /// Creates the docroot files and the scratch directories nginx needs.
 fn populate(root: &Path) -> io::Result<()> {
     for sub in [
@@ -349,6 +448,16 @@ fn config(root: &Path, port: u16, echo: Option<&Path>, options: NginxOptions) ->
     } else {
         "sendfile off; tcp_nopush off; # the anchor's setting for pipelining"
     };
+    let (listen, tls) = match options.listener {
+        Listener::Plain => (format!("127.0.0.1:{port}"), String::new()),
+        Listener::Tls => (
+            format!("127.0.0.1:{port} ssl"),
+            format!(
+                "ssl_certificate {r}/tls/chain.pem;\n        \
+                 ssl_certificate_key {r}/tls/key.pem;"
+            ),
+        ),
+    };
     let echo_locations = if echo.is_some() {
         r#"
         # PUT/POST sink: the body is read, then 204
@@ -391,7 +500,8 @@ http {{
     types {{ }}
     default_type application/octet-stream;
     server {{
-        listen 127.0.0.1:{port};
+        listen {listen};
+        {tls}
         root {r}/www;
         location / {{ }}
         # the big file goes out with sendfile in both variants (as in the anchor config)
