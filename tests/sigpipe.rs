@@ -50,3 +50,47 @@ fn writes_into_a_closed_and_reset_connection_return_connection_closed() {
         });
     }
 }
+
+/// The same over TLS: records written into a connection the peer closed fail as a closed
+/// connection, and the process lives.
+#[cfg(feature = "tls")]
+#[test]
+fn tls_writes_into_a_closed_connection_return_connection_closed() {
+    use dugong::rustls::RootCertStore;
+    use dugong::{Origin, Scheme, TlsConfig};
+    use dugong_harness::{CloseMode, TestCa, TlsTerminator, Validity};
+
+    // SAFETY: as above.
+    let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    assert_ne!(previous, libc::SIG_ERR);
+    let ca = TestCa::new();
+    let mut roots = RootCertStore::empty();
+    roots.add(ca.root()).expect("root");
+    let config = Config::default().tls(TlsConfig::with_root_certificates(roots).expect("tls"));
+    for &path in SendPath::ALL {
+        let server = ScriptedServer::start(vec![Step::ExpectHead, Step::Close]);
+        let identity = ca.issue(&["127.0.0.1"], Validity::Current);
+        let tls = TlsTerminator::start(server.addr(), identity, CloseMode::CloseNotify);
+        let origin = Origin::new(Scheme::Https, "127.0.0.1", tls.port());
+        path.run_on(origin, config.clone(), move |conn| {
+            conn.send(
+                &Method::PUT,
+                "/up",
+                &HeaderMap::new(),
+                Body::Following(1 << 30),
+            )
+            .expect("head goes out before the close");
+            server.finish();
+            std::thread::sleep(Duration::from_millis(50));
+            let mut body = std::io::repeat(b'x').take(1 << 30);
+            match conn.stream(&mut body).err() {
+                Some(Error::ConnectionClosed {
+                    phase: ClosePhase::WhileSending,
+                    ..
+                }) => {}
+                other => panic!("expected ConnectionClosed while sending, got {other:?}"),
+            }
+            drop(tls);
+        });
+    }
+}
