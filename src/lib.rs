@@ -101,6 +101,41 @@
 //! # Ok::<(), dugong::Error>(())
 //! ```
 //!
+//! # HTTPS
+//!
+//! With the `tls` feature (on by default), `https` connections run the same driver over a
+//! rustls session: pipelining, cofunctions, `co_*` operations and green tasks all work, the
+//! handshake counts against the connect timeout, the server's certificate is verified (by
+//! default against the webpki-roots trust anchors; see [`TlsConfig`]), and a close without
+//! `close_notify` never completes a body. `default-features = false` builds a plain-HTTP crate
+//! with no TLS code.
+//!
+//! ```
+//! # let server = dugong_harness::LoopbackServer::start();
+//! # let ca = dugong_harness::TestCa::new();
+//! # let identity = ca.issue(&["127.0.0.1"], dugong_harness::Validity::Current);
+//! # let tls = dugong_harness::TlsTerminator::start(server.addr(), identity, dugong_harness::CloseMode::CloseNotify);
+//! # let port = tls.port();
+//! use dugong::rustls::RootCertStore;
+//! use dugong::{Body, Config, HttpConnection, Origin, Scheme, TlsConfig};
+//! use http::{HeaderMap, Method};
+//!
+//! let mut roots = RootCertStore::empty();
+//! roots.add(ca.root()).expect("a valid certificate"); // a private CA; the default needs none
+//! let config = Config::default().tls(TlsConfig::with_root_certificates(roots)?);
+//! let conn = HttpConnection::open(&Origin::new(Scheme::Https, "127.0.0.1", port), config)?;
+//! for path in ["/bytes/3", "/bytes/5"] {
+//!     conn.send_request(&Method::GET, path, &HeaderMap::new(), Body::Empty)?; // pipelined
+//! }
+//! conn.read_response()?;
+//! assert_eq!(conn.read_all()?, b"abc");
+//! conn.read_response()?;
+//! assert_eq!(conn.read_all()?, b"abcde");
+//! # Ok::<(), dugong::Error>(())
+//! ```
+//!
+//! [`HttpConnection::from_url`] takes `http://` and `https://` URLs.
+//!
 //! # Green threads
 //!
 //! [`green`] runs many blocking-style tasks on one OS thread; a connection made with
@@ -136,7 +171,7 @@
 //!
 //! # Out of scope (for now)
 //!
-//! TLS, proxies, HTTP/2, cookies, redirects, content decoding, connection pools.
+//! Proxies, HTTP/2, cookies, redirects, content decoding, connection pools.
 //!
 //! # Platforms
 //!
