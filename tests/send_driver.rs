@@ -1,44 +1,15 @@
 //! The one send driver: defects found on review of the two send paths it replaced, each
 //! pinned by a test that failed before the redesign.
-#![allow(unsafe_code)]
 
 mod support;
 
 use std::io::Cursor;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use dugong::{Body, CoOp, CoStep, Error, Interest, PoisonCause, PollNeeded, StateError};
+use dugong::{Body, CoStep, Error, Interest, PoisonCause, StateError};
 use http::{HeaderMap, Method, StatusCode};
-use support::{connection, headers, pattern, ScriptedServer, Step};
-
-/// Waits (up to 5 s, or the operation's own timeout) until the descriptor is ready as asked.
-fn poll_one(need: &PollNeeded<'_>) {
-    use std::os::fd::AsRawFd;
-    let mut fd = libc::pollfd {
-        fd: need.fd.as_raw_fd(),
-        events: if need.interest.is_readable() {
-            libc::POLLIN
-        } else {
-            libc::POLLOUT
-        },
-        revents: 0,
-    };
-    let ms = need
-        .timeout
-        .map_or(5000, |t| t.as_millis().min(5000) as i32);
-    // SAFETY: one valid, exclusively borrowed pollfd for the duration of the call.
-    unsafe { libc::poll(&mut fd, 1, ms) };
-}
-
-/// Steps `op` to its end, polling whenever it asks.
-fn drive<T>(op: &mut CoOp<'_, T>) -> Result<T, Error> {
-    loop {
-        match op.step() {
-            CoStep::Done(result) => return result,
-            CoStep::Poll(need) => poll_one(&need),
-        }
-    }
-}
+use support::{connection, drive, headers, pattern, ScriptedServer, Step};
 
 /// The chunked wire form of one chunk `data` and the last chunk.
 fn one_chunk_then_end(data: &[u8]) -> Vec<u8> {
@@ -71,7 +42,8 @@ fn a_co_send_request_waits_for_100_continue_in_the_callers_loop() {
             CoStep::Done(result) => break result.expect("sent"),
             CoStep::Poll(need) => {
                 polls.push((need.interest, need.timeout));
-                poll_one(&need);
+                let wait = need.timeout.unwrap_or(Duration::from_secs(5));
+                support::poll_fds(&[(need.fd.as_raw_fd(), need.interest)], wait);
             }
         }
     }
