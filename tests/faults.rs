@@ -42,7 +42,7 @@ use dugong::{
 };
 use dugong_harness::pattern_byte;
 use http::{HeaderMap, HeaderValue, Method};
-use support::{LoopbackServer, ScriptedServer, SendPath, Step};
+use support::{Front, LoopbackServer, ScriptedServer, SendPath, Step};
 use wire::{cat, expect_poisoned, expect_response, get, in_flight, ok, request, ABANDON};
 
 use faults::{
@@ -56,6 +56,14 @@ const DEADLINE_SLACK: Duration = Duration::from_secs(1);
 /// `GET target`, as listed by `Error::unanswered()`.
 fn g(target: &str) -> InFlight {
     in_flight(Method::GET, target)
+}
+
+/// Every send path in front of plain and (with the `tls` feature) TLS peers: the tables
+/// about closes and resets run over both.
+fn fronts_and_paths() -> impl Iterator<Item = (Front, &'static SendPath)> {
+    Front::ALL
+        .iter()
+        .flat_map(|&front| SendPath::ALL.iter().map(move |path| (front, path)))
 }
 
 /// The exact bytes of several `GET`s without headers.
@@ -95,6 +103,9 @@ enum Cut {
 /// | end of a close-delimited body, clean close | success; then `ConnectionClosed { Announced, [GET /b] }` |
 ///
 /// (A reset ending a close-delimited body has its own test below.)
+///
+/// The table runs over TLS too (a terminator in front of the scripted server): a clean close
+/// arrives as `close_notify`, a reset as a close without it, and every row reads the same.
 #[test]
 fn close_or_reset_at_every_phase_reports_the_phase_and_the_requests_behind() {
     use ClosePhase::{BeforeResponse, InHead};
@@ -175,11 +186,11 @@ fn close_or_reset_at_every_phase_reports_the_phase_and_the_requests_behind() {
             Cut::Body("hello"),
         ),
     ];
-    for path in SendPath::ALL {
+    for (front, &path) in fronts_and_paths() {
         for end in End::ALL {
             for (name, reply, cut) in cases {
                 let cut = *cut;
-                let what = format!("{path:?}, {end:?} {name}");
+                let what = format!("{front:?} {path:?}, {end:?} {name}");
                 let mut steps = vec![
                     Step::ExpectHead,
                     Step::ExpectHead,
@@ -188,9 +199,10 @@ fn close_or_reset_at_every_phase_reports_the_phase_and_the_requests_behind() {
                 steps.extend(end.steps());
                 steps.extend([Step::Accept, Step::ExpectHead, Step::Reply(ok("next"))]);
                 let server = ScriptedServer::start(steps);
-                let port = server.port();
+                let (origin, config, _front) = front.open(server.addr());
+                let port = origin.port;
                 let run_what = what.clone();
-                path.run(port, Config::default(), move |conn| {
+                path.run_on(origin, config, move |conn| {
                     let what = run_what;
                     conn.get("/a").expect("send /a");
                     conn.get("/b").expect("send /b");
@@ -249,7 +261,7 @@ fn close_or_reset_at_every_phase_reports_the_phase_and_the_requests_behind() {
 /// connection open).
 #[test]
 fn a_clean_close_ends_a_close_delimited_body() {
-    for path in SendPath::ALL {
+    for (front, &path) in fronts_and_paths() {
         let server = ScriptedServer::start(vec![
             Step::ExpectHead,
             Step::ExpectHead,
@@ -259,8 +271,9 @@ fn a_clean_close_ends_a_close_delimited_body() {
             Step::ExpectHead,
             Step::Reply(ok("b again")),
         ]);
-        let port = server.port();
-        path.run(port, Config::default(), move |conn| {
+        let (origin, config, _front) = front.open(server.addr());
+        let port = origin.port;
+        path.run_on(origin, config, move |conn| {
             conn.get("/a").expect("send /a");
             conn.get("/b").expect("send /b");
             let response = conn.read_response().expect("head");
@@ -273,7 +286,7 @@ fn a_clean_close_ends_a_close_delimited_body() {
                 &error,
                 ClosePhase::Announced,
                 &[g("/b")],
-                &format!("{path:?}"),
+                &format!("{front:?} {path:?}"),
             );
             conn.get("/b").expect("resend /b");
             expect_response(conn, "/b", 200, b"b again");
@@ -337,10 +350,10 @@ fn a_reset_inside_a_close_delimited_body_is_a_truncation() {
 #[test]
 fn close_with_k_of_5_pipelined_requests_outstanding_names_exactly_those() {
     const TARGETS: [&str; 5] = ["/1", "/2", "/3", "/4", "/5"];
-    for path in SendPath::ALL {
+    for (front, &path) in fronts_and_paths() {
         for end in End::ALL {
             for k in 1..=4 {
-                let what = format!("{path:?}, {end:?} with {k} of 5 outstanding");
+                let what = format!("{front:?} {path:?}, {end:?} with {k} of 5 outstanding");
                 let answered = &TARGETS[..5 - k];
                 let outstanding = &TARGETS[5 - k..];
                 let replies: Vec<Vec<u8>> =
@@ -356,9 +369,10 @@ fn close_with_k_of_5_pipelined_requests_outstanding_names_exactly_those() {
                     .collect();
                 steps.push(Step::Reply(again.concat()));
                 let server = ScriptedServer::start(steps);
-                let port = server.port();
+                let (origin, config, _front) = front.open(server.addr());
+                let port = origin.port;
                 let run_what = what.clone();
-                path.run(port, Config::default(), move |conn| {
+                path.run_on(origin, config, move |conn| {
                     let what = run_what;
                     for t in TARGETS {
                         conn.get(t).expect("pipelined send");

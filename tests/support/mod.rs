@@ -170,3 +170,62 @@ pub fn run_example_with_panic_abort(name: &str) -> String {
         .expect("cargo runs");
     succeeded(name, output)
 }
+
+/// What the client talks to: a plain peer itself, or a TLS terminator in front of it (with a
+/// certificate from a CA made for the test). Tables loop over [`Front::ALL`] for a TLS column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Front {
+    /// The peer itself, over plain HTTP.
+    Plain,
+    /// TLS in front of the peer; the peer's close becomes `close_notify` and a close, its
+    /// reset an abrupt close (a truncation to the client, as a reset is).
+    #[cfg(feature = "tls")]
+    Tls,
+}
+
+/// Keeps a [`Front`] running while its test runs.
+#[derive(Debug)]
+pub struct FrontGuard {
+    #[cfg(feature = "tls")]
+    _tls: Option<dugong_harness::TlsTerminator>,
+}
+
+impl Front {
+    /// Every front this build supports.
+    #[cfg(feature = "tls")]
+    pub const ALL: &'static [Front] = &[Front::Plain, Front::Tls];
+    /// Every front this build supports.
+    #[cfg(not(feature = "tls"))]
+    pub const ALL: &'static [Front] = &[Front::Plain];
+
+    /// Starts this front for the peer at `peer`: the origin the client connects to, a config
+    /// that trusts it, and the guard that keeps it running.
+    pub fn open(self, peer: std::net::SocketAddr) -> (Origin, Config, FrontGuard) {
+        match self {
+            Front::Plain => (
+                Origin::new(Scheme::Http, "127.0.0.1", peer.port()),
+                Config::default(),
+                FrontGuard {
+                    #[cfg(feature = "tls")]
+                    _tls: None,
+                },
+            ),
+            #[cfg(feature = "tls")]
+            Front::Tls => {
+                use dugong_harness::{CloseMode, TestCa, TlsTerminator, Validity};
+                let ca = TestCa::new();
+                let identity = ca.issue(&["127.0.0.1"], Validity::Current);
+                let tls = TlsTerminator::start(peer, identity, CloseMode::CloseNotify);
+                let mut roots = dugong::rustls::RootCertStore::empty();
+                roots.add(ca.root()).expect("test CA root");
+                let trust = dugong::TlsConfig::with_root_certificates(roots).expect("tls config");
+                let origin = Origin::new(Scheme::Https, "127.0.0.1", tls.port());
+                (
+                    origin,
+                    Config::default().tls(trust),
+                    FrontGuard { _tls: Some(tls) },
+                )
+            }
+        }
+    }
+}
