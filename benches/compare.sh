@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-command peer comparison for dugong: wrk, ureq, curl and Python dugong 3.8.2 against
-# our bench-tools peer_client, all on ONE connection to a local nginx, interleaved in rounds.
+# our bench-tools peer_client, all on ONE connection to a local nginx, interleaved in rounds;
+# the TLS rows go to the same nginx over HTTPS, with a CA and certificate made at start.
 #
 #   benches/compare.sh            full run (medians of 5 rounds; about 12 minutes)
 #   benches/compare.sh --quick    smoke test: one round, ~1 s per row, no speed judgement
@@ -10,13 +11,16 @@
 #
 # Environment overrides: ROUNDS (5), DURATION (seconds per small-GET row, 4), BIG_REQS
 # (100 MiB transfers per big row per round, 10), CLIENT_CPUS ("0 1"), PROXY_CPU (1),
-# BIG_CPU (1), RTT_MS (5), NO_BUILD=1 (use the bench-tools already built in target/release).
+# BIG_CPU (1), TLS_CPU (1), RTT_MS (5), CURL_REQS (100 B GETs per curl row per round, 4000),
+# HANDSHAKES (fresh connections per handshake row per round, 50), NO_BUILD=1 (use the
+# bench-tools already built in target/release).
 # Placement: the nginx worker (and master) on CPU 0; clients pinned with taskset to CPU 0
 # (the server's) and, separately, CPU 1. The delay proxy runs on PROXY_CPU, with its
-# clients on the first of CLIENT_CPUS. Big transfers and RSS rows: client on BIG_CPU.
+# clients on the first of CLIENT_CPUS. Big transfers and RSS rows: client on BIG_CPU; TLS
+# rows: client on TLS_CPU.
 set -euo pipefail
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 
 QUICK=0
 for arg in "$@"; do
@@ -37,14 +41,18 @@ NCPU=$(nproc)
 
 if [ "$QUICK" = 1 ]; then
     ROUNDS=${ROUNDS:-1}; DURATION=${DURATION:-1}; BIG_REQS=${BIG_REQS:-1}
+    CURL_REQS=${CURL_REQS:-300}; HANDSHAKES=${HANDSHAKES:-10}
 else
     ROUNDS=${ROUNDS:-5}; DURATION=${DURATION:-4}; BIG_REQS=${BIG_REQS:-10}
+    CURL_REQS=${CURL_REQS:-4000}; HANDSHAKES=${HANDSHAKES:-50}
 fi
 RTT_MS=${RTT_MS:-5}
 if [ "$NCPU" -ge 2 ]; then
     CLIENT_CPUS=${CLIENT_CPUS:-"0 1"}; PROXY_CPU=${PROXY_CPU:-1}; BIG_CPU=${BIG_CPU:-1}
+    TLS_CPU=${TLS_CPU:-1}
 else
     CLIENT_CPUS=${CLIENT_CPUS:-0}; PROXY_CPU=${PROXY_CPU:-0}; BIG_CPU=${BIG_CPU:-0}
+    TLS_CPU=${TLS_CPU:-0}
 fi
 RTT_CPU=${CLIENT_CPUS%% *}
 SMALL=100
@@ -106,10 +114,10 @@ PYDUGONG_VERSION=$("$PY" -c 'import importlib.metadata as m; print(m.version("du
 if [ "${NO_BUILD:-0}" = 1 ]; then
     log "NO_BUILD=1: using the binaries already in $BIN"
 else
-    log "cargo build --release -p dugong-bench-tools (peer_client, ureq_client, delay_proxy)"
+    log "cargo build --release -p dugong-bench-tools (peer_client, ureq_client, delay_proxy, make_cert)"
     (cd "$ROOT" && cargo build --release --quiet -p dugong-bench-tools)
 fi
-for b in peer_client ureq_client delay_proxy; do
+for b in peer_client ureq_client delay_proxy make_cert; do
     [ -x "$BIN/$b" ] || die "missing $BIN/$b after the build"
 done
 
@@ -158,10 +166,19 @@ head -c "$SMALL" /dev/zero | tr '\0' 'd' > "$SCR/www/b100"
 truncate -s "$M100" "$SCR/www/m100"
 truncate -s "$G1" "$SCR/www/g1"
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# A CA made for this run, and nginx's certificate from it for 127.0.0.1 and localhost.
+CERTS=$SCR/tls
+CA_PEM=$CERTS/ca.pem
+"$BIN/make_cert" --out "$CERTS" || die "make_cert could not write $CERTS"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+TLS_PORT=$(free_port)
+while [ "$TLS_PORT" = "$PORT" ]; do TLS_PORT=$(free_port); done
 USER_LINE=
 [ "$(id -u)" = 0 ] && USER_LINE="user root root;"
 sed -e "s|@SCRATCH@|$SCR|g" -e "s|@PORT@|$PORT|g" -e "s|@BODY_TEMP@|$BODY_TEMP|g" \
+    -e "s|@TLS_PORT@|$TLS_PORT|g" -e "s|@CERTS@|$CERTS|g" \
     -e "s|@USER_LINE@|$USER_LINE|g" -e "s|@ECHO_MODULE@|$ECHO_MODULE|g" \
     "$HERE/nginx.conf.in" > "$SCR/nginx.conf"
 nginx -t -q -p "$SCR/" -c "$SCR/nginx.conf" -e "$SCR/logs/error.log" \
@@ -179,7 +196,10 @@ done
     || die "nginx does not serve /m100"
 "$PY" -B "$HERE/pydugong_client.py" --port "$PORT" --mode verify-sink --target /sink > /dev/null \
     || die "the PUT sink does not read request bodies before answering"
-log "nginx on 127.0.0.1:$PORT (pid $NGINX_PID), scratch $SCR"
+TLS_BASE=https://127.0.0.1:$TLS_PORT
+[ "$(curl -sS -f --cacert "$CA_PEM" "$TLS_BASE/b100" | wc -c)" = "$SMALL" ] \
+    || die "nginx does not serve /b100 over TLS with the certificate from make_cert"
+log "nginx on 127.0.0.1:$PORT and, TLS, 127.0.0.1:$TLS_PORT (pid $NGINX_PID), scratch $SCR"
 
 : > "$SCR/proxy.out"
 taskset -c "$PROXY_CPU" "$BIN/delay_proxy" --upstream "127.0.0.1:$PORT" --rtt-ms "$RTT_MS" \
@@ -273,6 +293,31 @@ parse_curl() { # lines "<code> <bytes> <seconds>", one per transfer, from -w
         END { if (bad || n == 0 || secs <= 0) exit 1; printf "%.1f\n", bytes / secs }
     ' "$1"
 }
+parse_curl_reqs() { # as parse_curl; transfers per second of the transfers' summed time_total
+    awk -v want_code="$CURL_CODE" -v want_size="$CURL_SIZE" '
+        NF == 3 && $1 ~ /^[0-9]+$/ {
+            n++
+            if ($1 != want_code || $2 != want_size) bad = 1
+            secs += $3
+        }
+        END { if (bad || n == 0 || secs <= 0) exit 1; printf "%.1f\n", n / secs }
+    ' "$1"
+}
+parse_connect() { field "$1" connect_ms_median; }
+parse_appconnect() { # lines "<code> <bytes> <time_appconnect>", one per curl run: the median, in ms
+    awk -v want_code="$CURL_CODE" -v want_size="$CURL_SIZE" '
+        NF == 3 && $1 ~ /^[0-9]+$/ {
+            if ($1 != want_code || $2 != want_size) bad = 1
+            t[n++] = $3 * 1000
+        }
+        END {
+            if (bad || n == 0) exit 1
+            # insertion sort: n is small
+            for (i = 1; i < n; i++) { v = t[i]; for (j = i - 1; j >= 0 && t[j] > v; j--) t[j + 1] = t[j]; t[j + 1] = v }
+            printf "%.3f\n", (n % 2) ? t[(n - 1) / 2] : (t[n / 2 - 1] + t[n / 2]) / 2
+        }
+    ' "$1"
+}
 parse_time_rss() { # curl's transfers must be right too
     parse_curl "$1" > /dev/null || return 1
     awk -F= '/^max_rss_kb=/ { v = $2 } END { if (v == "") exit 1; print v }' "$1"; }
@@ -281,19 +326,32 @@ parse_time_rss() { # curl's transfers must be right too
 # timeout then kills the client itself). TIMED=1 wraps curl in GNU time (max_rss_kb=...).
 us() { exec "$BIN/peer_client" --host 127.0.0.1 "$@"; }
 py() { exec "$PY" -B "$HERE/pydugong_client.py" --host 127.0.0.1 "$@"; }
+# curl trusts the run's CA for https URLs: TLS_ARGS=(--cacert ...) or empty
+curl_tls() { TLS_ARGS=(); case "$1" in https:*) TLS_ARGS=(--cacert "$CA_PEM") ;; esac; }
 curl_gets() { # N URL
     local args=() pre=()
     [ "${TIMED:-0}" = 1 ] && pre=(/usr/bin/time -f 'max_rss_kb=%M')
     for _ in $(seq "$1"); do args+=(-o /dev/null "$2"); done
-    exec "${pre[@]}" curl -sS -w '%{http_code} %{size_download} %{time_total}\n' "${args[@]}"
+    curl_tls "$2"
+    exec "${pre[@]}" curl -sS "${TLS_ARGS[@]}" -w '%{http_code} %{size_download} %{time_total}\n' \
+        "${args[@]}"
 }
 curl_puts() { # N FILE URL
     local args=()
     for _ in $(seq "$1"); do args+=(-T "$2" "$3"); done
-    exec curl -sS -H 'Expect:' -w '%{http_code} %{size_upload} %{time_total}\n' "${args[@]}"
+    curl_tls "$3"
+    exec curl -sS "${TLS_ARGS[@]}" -H 'Expect:' -w '%{http_code} %{size_upload} %{time_total}\n' \
+        "${args[@]}"
 }
-export -f us py curl_gets curl_puts
-export BIN PY HERE
+curl_handshakes() { # N URL: N curl runs, one fresh connection each
+    curl_tls "$2"
+    for _ in $(seq "$1"); do
+        curl -sS "${TLS_ARGS[@]}" -o /dev/null -w '%{http_code} %{size_download} %{time_appconnect}\n' \
+            "$2" || exit 1
+    done
+}
+export -f us py curl_tls curl_gets curl_puts curl_handshakes
+export BIN PY HERE CA_PEM
 
 # ---------------------------------------------------------------- the rounds
 run_small_rows() { # ROUND PREFIX CPU PORT
@@ -350,6 +408,37 @@ run_rss_rows() { # ROUND
         env TIMED=1 bash -c 'curl_gets "$@"' curl 1 "$BASE/g1"
 }
 
+run_tls_rows() { # ROUND
+    local r=$1 c=$TLS_CPU d
+    local tls=(--port "$TLS_PORT" --cacert "$CA_PEM")
+    local small=("${tls[@]}" --target /b100 --size "$SMALL" --duration "$DURATION"
+        --requests 1000000000)
+    for d in 1 16; do
+        EXPECT_CONNS=2 measure "tls.wrk.d$d" "$r" parse_wrk "$c" \
+            wrk -c1 -t1 -d"${DURATION}s" -s "$HERE/pipeline.lua" "$TLS_BASE/b100" -- "$d"
+    done
+    measure tls.us.blocking.d1 "$r" parse_reqs "$c" us --mode blocking --depth 1 "${small[@]}"
+    measure tls.us.cofun.d16 "$r" parse_reqs "$c" us --mode cofun --depth 16 "${small[@]}"
+    measure tls.ureq.d1 "$r" parse_reqs "$c" "$BIN/ureq_client" --host 127.0.0.1 "${small[@]}"
+    CURL_CODE=200 CURL_SIZE=$SMALL measure tls.curl.d1 "$r" parse_curl_reqs "$c" \
+        curl_gets "$CURL_REQS" "$TLS_BASE/b100"
+
+    local get=("${tls[@]}" --target /m100 --size "$M100" --requests "$BIG_REQS")
+    local put=("${tls[@]}" --target /sink --size "$M100" --requests "$BIG_REQS")
+    measure tls.big.get.us "$r" parse_bytes "$c" us --mode get-big "${get[@]}"
+    CURL_CODE=200 CURL_SIZE=$M100 measure tls.big.get.curl "$r" parse_curl "$c" \
+        curl_gets "$BIG_REQS" "$TLS_BASE/m100"
+    measure tls.big.put.us "$r" parse_bytes "$c" us --mode put-big "${put[@]}"
+    CURL_CODE=204 CURL_SIZE=$M100 measure tls.big.put.curl "$r" parse_curl "$c" \
+        curl_puts "$BIG_REQS" "$SCR/www/m100" "$TLS_BASE/sink"
+
+    # connect(): TCP connect and the full TLS handshake; curl: time_appconnect, the same span
+    EXPECT_CONNS=$HANDSHAKES measure tls.hs.us "$r" parse_connect "$c" us --mode connect \
+        "${tls[@]}" --target /b100 --size "$SMALL" --requests "$HANDSHAKES"
+    EXPECT_CONNS=$HANDSHAKES CURL_CODE=200 CURL_SIZE=$SMALL measure tls.hs.curl "$r" \
+        parse_appconnect "$c" curl_handshakes "$HANDSHAKES" "$TLS_BASE/b100"
+}
+
 START=$(date +%s)
 for r in $(seq "$ROUNDS"); do
     log "round $r of $ROUNDS"
@@ -359,6 +448,7 @@ for r in $(seq "$ROUNDS"); do
     run_small_rows "$r" rtt "$RTT_CPU" "$PROXY_PORT"
     run_big_rows "$r"
     run_rss_rows "$r"
+    run_tls_rows "$r"
 done
 ELAPSED=$(($(date +%s) - START))
 
@@ -389,7 +479,13 @@ ureq_version=$(awk '/^name = "ureq"$/ { getline; gsub(/[^0-9.]/, ""); print; exi
     echo "- us: bench-tools peer_client (depth 1: blocking send_request; depth 16/64: send_request_cofun," \
         "sliding window); bodies and statuses verified by every client except wrk (status only)"
     echo
-    "$PY" -B "$HERE/report.py" "$RAW" "$CLIENT_CPUS" "$PROXY_CPU" "$BIG_CPU"
+    echo "- TLS rows: the same nginx with \`listen ... ssl\` (certificate from bench-tools make_cert," \
+        "no session resumption), $(nginx -V 2>&1 | grep -o 'built with OpenSSL [0-9.a-z]*' || echo 'OpenSSL ?');" \
+        "clients on CPU $TLS_CPU; us and ureq: rustls (ring); curl: $CURL_REQS transfers per 100 B row" \
+        "(req/s from the transfers' summed time_total); handshake: median of $HANDSHAKES fresh connections" \
+        "(us: connect(), curl: time_appconnect; both TCP connect + TLS handshake)"
+    echo
+    "$PY" -B "$HERE/report.py" "$RAW" "$CLIENT_CPUS" "$PROXY_CPU" "$BIG_CPU" "$TLS_CPU"
 } | tee "$OUT/report.md"
 
 if [ "$FAILS" -gt 0 ]; then

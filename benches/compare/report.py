@@ -6,7 +6,7 @@ Each figure is the median over rounds. Derived figures (gains, RSS growth) are c
 within each round first, then the median is taken. Every ratio is oriented so that
 > 1 means dugong (us) is better: us/peer for rates and gains, peer/us for memory.
 
-usage: report.py RAW_TSV CLIENT_CPUS PROXY_CPU BIG_CPU
+usage: report.py RAW_TSV CLIENT_CPUS PROXY_CPU BIG_CPU TLS_CPU
 """
 
 import statistics
@@ -52,7 +52,9 @@ class Fig:
         v = self.median
         if unit == "MB/s":
             v = v / 1e6
-        if unit in ("x",):
+        if unit == "ms":
+            s = "%.2f" % v
+        elif unit in ("x",):
             s = "%.2fx" % v
         elif abs(v) >= 100:
             s = "{:,.0f}".format(v)
@@ -62,7 +64,7 @@ class Fig:
             lo, hi = min(self.values), max(self.values)
             if unit == "MB/s":
                 lo, hi = lo / 1e6, hi / 1e6
-            if unit == "x":
+            if unit in ("x", "ms"):
                 s += " (%.2f–%.2f)" % (lo, hi)
             elif abs(v) >= 100:
                 s += " ({:,.0f}–{:,.0f})".format(lo, hi)
@@ -106,7 +108,7 @@ def ratio(us, peer, lower_is_better=False):
 
 
 def main():
-    raw, client_cpus, proxy_cpu, big_cpu = sys.argv[1:5]
+    raw, client_cpus, proxy_cpu, big_cpu, tls_cpu = sys.argv[1:6]
     runs = load(raw)
     rows = []  # (measurement, unit, us Fig, peer name, peer Fig, lower_is_better)
 
@@ -162,6 +164,19 @@ def main():
     for peer_name, who in (("curl", "curl"), ("py-dugong", "py")):
         rows.append(("peak RSS growth, 1 GiB body minus trivial", "KiB", us_growth, peer_name,
                      growth(who), None))
+
+    where = "TLS, loopback, client on CPU %s" % tls_cpu
+    add("100 B GET, depth 1, %s; us: blocking" % where, "req/s", fig(runs, "tls.us.blocking.d1"),
+        [("wrk", fig(runs, "tls.wrk.d1")), ("ureq (rustls)", fig(runs, "tls.ureq.d1")),
+         ("curl", fig(runs, "tls.curl.d1"))])
+    add("100 B GET, depth 16, %s; us: cofun" % where, "req/s", fig(runs, "tls.us.cofun.d16"),
+        [("wrk (batches)", fig(runs, "tls.wrk.d16"))])
+    add("100 MiB GET, reused 1 MiB buffer, %s" % where, "MB/s", fig(runs, "tls.big.get.us"),
+        [("curl", fig(runs, "tls.big.get.curl"))])
+    add("100 MiB PUT to a reading sink (204), %s" % where, "MB/s", fig(runs, "tls.big.put.us"),
+        [("curl -T", fig(runs, "tls.big.put.curl"))])
+    add("TCP connect + TLS handshake, fresh connection (median), %s" % where, "ms",
+        fig(runs, "tls.hs.us"), [("curl", fig(runs, "tls.hs.curl"))], lower=True)
 
     print("| measurement | unit | dugong (us) | peer | peer figure | ratio (>1: we are better) |")
     print("|---|---|--:|---|--:|--:|")

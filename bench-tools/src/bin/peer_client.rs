@@ -13,15 +13,22 @@
 //! sent with `send_request_cofun`, the loop body reading whenever response data is there,
 //! at most `--depth` in flight), `get-big` (GETs of `--size` bytes read through one reused
 //! 1 MiB buffer, one at a time), `put-big` (PUTs of `--size` bytes written from one reused
-//! 1 MiB buffer, each answered by 204). Every status and body length is checked; any
-//! mismatch is an error (exit status 1).
+//! 1 MiB buffer, each answered by 204), `connect` (`--requests` fresh connections, each
+//! timed from `connect()` to its return, then used for one GET; the result line adds
+//! `connect_ms_median`, and the run uses that many connections). Every status and body length
+//! is checked; any mismatch is an error (exit status 1).
+//!
+//! `--cacert FILE` speaks HTTPS, trusting only the certificates in `FILE` (PEM).
 
 use std::error::Error;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use dugong::{Body, Config, HttpConnection};
+use dugong::rustls::pki_types::pem::PemObject;
+use dugong::rustls::pki_types::CertificateDer;
+use dugong::{Body, Config, HttpConnection, Origin, Scheme, TlsConfig};
 use http::{HeaderMap, Method, StatusCode};
 
 /// One reused buffer for big bodies.
@@ -37,6 +44,8 @@ enum Mode {
     GetBig,
     /// PUTs of --size bytes each from a reused 1 MiB buffer, one at a time, expecting 204
     PutBig,
+    /// --requests fresh connections: connect() timed, then one GET each
+    Connect,
 }
 
 /// Benchmark client for the peer comparison: one connection, one mode, one result line.
@@ -70,6 +79,9 @@ struct Args {
     /// Per-operation timeout in seconds
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
+    /// Speak HTTPS, trusting only the CA certificates in this PEM file
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
 }
 
 /// What a run did.
@@ -100,10 +112,21 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> BoxResult<()> {
     let timeout = Duration::from_secs_f64(args.timeout);
-    let config = Config::default()
+    let mut config = Config::default()
         .timeout(Some(timeout))
         .connect_timeout(Some(timeout));
-    let conn = HttpConnection::with_config(&args.host, args.port, config)?;
+    let scheme = match &args.cacert {
+        None => Scheme::Http,
+        Some(file) => {
+            config = config.tls(trusting(file)?);
+            Scheme::Https
+        }
+    };
+    let origin = Origin::new(scheme, &args.host, args.port);
+    if args.mode == Mode::Connect {
+        return connect_times(args, &origin, &config);
+    }
+    let conn = HttpConnection::open(&origin, config)?;
     conn.connect()?;
     let deadline_after = args.duration.map(Duration::from_secs_f64);
     let target = args.target.clone().unwrap_or_else(|| {
@@ -127,6 +150,7 @@ fn run(args: &Args) -> BoxResult<()> {
         Mode::Cofun => run.cofun()?,
         Mode::GetBig => run.get_big()?,
         Mode::PutBig => run.put_big()?,
+        Mode::Connect => unreachable!("handled above"),
     };
     let elapsed = run.start.elapsed().as_secs_f64();
     if conn.response_pending() {
@@ -137,6 +161,7 @@ fn run(args: &Args) -> BoxResult<()> {
         Mode::Cofun => "cofun",
         Mode::GetBig => "get-big",
         Mode::PutBig => "put-big",
+        Mode::Connect => unreachable!("handled above"),
     };
     println!(
         "mode={mode} depth={} requests={} bytes={} elapsed_s={elapsed:.6} reqs_per_sec={:.1} \
@@ -146,6 +171,59 @@ fn run(args: &Args) -> BoxResult<()> {
         tally.bytes,
         tally.requests as f64 / elapsed,
         tally.bytes as f64 / elapsed,
+        peak_rss_kb().map_or_else(|| "unknown".to_owned(), |kb| kb.to_string()),
+    );
+    Ok(())
+}
+
+/// A TLS configuration trusting only the certificates in the PEM file `file`.
+fn trusting(file: &PathBuf) -> BoxResult<TlsConfig> {
+    let mut roots = dugong::rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(file)? {
+        roots.add(cert?)?;
+    }
+    if roots.is_empty() {
+        return Err(format!("no certificate in {}", file.display()).into());
+    }
+    Ok(TlsConfig::with_root_certificates(roots)?)
+}
+
+/// `--mode connect`: `--requests` fresh connections, each `connect()` timed (TCP and, for
+/// HTTPS, the TLS handshake), then one GET of `--target` checked; prints the result line
+/// with the median connect time.
+fn connect_times(args: &Args, origin: &Origin, config: &Config) -> BoxResult<()> {
+    let target = args.target.as_deref().unwrap_or("/");
+    let mut times = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut tally = Tally::default();
+    let start = Instant::now();
+    for _ in 0..args.requests {
+        let conn = HttpConnection::open(origin, config.clone())?;
+        let started = Instant::now();
+        conn.connect()?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        conn.send_request(&Method::GET, target, &HeaderMap::new(), Body::Empty)?;
+        let run = Run {
+            conn: &conn,
+            target,
+            size: args.size,
+            depth: 1,
+            max_requests: 1,
+            duration: None,
+            start,
+        };
+        run.read_one(&mut buf, &mut tally)?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "mode=connect depth=1 requests={} bytes={} elapsed_s={elapsed:.6} \
+         connect_ms_median={:.3} connect_ms_min={:.3} connect_ms_max={:.3} peak_rss_kb={}",
+        tally.requests,
+        tally.bytes,
+        times[times.len() / 2],
+        times[0],
+        times[times.len() - 1],
         peak_rss_kb().map_or_else(|| "unknown".to_owned(), |kb| kb.to_string()),
     );
     Ok(())

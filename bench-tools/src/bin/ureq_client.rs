@@ -6,12 +6,16 @@
 //! cargo run --release -p dugong-bench-tools --bin ureq_client -- --port 8080 --duration 5
 //! mode=ureq depth=1 requests=40000 bytes=4000000 elapsed_s=5.000 reqs_per_sec=8000.0 ...
 //! ```
+//!
+//! `--cacert FILE` speaks HTTPS (rustls, ring), trusting only the certificates in `FILE`.
 
 use std::error::Error;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::Agent;
 
 /// Benchmark client for the peer comparison: ureq, depth-1 GETs on one pooled connection.
@@ -39,6 +43,9 @@ struct Args {
     /// Per-request timeout in seconds
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
+    /// Speak HTTPS, trusting only the CA certificates in this PEM file
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -53,13 +60,19 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn Error>> {
-    let agent: Agent = Agent::config_builder()
+    let mut config = Agent::config_builder()
         .timeout_global(Some(Duration::from_secs_f64(args.timeout)))
         .http_status_as_error(false)
-        .max_idle_connections_per_host(1)
-        .build()
-        .into();
-    let url = format!("http://{}:{}{}", args.host, args.port, args.target);
+        .max_idle_connections_per_host(1);
+    let scheme = match &args.cacert {
+        None => "http",
+        Some(file) => {
+            config = config.tls_config(trusting(file)?);
+            "https"
+        }
+    };
+    let agent: Agent = config.build().into();
+    let url = format!("{scheme}://{}:{}{}", args.host, args.port, args.target);
     let duration = args.duration.map(Duration::from_secs_f64);
     let start = Instant::now();
     let (mut requests, mut bytes) = (0u64, 0u64);
@@ -92,4 +105,21 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         bytes as f64 / elapsed,
     );
     Ok(())
+}
+
+/// A TLS configuration trusting only the certificates in the PEM file `file`.
+fn trusting(file: &PathBuf) -> Result<TlsConfig, Box<dyn Error>> {
+    let pem = std::fs::read(file)?;
+    let mut certs: Vec<Certificate<'static>> = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let PemItem::Certificate(cert) = item? {
+            certs.push(cert);
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!("no certificate in {}", file.display()).into());
+    }
+    Ok(TlsConfig::builder()
+        .root_certs(RootCerts::new_with_certs(&certs))
+        .build())
 }
