@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --example fetch -- --depth 16 http://127.0.0.1:8080/a http://127.0.0.1:8080/b
+//! cargo run --example fetch -- --cacert ca.pem https://localhost:8443/a
 //! ```
 
 use std::fs::{self, File};
@@ -13,7 +14,9 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
-use dugong::{Body, Config, HttpConnection};
+#[cfg(feature = "tls")]
+use dugong::rustls::RootCertStore;
+use dugong::{Body, Config, HttpConnection, Origin, Scheme};
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderMap, Method};
 
@@ -30,6 +33,11 @@ pending responses are read first. If the server answers at once, the body is ski
 Bodies go to stdout in request order, or with -o to DIR/<index>-<name>: <index>
 counts requests from 0, <name> is the last segment of the URL path without the
 query, or `index` if that is empty (http://h/a/ -> 0-index). DIR is created.
+
+https:// URLs verify the server's certificate and name against the Mozilla roots built
+into fetch (webpki-roots), or with --cacert FILE against the certificates in FILE only.
+Nothing turns verification off. A failed handshake or a refused certificate fails the
+connection like any other: exit 1, with `error: tls error: <cause>`.
 
 Each complete response gets a line on stderr: <status> <METHOD> <target> <body bytes>.
 Exit status: 0 if every response arrived complete, whatever its status; 1 otherwise,
@@ -66,23 +74,22 @@ struct Cli {
     /// Write each body to DIR/<index>-<name> instead of stdout (see below)
     #[arg(short = 'o', value_name = "DIR")]
     output: Option<PathBuf>,
-    /// http://host[:port]/path URLs, all on one host and port
+    /// Trust the CA certificates in FILE (PEM, one or more) instead of the built-in roots
+    /// when verifying https:// servers
+    #[cfg(feature = "tls")]
+    #[arg(long, value_name = "FILE", value_parser = parse_cacert)]
+    cacert: Option<RootCertStore>,
+    /// http://host[:port]/path or https://host[:port]/path URLs, all on one scheme, host and
+    /// port
     #[arg(value_name = "URL", required = true, value_parser = parse_url)]
     urls: Vec<Url>,
 }
 
-/// One parsed URL: where it goes and the request target to send.
+/// One parsed URL: where it goes (its host lowercased) and the request target to send.
 #[derive(Debug, Clone)]
 struct Url {
-    host: String,
-    port: u16,
+    origin: Origin,
     target: String,
-}
-
-impl Url {
-    fn origin(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
 }
 
 /// The file sent with `--upload`, with its length when the arguments were checked.
@@ -146,62 +153,83 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| "expected a finite, non-negative number".into())
 }
 
+/// Reads a URL with the library's [`Origin::parse_url`], then holds it to fetch's stricter
+/// rules: a host name or IP literal, an explicit port of 1 to 65535, a printable ASCII target.
 fn parse_url(s: &str) -> Result<Url, String> {
-    let rest = match s.get(..7) {
-        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => &s[7..],
-        _ => return Err("only http:// URLs are supported".into()),
+    const BAD_HOST: &str = "expected a host name, an IPv4 address or an [IPv6] address";
+    const BAD_PORT: &str = "expected a port from 1 to 65535";
+    let scheme_len = ["http://", "https://"]
+        .into_iter()
+        .find(|p| s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
+        .map(str::len)
+        .ok_or("only http:// and https:// URLs are supported")?;
+    let rest = &s[scheme_len..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let (origin, target) = Origin::parse_url(s).map_err(|_| {
+        if authority.starts_with('[') {
+            BAD_HOST
+        } else {
+            "expected scheme://host[:port][/path][?query]"
+        }
+    })?;
+    let name_byte = |b: u8| b.is_ascii_alphanumeric() || b"-._".contains(&b);
+    let host_ok = if authority.starts_with('[') {
+        origin.host.parse::<Ipv6Addr>().is_ok()
+    } else {
+        origin.host.bytes().all(name_byte)
     };
-    let rest = rest.split('#').next().unwrap_or_default();
-    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    let target = match path.as_bytes().first() {
-        None => "/".to_owned(),
-        Some(b'?') => format!("/{path}"),
-        Some(_) => path.to_owned(),
-    };
+    if !host_ok {
+        return Err(BAD_HOST.into());
+    }
+    if origin.port == 0 || authority.ends_with(':') {
+        return Err(BAD_PORT.into());
+    }
     if !target.bytes().all(|b| b.is_ascii_graphic()) {
         return Err("spaces, controls and non-ASCII must be percent-encoded".into());
     }
-    let (host, port) = split_authority(authority)?;
-    Ok(Url { host, port, target })
+    if origin.scheme == Scheme::Https && cfg!(not(feature = "tls")) {
+        return Err("https:// needs dugong's `tls` feature".into());
+    }
+    let host = origin.host.to_ascii_lowercase();
+    let origin = Origin::new(origin.scheme, &host, origin.port);
+    Ok(Url { origin, target })
 }
 
-/// `name[:port]` or `[v6][:port]`: the host (lowercased) and the port (80 if absent).
-fn split_authority(authority: &str) -> Result<(String, u16), &'static str> {
-    const BAD_HOST: &str = "expected a host name, an IPv4 address or an [IPv6] address";
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => {
-            let end = v6
-                .find(']')
-                .filter(|&e| v6[..e].parse::<Ipv6Addr>().is_ok());
-            authority.split_at(end.ok_or(BAD_HOST)? + 2)
-        }
-        None => {
-            let (host, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
-            let name_byte = |b: u8| b.is_ascii_alphanumeric() || b"-._".contains(&b);
-            if host.is_empty() || !host.bytes().all(name_byte) {
-                return Err(BAD_HOST);
-            }
-            (host, port)
-        }
-    };
-    let port = match port.strip_prefix(':') {
-        None if port.is_empty() => Some(80),
-        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok().filter(|&p| p != 0),
-        _ => None,
-    };
-    Ok((
-        host.to_ascii_lowercase(),
-        port.ok_or("expected a port from 1 to 65535")?,
-    ))
+/// Reads `--cacert`: every certificate in a PEM file, as the only trust anchors.
+#[cfg(feature = "tls")]
+fn parse_cacert(s: &str) -> Result<RootCertStore, String> {
+    use dugong::rustls::pki_types::pem::PemObject;
+    use dugong::rustls::pki_types::CertificateDer;
+
+    let mut roots = RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(s).map_err(|e| format!("cannot read {s}: {e}"))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("bad PEM in {s}: {e}"))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("unusable CA certificate in {s}: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("no certificate (BEGIN CERTIFICATE) in {s}"));
+    }
+    Ok(roots)
 }
 
-/// Checks what clap cannot: one host:port for all URLs, a usable output directory.
+/// Checks what clap cannot: one scheme, host and port for all URLs, a usable output
+/// directory.
 fn check(cli: &Cli) -> Result<(), String> {
-    let first = cli.urls[0].origin();
-    if let Some(other) = cli.urls.iter().map(Url::origin).find(|o| *o != first) {
-        return Err(format!(
-            "all URLs must be on one host:port, got {first} and {other}"
-        ));
+    let first = &cli.urls[0].origin;
+    if let Some(other) = cli.urls.iter().map(|u| &u.origin).find(|o| *o != first) {
+        let host_port = |o: &Origin| format!("{}:{}", o.host, o.port);
+        return Err(if other.scheme != first.scheme {
+            "all URLs must use one scheme, got http:// and https://".into()
+        } else {
+            format!(
+                "all URLs must be on one host:port, got {} and {}",
+                host_port(first),
+                host_port(other)
+            )
+        });
     }
     let Some(dir) = &cli.output else {
         return Ok(());
@@ -224,7 +252,11 @@ impl Session<'_> {
         if let Some(t) = cli.timeout {
             config = config.timeout(Some(t)).connect_timeout(Some(t));
         }
-        let conn = HttpConnection::with_config(&cli.urls[0].host, cli.urls[0].port, config)?;
+        #[cfg(feature = "tls")]
+        if let Some(roots) = &cli.cacert {
+            config = config.tls(dugong::TlsConfig::with_root_certificates(roots.clone())?);
+        }
+        let conn = HttpConnection::open(&cli.urls[0].origin, config)?;
         let mut headers: HeaderMap = cli.headers.iter().cloned().collect();
         // RFC 9110 §10.1.1: no 100-continue expectation on a request without content.
         let content = cli

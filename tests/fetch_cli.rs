@@ -1,5 +1,6 @@
 //! The command-line contract of `examples/fetch.rs`, tested by running the built example
-//! against the harness peers; and a smoke run of `examples/demo.rs`.
+//! against the harness peers (over TLS through the harness's terminator and test CA too); and a
+//! smoke run of `examples/demo.rs`.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -9,7 +10,10 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use dugong_harness::{pattern, LoopbackServer, ScriptedServer, ServerOptions, Step};
+use dugong_harness::{
+    pattern, CloseMode, LoopbackServer, ScriptedServer, ServerOptions, Step, TestCa, TlsTerminator,
+    Validity,
+};
 
 /// Longest any one run of an example may take.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
@@ -20,11 +24,23 @@ fn examples_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        build
             .args(["build", "--example", "fetch", "--example", "demo"])
-            .current_dir(manifest)
-            .status()
-            .expect("run cargo build");
+            .current_dir(manifest);
+        // Cargo sets the package's variables for the test, and ring's build script reruns when
+        // any of them changes: passing them on would rebuild ring and all above it, here and
+        // again in the next `cargo test`, long enough for the scripted servers to stop waiting.
+        for (name, _) in std::env::vars_os() {
+            let name_str = name.to_string_lossy();
+            if name_str.starts_with("CARGO_PKG_")
+                || name_str.starts_with("CARGO_MANIFEST_")
+                || ["CARGO_CRATE_NAME", "CARGO_PRIMARY_PACKAGE", "OUT_DIR"].contains(&&*name_str)
+            {
+                build.env_remove(&name);
+            }
+        }
+        let status = build.status().expect("run cargo build");
         assert!(
             status.success(),
             "cargo build --example fetch --example demo failed"
@@ -111,9 +127,45 @@ fn run_example(name: &str, args: &[String]) -> Run {
 
 /// Runs `fetch` with `args` then one URL per path on `port`.
 fn fetch(args: &[&str], port: u16, paths: &[&str]) -> Run {
+    fetch_from(&format!("http://127.0.0.1:{port}"), args, paths)
+}
+
+/// Runs `fetch` with `args` then one URL per path under `base` (`scheme://host:port`).
+fn fetch_from(base: &str, args: &[&str], paths: &[&str]) -> Run {
     let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    all.extend(paths.iter().map(|p| format!("http://127.0.0.1:{port}{p}")));
+    all.extend(paths.iter().map(|p| format!("{base}{p}")));
     run_example("fetch", &all)
+}
+
+/// A loopback server behind a TLS terminator whose certificate (for 127.0.0.1 and localhost)
+/// comes from a fresh test CA, and that CA's certificate in a PEM file.
+struct HttpsPeer {
+    server: LoopbackServer,
+    tls: TlsTerminator,
+    ca_pem: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl HttpsPeer {
+    fn start() -> HttpsPeer {
+        let server = LoopbackServer::start();
+        let ca = TestCa::new();
+        let identity = ca.issue(&["127.0.0.1", "localhost"], Validity::Current);
+        let tls = TlsTerminator::start(server.addr(), identity, CloseMode::CloseNotify);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_pem = dir.path().join("ca.pem");
+        std::fs::write(&ca_pem, ca.root_pem()).expect("write the CA file");
+        HttpsPeer {
+            server,
+            tls,
+            ca_pem,
+            _dir: dir,
+        }
+    }
+
+    fn ca_arg(&self) -> &str {
+        self.ca_pem.to_str().expect("utf-8 temp path")
+    }
 }
 
 /// A port on 127.0.0.1 that nothing listens on (it was free a moment ago).
@@ -633,5 +685,180 @@ fn demo_prints_its_table() {
         out.lines().filter(|l| l.starts_with('|')).count(),
         6,
         "{out}"
+    );
+}
+
+#[test]
+fn https_with_cacert_fetches_over_tls() {
+    let peer = HttpsPeer::start();
+    // Another CA's certificate first: every certificate in the file is trusted.
+    let bundle = peer.ca_pem.with_file_name("bundle.pem");
+    let pem = std::fs::read_to_string(&peer.ca_pem).expect("read the CA file");
+    std::fs::write(&bundle, TestCa::new().root_pem() + &pem).expect("write the bundle");
+    let bundle_arg = bundle.to_str().expect("utf-8 temp path");
+    let paths = ["/bytes/5", "/chunked/70000/999", "/doc?x=1"];
+    let mut expected_out = pattern(5);
+    expected_out.extend(pattern(70_000));
+    expected_out.extend_from_slice(b"document /doc?x=1\n");
+    let expected_lines = [
+        "200 GET /bytes/5 5",
+        "200 GET /chunked/70000/999 70000",
+        "200 GET /doc?x=1 18",
+    ];
+    for (host, ca) in [("127.0.0.1", peer.ca_arg()), ("localhost", bundle_arg)] {
+        let base = format!("https://{host}:{}", peer.tls.port());
+        let run = fetch_from(&base, &["--cacert", ca, "--timeout", "10"], &paths);
+        assert_exit(&run, 0);
+        assert_eq!(run.stdout, expected_out, "stdout via {host}");
+        assert_eq!(run.stderr_lines(), expected_lines, "stderr via {host}");
+    }
+    assert!(
+        peer.server.errors().is_empty(),
+        "{:?}",
+        peer.server.errors()
+    );
+    assert!(peer.tls.errors().is_empty(), "{:?}", peer.tls.errors());
+}
+
+#[test]
+fn an_untrusted_certificate_fails_like_a_connection() {
+    let peer = HttpsPeer::start();
+    let base = format!("https://127.0.0.1:{}", peer.tls.port());
+    let other_ca = peer.ca_pem.with_file_name("other.pem");
+    std::fs::write(&other_ca, TestCa::new().root_pem()).expect("write the other CA file");
+    let other_arg = other_ca.to_str().expect("utf-8 temp path");
+    // Without --cacert the built-in roots apply, which do not include the test CA.
+    for args in [&["--timeout", "10"][..], &["--cacert", other_arg][..]] {
+        let run = fetch_from(&base, args, &["/a", "/b"]);
+        assert_exit(&run, 1);
+        assert!(run.stdout.is_empty());
+        let lines = run.stderr_lines();
+        assert_eq!(lines.len(), 3, "{}", run.stderr);
+        assert_eq!(lines[..2], ["unanswered: GET /a", "unanswered: GET /b"]);
+        assert!(
+            lines[2].starts_with("error: tls error: ") && lines[2].contains("certificate"),
+            "with {args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(peer.server.requests_served(), 0, "no request went out");
+}
+
+#[test]
+fn https_pipelines_at_depth() {
+    let peer = HttpsPeer::start();
+    let base = format!("https://localhost:{}", peer.tls.port());
+    let paths: Vec<String> = (0..40)
+        .map(|i| match i % 4 {
+            0 => format!("/bytes/{}", 300_000 + i),
+            1 => format!("/chunked/{}/777", i * 1000),
+            _ => format!("/bytes/{i}"),
+        })
+        .collect();
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let size = |p: &str| -> usize {
+        p.split('/')
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .expect("size")
+    };
+    let expected_out: Vec<u8> = paths.iter().flat_map(|p| pattern(size(p))).collect();
+    let expected_lines: Vec<String> = paths
+        .iter()
+        .map(|p| format!("200 GET {p} {}", size(p)))
+        .collect();
+    for depth in ["4", "16"] {
+        let args = [
+            "--cacert",
+            peer.ca_arg(),
+            "--depth",
+            depth,
+            "--timeout",
+            "10",
+        ];
+        let run = fetch_from(&base, &args, &paths);
+        assert_exit(&run, 0);
+        assert!(
+            run.stdout == expected_out,
+            "stdout differs at depth {depth} ({} bytes)",
+            run.stdout.len()
+        );
+        assert_eq!(
+            run.stderr_lines(),
+            expected_lines,
+            "stderr at depth {depth}"
+        );
+    }
+    // An upload, pipelined and echoed, goes through the TLS session intact both ways.
+    let file = peer.ca_pem.with_file_name("upload.bin");
+    let data = pattern(150_001);
+    std::fs::write(&file, &data).expect("write the upload file");
+    let file_arg = file.to_str().expect("utf-8 temp path");
+    let args = [
+        "--cacert",
+        peer.ca_arg(),
+        "--depth",
+        "3",
+        "-X",
+        "PUT",
+        "--upload",
+        file_arg,
+    ];
+    let run = fetch_from(&base, &args, &["/echo", "/x", "/echo"]);
+    assert_exit(&run, 0);
+    assert_eq!(
+        run.stderr_lines(),
+        [
+            "200 PUT /echo 150001",
+            "204 PUT /x 0",
+            "200 PUT /echo 150001"
+        ]
+    );
+    assert!(
+        run.stdout == [data.clone(), data].concat(),
+        "echoed bodies differ"
+    );
+    assert_eq!(
+        peer.server.connections_accepted(),
+        3,
+        "one connection per run"
+    );
+    assert!(
+        peer.server.errors().is_empty(),
+        "{:?}",
+        peer.server.errors()
+    );
+}
+
+#[test]
+fn tls_argument_errors_exit_2() {
+    let peer = HttpsPeer::start();
+    let https = format!("https://127.0.0.1:{}/a", peer.tls.port());
+    let http = format!("http://127.0.0.1:{}/b", peer.tls.port());
+    let empty = peer.ca_pem.with_file_name("empty.pem");
+    std::fs::write(&empty, "no certificates here\n").expect("write the empty file");
+    let broken = peer.ca_pem.with_file_name("broken.pem");
+    std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\nnot base64!\n").expect("write");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["--cacert", "/nonexistent/dugong/ca.pem", &https],
+        vec!["--cacert", empty.to_str().expect("utf-8"), &https],
+        vec!["--cacert", broken.to_str().expect("utf-8"), &https],
+        vec!["--cacert"],
+        vec![&https, &http],
+        vec!["https://127.0.0.1:/a"],
+        vec!["HTTPS://[127.0.0.1]/a"],
+        vec!["https://user@127.0.0.1/a"],
+    ];
+    for args in cases {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let run = run_example("fetch", &args);
+        assert_exit(&run, 2);
+        assert!(!run.stderr.trim().is_empty(), "no message for {args:?}");
+        assert!(run.stdout.is_empty(), "stdout for {args:?}");
+    }
+    assert_eq!(
+        peer.server.connections_accepted(),
+        0,
+        "argument errors send nothing"
     );
 }

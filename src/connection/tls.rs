@@ -1,11 +1,13 @@
 //! The TLS settings of `https` connections: which rustls client configuration verifies the
-//! server (by default the webpki-roots trust anchors, ALPN `http/1.1`, the ring provider), and
-//! the name it verifies.
+//! server (by default the webpki-roots trust anchors, ALPN `http/1.1`, the ring provider; with
+//! the `platform-verifier` feature, optionally the operating system's verifier), and the name
+//! it verifies. It builds configurations only: the session itself lives in `io::tls`.
 
 use std::sync::{Arc, OnceLock};
 
+use rustls::client::WantsClientCert;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, RootCertStore};
+use rustls::{ClientConfig, ConfigBuilder, RootCertStore, WantsVerifier};
 
 use crate::error::Error;
 use crate::proto::RequestError;
@@ -16,7 +18,9 @@ use crate::proto::RequestError;
 /// name (DNS names and IP addresses), and offers ALPN `http/1.1`, with rustls's ring provider.
 /// Certificate verification cannot be turned off here; a test or private CA is trusted with
 /// [`with_root_certificates`](Self::with_root_certificates), and anything else rustls can do
-/// is reached with [`from_client_config`](Self::from_client_config).
+/// is reached with [`from_client_config`](Self::from_client_config). With the
+/// `platform-verifier` feature, [`platform_verifier`](Self::platform_verifier) verifies with the
+/// operating system's verifier and trust store instead.
 #[derive(Clone, Default)]
 pub struct TlsConfig {
     /// `None`: the default configuration, built (once per process) at first use.
@@ -57,16 +61,56 @@ impl TlsConfig {
     ///
     /// When the provider supports no safe protocol version (never with ring).
     pub fn with_root_certificates(roots: RootCertStore) -> Result<Self, Error> {
+        let verifying = Self::ring_builder()?.with_root_certificates(roots);
+        Ok(Self::finish(verifying))
+    }
+
+    /// Verifies servers with the operating system's verifier and trust store
+    /// (`rustls-platform-verifier`), with the default protocol versions, the ring provider and
+    /// ALPN `http/1.1`. On Linux and the other Unix systems but macOS and Android, that is
+    /// webpki verification against the system's CA certificates (`SSL_CERT_FILE`,
+    /// `SSL_CERT_DIR`, else the usual files such as `/etc/ssl/certs`), read when this is
+    /// called; on Windows and macOS, the system's own verifier.
+    ///
+    /// ```no_run
+    /// use dugong::{Config, HttpConnection, Origin, Scheme, TlsConfig};
+    ///
+    /// let config = Config::default().tls(TlsConfig::platform_verifier()?);
+    /// let conn = HttpConnection::open(&Origin::new(Scheme::Https, "example.com", 443), config)?;
+    /// # let _ = conn;
+    /// # Ok::<(), dugong::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Tls`] when the verifier cannot be made: on Linux, when not one CA
+    ///   certificate could be loaded from the system store.
+    #[cfg(feature = "platform-verifier")]
+    pub fn platform_verifier() -> Result<Self, Error> {
+        use rustls_platform_verifier::BuilderVerifierExt;
+
+        let verifying = Self::ring_builder()?
+            .with_platform_verifier()
+            .map_err(Error::Tls)?;
+        Ok(Self::finish(verifying))
+    }
+
+    /// A client configuration builder with the ring provider and its safe default protocol
+    /// versions, waiting for a verifier.
+    fn ring_builder() -> Result<ConfigBuilder<ClientConfig, WantsVerifier>, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut client = ClientConfig::builder_with_provider(provider)
+        ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(Error::Tls)?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .map_err(Error::Tls)
+    }
+
+    /// Finishes a configuration: no client certificate, ALPN `http/1.1`.
+    fn finish(verifying: ConfigBuilder<ClientConfig, WantsClientCert>) -> Self {
+        let mut client = verifying.with_no_client_auth();
         client.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(TlsConfig {
+        TlsConfig {
             client: Some(Arc::new(client)),
-        })
+        }
     }
 
     /// Uses a caller's own rustls configuration as it is (its roots, verifier, ALPN and
@@ -98,4 +142,27 @@ impl TlsConfig {
 pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
     ServerName::try_from(host.to_owned())
         .map_err(|_| Error::InvalidRequest(RequestError::InvalidHost))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_roots_offer_http_1_1() {
+        let tls = TlsConfig::with_root_certificates(RootCertStore::empty()).expect("config");
+        let client = tls.client_config().expect("client config");
+        assert_eq!(client.alpn_protocols, [b"http/1.1".to_vec()]);
+        assert_ne!(tls, TlsConfig::default());
+    }
+
+    /// Needs CA certificates in the system store (Debian's `ca-certificates`).
+    #[cfg(feature = "platform-verifier")]
+    #[test]
+    fn platform_verifier_builds_with_the_system_store() {
+        let tls = TlsConfig::platform_verifier().expect("the platform verifier");
+        let client = tls.client_config().expect("client config");
+        assert_eq!(client.alpn_protocols, [b"http/1.1".to_vec()]);
+        assert_eq!(tls, tls.clone());
+    }
 }
