@@ -373,7 +373,7 @@ fn write_identity(root: &Path, identity: &Identity) -> io::Result<()> {
 }
 
 /// `der` in PEM (RFC 7468): base64 in lines of 64 between `label` lines.
-fn pem(label: &str, der: &[u8]) -> String {
+pub fn pem(label: &str, der: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut text = Vec::with_capacity(der.len() * 4 / 3 + 4);
     for group in der.chunks(3) {

@@ -11,7 +11,7 @@
 //! `DIR/key.pem` (its PKCS #8 key: `ssl_certificate_key`).
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn write(dir: &PathBuf) -> std::io::Result<()> {
+fn write(dir: &Path) -> std::io::Result<()> {
     let ca = TestCa::new();
     let identity = ca.issue(&["127.0.0.1", "localhost"], Validity::Current);
     fs::create_dir_all(dir)?;

@@ -21,7 +21,7 @@
 //! `--cacert FILE` speaks HTTPS, trusting only the certificates in `FILE` (PEM).
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -177,7 +177,7 @@ fn run(args: &Args) -> BoxResult<()> {
 }
 
 /// A TLS configuration trusting only the certificates in the PEM file `file`.
-fn trusting(file: &PathBuf) -> BoxResult<TlsConfig> {
+fn trusting(file: &Path) -> BoxResult<TlsConfig> {
     let mut roots = dugong::rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(file)? {
         roots.add(cert?)?;

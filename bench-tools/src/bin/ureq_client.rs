@@ -10,7 +10,7 @@
 //! `--cacert FILE` speaks HTTPS (rustls, ring), trusting only the certificates in `FILE`.
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -108,7 +108,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
 }
 
 /// A TLS configuration trusting only the certificates in the PEM file `file`.
-fn trusting(file: &PathBuf) -> Result<TlsConfig, Box<dyn Error>> {
+fn trusting(file: &Path) -> Result<TlsConfig, Box<dyn Error>> {
     let pem = std::fs::read(file)?;
     let mut certs: Vec<Certificate<'static>> = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
