@@ -19,8 +19,8 @@ use crate::proto::RequestError;
 /// Certificate verification cannot be turned off here; a test or private CA is trusted with
 /// [`with_root_certificates`](Self::with_root_certificates), and anything else rustls can do
 /// is reached with [`from_client_config`](Self::from_client_config). With the
-/// `platform-verifier` feature, [`platform_verifier`](Self::platform_verifier) verifies with the
-/// operating system's verifier and trust store instead.
+/// `platform-verifier` feature, `TlsConfig::platform_verifier()` verifies with the operating
+/// system's verifier and trust store instead.
 #[derive(Clone, Default)]
 pub struct TlsConfig {
     /// `None`: the default configuration, built (once per process) at first use.
