@@ -52,6 +52,25 @@ fn examples_dir() -> &'static Path {
     })
 }
 
+/// The examples are built before any peer starts: a peer stops waiting for its client after
+/// 10 s, and a first build (on a fresh machine, or with other features unified) takes longer.
+fn scripted(steps: Vec<Step>) -> ScriptedServer {
+    examples_dir();
+    ScriptedServer::start(steps)
+}
+
+/// See [`scripted`].
+fn loopback() -> LoopbackServer {
+    examples_dir();
+    LoopbackServer::start()
+}
+
+/// See [`scripted`].
+fn loopback_with(options: ServerOptions) -> LoopbackServer {
+    examples_dir();
+    LoopbackServer::start_with(options)
+}
+
 /// What a finished run of an example left behind.
 #[derive(Debug)]
 struct Run {
@@ -148,7 +167,7 @@ struct HttpsPeer {
 
 impl HttpsPeer {
     fn start() -> HttpsPeer {
-        let server = LoopbackServer::start();
+        let server = loopback();
         let ca = TestCa::new();
         let identity = ca.issue(&["127.0.0.1", "localhost"], Validity::Current);
         let tls = TlsTerminator::start(server.addr(), identity, CloseMode::CloseNotify);
@@ -187,7 +206,7 @@ fn assert_exit(run: &Run, code: i32) {
 
 #[test]
 fn bodies_arrive_in_request_order_at_depth_1_and_16() {
-    let server = LoopbackServer::start();
+    let server = loopback();
     let paths: Vec<String> = (0..20).map(|i| format!("/bytes/{i}")).collect();
     let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
     let expected_body: Vec<u8> = (0..20).flat_map(pattern).collect();
@@ -209,7 +228,7 @@ fn bodies_arrive_in_request_order_at_depth_1_and_16() {
 #[test]
 fn no_more_than_depth_requests_are_in_flight() {
     let ok = |body: &str| format!("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n{body}");
-    let server = ScriptedServer::start(vec![
+    let server = scripted(vec![
         Step::ExpectHead,
         Step::ExpectHead,
         // A third head sent before the first response would be swallowed here, and the
@@ -238,7 +257,7 @@ fn no_more_than_depth_requests_are_in_flight() {
 
 #[test]
 fn large_and_chunked_bodies_stream_to_stdout() {
-    let server = LoopbackServer::start();
+    let server = loopback();
     let paths = [
         "/bytes/1000000",
         "/chunked/300000/7777",
@@ -269,7 +288,7 @@ fn large_and_chunked_bodies_stream_to_stdout() {
 
 #[test]
 fn any_status_is_a_complete_response() {
-    let server = LoopbackServer::start();
+    let server = loopback();
     let paths = ["/status/404", "/status/204", "/status/500", "/status/304"];
     let run = fetch(&["--depth", "4"], server.port(), &paths);
     assert_exit(&run, 0);
@@ -292,7 +311,7 @@ fn any_status_is_a_complete_response() {
 
 #[test]
 fn output_dir_gets_one_file_per_response() {
-    let server = LoopbackServer::start();
+    let server = loopback();
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("out");
     let dir_arg = dir.to_str().expect("utf-8 temp path");
@@ -341,7 +360,7 @@ fn output_dir_gets_one_file_per_response() {
 
 #[test]
 fn uploads_arrive_intact_with_every_framing() {
-    let server = LoopbackServer::start();
+    let server = loopback();
     let tmp = tempfile::tempdir().expect("temp dir");
     let file = tmp.path().join("upload.bin");
     // Three and a bit 64 KiB pieces, not a repeating pattern.
@@ -385,7 +404,7 @@ fn uploads_arrive_intact_with_every_framing() {
 #[test]
 fn refused_upload_body_is_not_sent() {
     let refuse = "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n";
-    let server = ScriptedServer::start(vec![
+    let server = scripted(vec![
         Step::ExpectHead,
         Step::reply_str(refuse),
         Step::Accept,
@@ -424,7 +443,7 @@ fn refused_upload_body_is_not_sent() {
 
 #[test]
 fn headers_and_method_go_out_as_given() {
-    let server = ScriptedServer::start(vec![
+    let server = scripted(vec![
         Step::ExpectHead,
         Step::reply_str("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"),
         Step::Drain(Duration::from_millis(300)),
@@ -456,7 +475,7 @@ fn headers_and_method_go_out_as_given() {
 
 #[test]
 fn argument_errors_exit_2() {
-    let server = LoopbackServer::start();
+    let server = loopback();
     let url = format!("http://127.0.0.1:{}/a", server.port());
     let other_host = format!("http://127.0.0.2:{}/b", server.port());
     let other_port = format!("http://127.0.0.1:{}/b", closed_port());
@@ -514,7 +533,7 @@ fn ipv6_literals_are_accepted() {
 
 #[test]
 fn server_closing_early_reports_the_unanswered_requests() {
-    let server = ScriptedServer::start(vec![
+    let server = scripted(vec![
         Step::ExpectHead,
         Step::ExpectHead,
         Step::reply_str("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
@@ -549,7 +568,7 @@ fn server_closing_early_reports_the_unanswered_requests() {
 
 #[test]
 fn server_closing_after_a_limit_stops_the_pipeline() {
-    let server = LoopbackServer::start_with(ServerOptions {
+    let server = loopback_with(ServerOptions {
         max_requests_per_connection: Some(5),
     });
     let paths: Vec<String> = (0..12).map(|i| format!("/n/{i}")).collect();
@@ -582,7 +601,7 @@ fn server_closing_after_a_limit_stops_the_pipeline() {
 
 #[test]
 fn an_early_response_to_an_upload_is_still_reported() {
-    let server = ScriptedServer::start(vec![
+    let server = scripted(vec![
         Step::ExpectHead,
         Step::reply_str(
             "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -610,7 +629,7 @@ fn an_early_response_to_an_upload_is_still_reported() {
 
 #[test]
 fn a_closed_stdout_is_an_error_not_a_panic() {
-    let server = LoopbackServer::start();
+    let server = loopback();
     let url = format!("http://127.0.0.1:{}/bytes/10000000", server.port());
     let mut child = spawn_example("fetch", &[url]);
     drop(child.stdout.take());
@@ -648,8 +667,7 @@ fn connection_refused_lists_every_request() {
 
 #[test]
 fn a_silent_server_times_out() {
-    let server =
-        ScriptedServer::start(vec![Step::ExpectHead, Step::Drain(Duration::from_secs(10))]);
+    let server = scripted(vec![Step::ExpectHead, Step::Drain(Duration::from_secs(10))]);
     let run = fetch(&["--timeout", "0.5"], server.port(), &["/slow", "/never"]);
     assert_exit(&run, 1);
     assert!(run.took < Duration::from_secs(5), "took {:?}", run.took);
