@@ -579,37 +579,6 @@ fn tls_keepalive_requests_100_then_resend_the_unanswered() {
     keepalive_requests_100_then_resend(Listener::Tls);
 }
 
-/// The PEM writer behind the TLS config: RFC 4648's base64 test vectors, and 64-column lines.
-#[test]
-fn pem_encoding() {
-    for (der, base64) in [
-        ("", ""),
-        ("f", "Zg=="),
-        ("fo", "Zm8="),
-        ("foo", "Zm9v"),
-        ("foob", "Zm9vYg=="),
-        ("fooba", "Zm9vYmE="),
-        ("foobar", "Zm9vYmFy"),
-    ] {
-        let lines = if base64.is_empty() {
-            String::new()
-        } else {
-            format!("{base64}\n")
-        };
-        assert_eq!(
-            nginx::pem("X", der.as_bytes()),
-            format!("-----BEGIN X-----\n{lines}-----END X-----\n"),
-            "{der:?}"
-        );
-    }
-    let long = nginx::pem("CERTIFICATE", &[0xff; 100]);
-    let lines: Vec<&str> = long.lines().collect();
-    assert_eq!(lines.len(), 5);
-    assert_eq!(lines[1], "/".repeat(64));
-    assert_eq!(lines[2], "/".repeat(64));
-    assert_eq!(lines[3], "/////w==");
-}
-
 /// The `/m100` checker itself: it accepts the real content and rejects a changed byte or a
 /// shifted block (no nginx needed).
 #[test]

@@ -28,6 +28,10 @@ pub struct Identity {
     pub chain: Vec<CertificateDer<'static>>,
     /// The leaf's private key (PKCS #8).
     pub key: PrivateKeyDer<'static>,
+    /// `chain` in PEM, for servers that read files (nginx).
+    chain_pem: String,
+    /// `key` in PEM.
+    key_pem: String,
 }
 
 impl Clone for Identity {
@@ -35,7 +39,21 @@ impl Clone for Identity {
         Identity {
             chain: self.chain.clone(),
             key: self.key.clone_key(),
+            chain_pem: self.chain_pem.clone(),
+            key_pem: self.key_pem.clone(),
         }
+    }
+}
+
+impl Identity {
+    /// The chain in PEM (leaf first), as `ssl_certificate` files hold it.
+    pub fn chain_pem(&self) -> &str {
+        &self.chain_pem
+    }
+
+    /// The private key in PEM (PKCS #8), as `ssl_certificate_key` files hold it.
+    pub fn key_pem(&self) -> &str {
+        &self.key_pem
     }
 }
 
@@ -116,6 +134,8 @@ impl TestCa {
         Identity {
             chain: vec![cert.der().clone(), self.root()],
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            chain_pem: format!("{}{}", cert.pem(), self.cert.pem()),
+            key_pem: key.serialize_pem(),
         }
     }
 }

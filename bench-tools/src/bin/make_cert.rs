@@ -42,42 +42,6 @@ fn write(dir: &Path) -> std::io::Result<()> {
     let identity = ca.issue(&["127.0.0.1", "localhost"], Validity::Current);
     fs::create_dir_all(dir)?;
     fs::write(dir.join("ca.pem"), ca.root_pem())?;
-    let chain: String = identity
-        .chain
-        .iter()
-        .map(|cert| pem("CERTIFICATE", cert))
-        .collect();
-    fs::write(dir.join("chain.pem"), chain)?;
-    fs::write(
-        dir.join("key.pem"),
-        pem("PRIVATE KEY", identity.key.secret_der()),
-    )
-}
-
-/// `der` in PEM (RFC 7468): base64 in lines of 64 between `label` lines.
-fn pem(label: &str, der: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut text = Vec::with_capacity(der.len() * 4 / 3 + 4);
-    for group in der.chunks(3) {
-        let b = [
-            group[0],
-            *group.get(1).unwrap_or(&0),
-            *group.get(2).unwrap_or(&0),
-        ];
-        let n = u32::from_be_bytes([0, b[0], b[1], b[2]]);
-        for i in 0..4 {
-            text.push(if i <= group.len() {
-                ALPHABET[(n >> (18 - 6 * i) & 63) as usize]
-            } else {
-                b'='
-            });
-        }
-    }
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in text.chunks(64) {
-        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+    fs::write(dir.join("chain.pem"), identity.chain_pem())?;
+    fs::write(dir.join("key.pem"), identity.key_pem())
 }
