@@ -97,14 +97,7 @@ impl TlsSession {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
-            let got = conn.read_tls(wire)?;
-            let processed = conn.process_new_packets();
-            if let Err(e) = processed {
-                // Tell the server why (an alert), if the socket takes it.
-                let _ = Self::flush(&mut conn, wire);
-                return Err(tls_error(e));
-            }
-            if got == 0 {
+            if Self::receive(&mut conn, wire)? == 0 {
                 // End of stream: the reader now says whether it was clean.
                 return match conn.reader().read(buf) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -130,7 +123,7 @@ impl TlsSession {
             if !conn.is_handshaking() {
                 return Ok(None);
             }
-            match conn.read_tls(wire) {
+            match Self::receive(&mut conn, wire) {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -146,11 +139,19 @@ impl TlsSession {
                 }
                 Err(e) => return Err(e),
             }
-            if let Err(e) = conn.process_new_packets() {
-                let _ = Self::flush(&mut conn, wire);
-                return Err(tls_error(e));
-            }
         }
+    }
+
+    /// One receive of records and their processing: the bytes received (`Ok(0)` at end of
+    /// stream). A record the session refuses is a TLS error, and the alert saying why is
+    /// sent if the socket takes it.
+    fn receive(conn: &mut ClientConnection, wire: &mut (impl Read + Write)) -> io::Result<usize> {
+        let got = conn.read_tls(wire)?;
+        if let Err(e) = conn.process_new_packets() {
+            let _ = Self::flush(conn, wire);
+            return Err(tls_error(e));
+        }
+        Ok(got)
     }
 
     /// Whether records wait to be written: a wait must include writability then.
