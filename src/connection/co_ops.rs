@@ -20,7 +20,7 @@ use super::driver::{Deadline, Driver};
 use super::job::{Job, Role, Step};
 use super::send::{self, Request};
 use super::state::{Link, State};
-use super::{recv, HttpConnection, Response};
+use super::{recv, Config, HttpConnection, Response};
 use crate::coroutine::Resume;
 use crate::error::{Error, Operation};
 use crate::io::{Park, Ready, Transport, Wake};
@@ -119,19 +119,29 @@ impl<T> std::fmt::Debug for CoOp<'_, T> {
     }
 }
 
+/// The settings `co_*` operations run with: the connection's, without an operation timeout
+/// (the caller's loop decides how long to wait).
+fn settings<P: Park>(conn: &HttpConnection<P>) -> Config {
+    conn.config.clone().timeout(None)
+}
+
 impl<'c, T> CoOp<'c, T> {
     fn new<P: Park>(
         conn: &'c HttpConnection<P>,
         role: Role,
         work: impl FnOnce(&Driver<'_>) -> Result<T, Error> + 'c,
     ) -> Result<Self, Error> {
-        let config = conn.config.clone().timeout(None);
-        Ok(CoOp {
+        let job = Job::spawn(conn, role, Some(settings(conn)), work)?;
+        Ok(Self::of(conn, job))
+    }
+
+    fn of<P: Park>(conn: &'c HttpConnection<P>, job: Job<'c, T>) -> Self {
+        CoOp {
             cell: &conn.state,
-            job: Ok(Job::spawn(conn, role, Some(config), work)?),
+            job: Ok(job),
             input: Ok(Wake::Resumed),
             watched: None,
-        })
+        }
     }
 
     /// An operation that reads: a failure to start it is reported by its first step.
@@ -235,19 +245,8 @@ impl<P: Park> HttpConnection<P> {
             body,
         };
         let prepared = send::prepare(&self.driver(), &request)?;
-        let id = prepared.id();
-        match CoOp::new(self, Role::Sends, move |d| send::transmit(d, prepared)) {
-            Ok(mut op) => {
-                op.job = op.job.map(|job| job.unsent_until_started(id));
-                Ok(op)
-            }
-            Err(e) => {
-                if let Ok(mut st) = self.state() {
-                    st.unsend(id);
-                }
-                Err(e)
-            }
-        }
+        let job = Job::transmit(self, Some(settings(self)), prepared)?;
+        Ok(CoOp::of(self, job))
     }
 
     /// Streams `body` as the request body owed by the last request ([`Body::Following`] or

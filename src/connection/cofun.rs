@@ -100,18 +100,7 @@ impl<'c, P: Park> Cofun<'c, P> {
         conn: &'c HttpConnection<P>,
         prepared: Prepared<'c>,
     ) -> Result<Self, Error> {
-        let id = prepared.id();
-        match Job::spawn(conn, Role::Sends, None, move |d| {
-            send::transmit(d, prepared)
-        }) {
-            Ok(job) => Ok(Self::new(conn, Some(job.unsent_until_started(id)))),
-            Err(e) => {
-                if let Ok(mut st) = conn.state() {
-                    st.unsend(id);
-                }
-                Err(e)
-            }
-        }
+        Ok(Self::new(conn, Some(Job::transmit(conn, None, prepared)?)))
     }
 
     /// A cofunction that streams `reader` as the body owed by the newest request.

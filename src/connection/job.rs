@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 
 use super::driver::Driver;
+use super::send::{self, Prepared};
 use super::state::{Sender, State};
 use super::{Config, HttpConnection};
 use crate::coroutine::{Blocked, Fiber, Resume, Resumed, Suspending};
@@ -88,12 +89,6 @@ impl<'c, T> Job<'c, T> {
         })
     }
 
-    /// Marks the request (number, link) this job sends: taken back if the job never runs.
-    pub(crate) fn unsent_until_started(mut self, request: (u64, u64)) -> Self {
-        self.unsent = Some(request);
-        self
-    }
-
     /// Whether the coroutine has run.
     pub(crate) fn is_started(&self) -> bool {
         self.fiber.as_ref().is_none_or(Fiber::is_started)
@@ -133,6 +128,32 @@ impl<'c, T> Job<'c, T> {
             }
             if self.role == Role::Sends {
                 st.send.sender = Sender::Caller;
+            }
+        }
+    }
+}
+
+impl<'c> Job<'c, ()> {
+    /// A job that puts a prepared request on the wire. The request is taken back out of
+    /// the pipeline if the job cannot start, or is dropped before it runs.
+    pub(crate) fn transmit<P: Park>(
+        conn: &'c HttpConnection<P>,
+        config: Option<Config>,
+        prepared: Prepared<'c>,
+    ) -> Result<Job<'c, ()>, Error> {
+        let id = prepared.id();
+        match Job::spawn(conn, Role::Sends, config, move |d| {
+            send::transmit(d, prepared)
+        }) {
+            Ok(mut job) => {
+                job.unsent = Some(id);
+                Ok(job)
+            }
+            Err(e) => {
+                if let Ok(mut st) = conn.state() {
+                    st.unsend(id);
+                }
+                Err(e)
             }
         }
     }
