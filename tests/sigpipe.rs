@@ -9,9 +9,9 @@ mod support;
 use std::io::Read;
 use std::time::Duration;
 
-use dugong::{Body, ClosePhase, Config, Error};
+use dugong::{Body, ClosePhase, Error};
 use http::{HeaderMap, Method};
-use support::{ScriptedServer, SendPath, Step};
+use support::{Front, ScriptedServer, SendPath, Step};
 
 #[test]
 fn writes_into_a_closed_and_reset_connection_return_connection_closed() {
@@ -20,77 +20,38 @@ fn writes_into_a_closed_and_reset_connection_return_connection_closed() {
     let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     assert_ne!(previous, libc::SIG_ERR);
 
-    for &path in SendPath::ALL {
-        let server = ScriptedServer::start(vec![Step::ExpectHead, Step::Close]);
-        path.run(server.port(), Config::default(), move |conn| {
-            conn.send(
-                &Method::PUT,
-                "/up",
-                &HeaderMap::new(),
-                Body::Following(1 << 30),
-            )
-            .expect("head goes out before the close");
-            server.finish();
-            std::thread::sleep(Duration::from_millis(50));
-            // The path's own body writer: `write` pieces, `sendfile_cofun` or `co_write`.
-            let mut body = std::io::repeat(b'x').take(1 << 30);
-            let outcome = conn.stream(&mut body).err();
-            match outcome {
-                Some(Error::ConnectionClosed {
-                    phase: ClosePhase::WhileSending,
-                    ..
-                }) => {}
-                other => panic!("expected ConnectionClosed while sending, got {other:?}"),
-            }
-            // Still alive, and the connection says why on the next write too.
-            assert!(matches!(
-                conn.write(b"y"),
-                Err(Error::ConnectionClosed { .. })
-            ));
-        });
-    }
-}
-
-/// The same over TLS: records written into a connection the peer closed fail as a closed
-/// connection, and the process lives.
-#[cfg(feature = "tls")]
-#[test]
-fn tls_writes_into_a_closed_connection_return_connection_closed() {
-    use dugong::rustls::RootCertStore;
-    use dugong::{Origin, Scheme, TlsConfig};
-    use dugong_harness::{CloseMode, TestCa, TlsTerminator, Validity};
-
-    // SAFETY: as above.
-    let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    assert_ne!(previous, libc::SIG_ERR);
-    let ca = TestCa::new();
-    let mut roots = RootCertStore::empty();
-    roots.add(ca.root()).expect("root");
-    let config = Config::default().tls(TlsConfig::with_root_certificates(roots).expect("tls"));
-    for &path in SendPath::ALL {
-        let server = ScriptedServer::start(vec![Step::ExpectHead, Step::Close]);
-        let identity = ca.issue(&["127.0.0.1"], Validity::Current);
-        let tls = TlsTerminator::start(server.addr(), identity, CloseMode::CloseNotify);
-        let origin = Origin::new(Scheme::Https, "127.0.0.1", tls.port());
-        path.run_on(origin, config.clone(), move |conn| {
-            conn.send(
-                &Method::PUT,
-                "/up",
-                &HeaderMap::new(),
-                Body::Following(1 << 30),
-            )
-            .expect("head goes out before the close");
-            server.finish();
-            std::thread::sleep(Duration::from_millis(50));
-            let mut body = std::io::repeat(b'x').take(1 << 30);
-            match conn.stream(&mut body).err() {
-                Some(Error::ConnectionClosed {
-                    phase: ClosePhase::WhileSending,
-                    ..
-                }) => {}
-                other => panic!("expected ConnectionClosed while sending, got {other:?}"),
-            }
-            drop(tls);
-        });
+    // Plain and TLS: records written into a dead connection must not raise it either.
+    for &front in Front::ALL {
+        for &path in SendPath::ALL {
+            let server = ScriptedServer::start(vec![Step::ExpectHead, Step::Close]);
+            let (origin, config, guard) = front.open(server.addr());
+            path.run_on(origin, config, move |conn| {
+                let _front = guard;
+                conn.send(
+                    &Method::PUT,
+                    "/up",
+                    &HeaderMap::new(),
+                    Body::Following(1 << 30),
+                )
+                .expect("head goes out before the close");
+                server.finish();
+                std::thread::sleep(Duration::from_millis(50));
+                // The path's own body writer: `write` pieces, `sendfile_cofun` or `co_write`.
+                let mut body = std::io::repeat(b'x').take(1 << 30);
+                let outcome = conn.stream(&mut body).err();
+                match outcome {
+                    Some(Error::ConnectionClosed {
+                        phase: ClosePhase::WhileSending,
+                        ..
+                    }) => {}
+                    other => panic!("expected ConnectionClosed while sending, got {other:?}"),
+                }
+                // Still alive, and the connection says why on the next write too.
+                assert!(matches!(
+                    conn.write(b"y"),
+                    Err(Error::ConnectionClosed { .. })
+                ));
+            });
+        }
     }
 }
