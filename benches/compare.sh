@@ -13,7 +13,8 @@
 # (100 MiB transfers per big row per round, 10), CLIENT_CPUS ("0 1"), PROXY_CPU (1),
 # BIG_CPU (1), TLS_CPU (1), RTT_MS (5), CURL_REQS (100 B GETs per curl row per round, 4000),
 # HANDSHAKES (fresh connections per handshake row per round, 50), NO_BUILD=1 (use the
-# bench-tools already built in target/release).
+# bench-tools already built in target/release), ROWS (which groups of rows to run, any of
+# "small rtt big rss tls"; default all: e.g. ROWS=tls reruns only the HTTPS rows).
 # Placement: the nginx worker (and master) on CPU 0; clients pinned with taskset to CPU 0
 # (the server's) and, separately, CPU 1. The delay proxy runs on PROXY_CPU, with its
 # clients on the first of CLIENT_CPUS. Big transfers and RSS rows: client on BIG_CPU; TLS
@@ -199,6 +200,8 @@ done
 TLS_BASE=https://127.0.0.1:$TLS_PORT
 [ "$(curl -sS -f --cacert "$CA_PEM" "$TLS_BASE/b100" | wc -c)" = "$SMALL" ] \
     || die "nginx does not serve /b100 over TLS with the certificate from make_cert"
+TLS_NEGOTIATED=$(curl -sSv --cacert "$CA_PEM" -o /dev/null "$TLS_BASE/b100" 2>&1 \
+    | sed -n 's/^\* SSL connection using //p' | head -n 1)
 log "nginx on 127.0.0.1:$PORT and, TLS, 127.0.0.1:$TLS_PORT (pid $NGINX_PID), scratch $SCR"
 
 : > "$SCR/proxy.out"
@@ -432,6 +435,12 @@ run_tls_rows() { # ROUND
     CURL_CODE=204 CURL_SIZE=$M100 measure tls.big.put.curl "$r" parse_curl "$c" \
         curl_puts "$BIG_REQS" "$SCR/www/m100" "$TLS_BASE/sink"
 
+    # as run_rss_rows: the growth is what streaming 1 GiB through a TLS session adds
+    measure tls.rss.trivial.us "$r" parse_rss "$c" us --mode get-big "${tls[@]}" \
+        --target /b100 --size "$SMALL" --requests 1
+    measure tls.rss.big.us "$r" parse_rss "$c" us --mode get-big "${tls[@]}" \
+        --target /g1 --size "$G1" --requests 1
+
     # connect(): TCP connect and the full TLS handshake; curl: time_appconnect, the same span
     EXPECT_CONNS=$HANDSHAKES measure tls.hs.us "$r" parse_connect "$c" us --mode connect \
         "${tls[@]}" --target /b100 --size "$SMALL" --requests "$HANDSHAKES"
@@ -439,16 +448,24 @@ run_tls_rows() { # ROUND
         parse_appconnect "$c" curl_handshakes "$HANDSHAKES" "$TLS_BASE/b100"
 }
 
+ROWS=${ROWS:-small rtt big rss tls}
+for g in $ROWS; do
+    case "$g" in small | rtt | big | rss | tls) ;; *) die "ROWS: unknown group $g" ;; esac
+done
+wanted() { [[ " $ROWS " == *" $1 "* ]]; }
+
 START=$(date +%s)
 for r in $(seq "$ROUNDS"); do
     log "round $r of $ROUNDS"
-    for cpu in $CLIENT_CPUS; do
-        run_small_rows "$r" "lo.cpu$cpu" "$cpu" "$PORT"
-    done
-    run_small_rows "$r" rtt "$RTT_CPU" "$PROXY_PORT"
-    run_big_rows "$r"
-    run_rss_rows "$r"
-    run_tls_rows "$r"
+    if wanted small; then
+        for cpu in $CLIENT_CPUS; do
+            run_small_rows "$r" "lo.cpu$cpu" "$cpu" "$PORT"
+        done
+    fi
+    if wanted rtt; then run_small_rows "$r" rtt "$RTT_CPU" "$PROXY_PORT"; fi
+    if wanted big; then run_big_rows "$r"; fi
+    if wanted rss; then run_rss_rows "$r"; fi
+    if wanted tls; then run_tls_rows "$r"; fi
 done
 ELAPSED=$(($(date +%s) - START))
 
@@ -480,7 +497,7 @@ ureq_version=$(awk '/^name = "ureq"$/ { getline; gsub(/[^0-9.]/, ""); print; exi
         "sliding window); bodies and statuses verified by every client except wrk (status only)"
     echo
     echo "- TLS rows: the same nginx with \`listen ... ssl\` (certificate from bench-tools make_cert," \
-        "no session resumption), $(nginx -V 2>&1 | grep -o 'built with OpenSSL [0-9.a-z]*' || echo 'OpenSSL ?');" \
+        "no session resumption; curl negotiates $TLS_NEGOTIATED), $(nginx -V 2>&1 | grep -o 'built with OpenSSL [0-9.a-z]*' || echo 'OpenSSL ?');" \
         "clients on CPU $TLS_CPU; us and ureq: rustls (ring); curl: $CURL_REQS transfers per 100 B row" \
         "(req/s from the transfers' summed time_total); handshake: median of $HANDSHAKES fresh connections" \
         "(us: connect(), curl: time_appconnect; both TCP connect + TLS handshake)"
