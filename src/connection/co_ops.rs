@@ -198,6 +198,8 @@ impl<'c, T> CoOp<'c, T> {
             self.watched = Some((transport, interest, blocked.timeout));
             break;
         }
+        // The caller's loop is about to wait: nothing queued may wait with it.
+        crate::io::flush_thread();
         match self.waiting_for() {
             Some(need) => CoStep::Poll(need),
             None => CoStep::Done(Err(StateError::Busy.into())),

@@ -25,9 +25,11 @@ use crate::io::{Blocking, Park, Wake};
 /// coroutine first runs and after each turn of the loop body that read something), or a
 /// readable socket while a send would block — read them in the loop body with
 /// `read_response` / `read` on the same connection. It ends with `None` once every byte is
-/// handed to the OS. An error is yielded once as `Some(Err(e))`, then the iterator ends; the
-/// connection also remembers it (a broken or poisoned connection says so on its next use), so
-/// a `for _ in` loop cannot lose it.
+/// handed to the OS or, for a small request with
+/// [`Config::coalesce_writes`](crate::Config::coalesce_writes), queued to go out before the
+/// thread next waits. An error is yielded once as `Some(Err(e))`, then the iterator ends;
+/// the connection also remembers it (a broken or poisoned connection says so on its next
+/// use), so a `for _ in` loop cannot lose it.
 ///
 /// If the loop body reads nothing, the cofunction keeps the arriving response bytes in the
 /// connection's buffer (bounded by [`Config::max_buffered`](crate::Config::max_buffered)), as

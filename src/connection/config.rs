@@ -33,6 +33,9 @@ pub struct Config {
     /// Response bytes held while a send waits (see
     /// [`Config::max_buffered`](Self::max_buffered())).
     pub max_buffered: usize,
+    /// Whether small request heads and bodies wait to go out together (see
+    /// [`Config::coalesce_writes`](Self::coalesce_writes())).
+    pub coalesce_writes: bool,
     /// How `https` connections verify the server (see [`TlsConfig`](crate::TlsConfig)).
     #[cfg(feature = "tls")]
     pub tls: crate::TlsConfig,
@@ -41,7 +44,7 @@ pub struct Config {
 impl Default for Config {
     /// Connect timeout 10 s (it covers the TLS handshake), operation timeout 30 s, 1 s to
     /// wait for `100 Continue`, the [`Limits`] defaults, 16 MiB of response data buffered
-    /// while a send waits, and the default [`TlsConfig`](crate::TlsConfig).
+    /// while a send waits, coalesced writes, and the default [`TlsConfig`](crate::TlsConfig).
     fn default() -> Self {
         Config {
             connect_timeout: Some(Duration::from_secs(10)),
@@ -49,6 +52,7 @@ impl Default for Config {
             continue_timeout: Some(Duration::from_secs(1)),
             limits: Limits::default(),
             max_buffered: 16 * 1024 * 1024,
+            coalesce_writes: true,
             #[cfg(feature = "tls")]
             tls: crate::TlsConfig::default(),
         }
@@ -126,6 +130,23 @@ impl Config {
     /// [`Error::BufferFull`](crate::Error::BufferFull).
     pub fn max_buffered(mut self, n: usize) -> Self {
         self.max_buffered = n;
+        self
+    }
+
+    /// Whether a request head with its in-memory body (up to 16 KiB in all) may wait in the
+    /// connection's queue to go out together with the requests after it, in one send
+    /// (default: on). Pipelined requests then cost one `sendmsg` per batch instead of one
+    /// each.
+    ///
+    /// Queued bytes never make anyone wait: they go out when the connection next receives or
+    /// waits, when [`as_raw_fd`](std::os::fd::AsRawFd::as_raw_fd) or
+    /// [`flush`](crate::HttpConnection::flush) is called, or when the thread waits on any
+    /// other connection of this crate (a blocking wait, a green runtime's poll, a `co_*`
+    /// operation returning [`CoStep::Poll`](crate::CoStep::Poll)). Only a wait the crate
+    /// cannot see — `std::thread::sleep`, a channel — needs a `flush()` first if a request
+    /// sent just before it must already be on the wire.
+    pub fn coalesce_writes(mut self, on: bool) -> Self {
+        self.coalesce_writes = on;
         self
     }
 }

@@ -117,7 +117,9 @@ pub(crate) fn park_until(
     interest: Ready,
     deadline: &mut Deadline,
 ) -> Result<Ready, Error> {
-    // A TLS session with records to flush needs writability too.
+    // Queued bytes go out before any wait; what the socket does not take yet (and TLS
+    // records to flush) makes the wait include writability.
+    let _ = transport.flush();
     let interest = transport.interest(interest);
     loop {
         let left = deadline.remaining()?;

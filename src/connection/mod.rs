@@ -248,7 +248,10 @@ impl<P: Park> HttpConnection<P> {
     /// # Blocking
     ///
     /// Until the head (and in-memory body) is handed to the OS, bounded by the connect
-    /// timeout plus the operation timeout (twice that with `Expect: 100-continue`).
+    /// timeout plus the operation timeout (twice that with `Expect: 100-continue`). With
+    /// [`Config::coalesce_writes`] (the default) a small request is queued instead, without
+    /// a syscall, to go out with the requests after it; it is sent before this crate waits
+    /// for anything, by [`flush`](Self::flush), and when the connection is dropped.
     pub fn send_request(
         &self,
         method: &Method,
@@ -396,6 +399,22 @@ impl<P: Park> HttpConnection<P> {
     /// As [`write`](Self::write), except that it never times out.
     pub fn write_partial(&self, data: &[u8]) -> Result<usize, Error> {
         send::write_partial(&self.driver(), data)
+    }
+
+    /// Sends the request bytes waiting in the connection's queue (see
+    /// [`Config::coalesce_writes`]), waiting for the socket to take them. Every wait of this
+    /// crate does this by itself; call it before waiting on something else — a sleep, a
+    /// channel — when a request must already be on the wire.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write).
+    ///
+    /// # Blocking
+    ///
+    /// Until every queued byte is handed to the OS, up to the operation timeout.
+    pub fn flush(&self) -> Result<(), Error> {
+        send::flush(&self.driver())
     }
 
     /// Whether response bytes are already in this connection's buffer (or decrypted in its
@@ -551,8 +570,11 @@ impl<P: Park> HttpConnection<P> {
 
 impl<P: Park> std::os::fd::AsRawFd for HttpConnection<P> {
     /// The socket's descriptor, or -1 while not connected. It changes when the connection
-    /// reopens.
+    /// reopens. Queued request bytes are sent first (see [`HttpConnection::flush`]), so a
+    /// loop that waits on the descriptor never waits for the answer to a request still held
+    /// here; a failure to send them is reported by the connection's next call.
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        let _ = self.flush();
         match self.state.try_borrow().as_deref() {
             Ok(State {
                 link: Link::Open(t),

@@ -9,7 +9,7 @@ use http::header::EXPECT;
 use http::{HeaderMap, Method, StatusCode};
 
 use super::driver::{drain, send_error, Deadline, Driver, Held};
-use super::state::{Outgoing, Sender, State};
+use super::state::{Link, Outgoing, Sender, State};
 use crate::error::{ClosePhase, Error, Operation, PoisonCause};
 use crate::io::{Ready, Wake};
 use crate::proto::{encode_request_head, Body, HeadStep, InFlight, StateError};
@@ -117,7 +117,11 @@ pub(crate) fn transmit(d: &Driver<'_>, prepared: Prepared<'_>) -> Result<(), Err
         d.state()?.send.encoder.frame(inline.len())?;
     }
     let mut bufs = [IoSlice::new(&head), IoSlice::new(inline)];
-    write_all(d, &held, request, &mut bufs, Operation::SendRequest)?;
+    // A request that needs no answer before its body may wait to go out with the next ones.
+    let queued = d.config.coalesce_writes && !expect_continue && held.transport.queue(&bufs);
+    if !queued {
+        write_all(d, &held, request, &mut bufs, Operation::SendRequest)?;
+    }
     if let Ok(mut st) = d.state() {
         if st.send.head_buf.capacity() < head.capacity() {
             let mut head = head;
@@ -138,6 +142,32 @@ pub(crate) fn transmit(d: &Driver<'_>, prepared: Prepared<'_>) -> Result<(), Err
         }
     }
     Ok(())
+}
+
+/// Sends every queued byte (see [`Config::coalesce_writes`](crate::Config::coalesce_writes)),
+/// waiting for the socket to take them.
+pub(crate) fn flush(d: &Driver<'_>) -> Result<(), Error> {
+    let (held, request) = {
+        let mut st = d.state()?;
+        match &st.link {
+            Link::Open(t) if t.has_queued() => {}
+            _ => return Ok(()),
+        }
+        (st.held()?, st.pipeline.pushed())
+    };
+    let mut deadline = Deadline::new(Operation::SendRequest, d.config.timeout);
+    let flushed = loop {
+        match held.transport.flush() {
+            Ok(true) => break Ok(()),
+            Ok(false) => {
+                if let Err(e) = wait_to_send(d, &held, &mut deadline) {
+                    break Err(e);
+                }
+            }
+            Err(e) => break Err(send_error(e)),
+        }
+    };
+    flushed.map_err(|e| fold(d, &held, request, e))
 }
 
 /// Sends a request: [`prepare`] then [`transmit`].

@@ -481,6 +481,8 @@ impl Runtime {
             .timers
             .first()
             .map(|(at, _)| at.saturating_duration_since(now));
+        // Nothing a task queued may wait while the thread sleeps.
+        crate::io::flush_thread();
         let mut woken = Vec::new();
         let waiters = &self.io_waiters;
         self.shared

@@ -7,6 +7,7 @@
 
 mod buffer;
 mod park;
+mod queue;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
@@ -15,6 +16,7 @@ pub(crate) use buffer::ReadBuffer;
 pub(crate) use park::sealed::Sealed as ParkImpl;
 pub(crate) use park::Wake;
 pub use park::{Blocking, Park};
+pub(crate) use queue::flush_thread;
 #[cfg(feature = "tls")]
 pub(crate) use tls::TlsSession;
 pub(crate) use transport::{Reactor, Ready, Transport};

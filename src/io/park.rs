@@ -74,6 +74,8 @@ impl sealed::Sealed for Blocking {
         interest: Ready,
         timeout: Option<Duration>,
     ) -> io::Result<Wake> {
+        // Nothing this thread queued may wait while it sleeps.
+        super::queue::flush_thread();
         let ready = transport.poll_one(interest, timeout)?;
         Ok(if ready == Ready::default() {
             Wake::TimedOut

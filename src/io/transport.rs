@@ -5,12 +5,14 @@
 use std::io::{self, IoSlice, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use polling::{Event, Events, PollMode, Poller};
 
 use socket2::{Domain, Protocol, Socket, Type};
+
+use super::queue::{mark_dirty, QUEUE_LIMIT};
 
 /// A poller shared by many sockets (a green runtime's). Registrations are oneshot: a ready
 /// socket whose task is not waiting must not be reported again and again.
@@ -74,6 +76,9 @@ pub(crate) struct Transport {
     /// `drop`.
     socket: Socket,
     registration: Option<Registration>,
+    /// Plaintext written but not yet sent (see [`queue`](super::queue)): it goes out before
+    /// any other byte, with the next send, receive or wait.
+    queued: Mutex<Vec<u8>>,
     /// The TLS session over the socket, for an `https` connection.
     #[cfg(feature = "tls")]
     tls: Option<super::tls::TlsSession>,
@@ -168,6 +173,7 @@ impl Transport {
             return Ok(Transport {
                 socket,
                 registration: None,
+                queued: Mutex::default(),
                 #[cfg(feature = "tls")]
                 tls: None,
             });
@@ -187,6 +193,7 @@ impl Transport {
         Ok(Transport {
             socket,
             registration,
+            queued: Mutex::default(),
             #[cfg(feature = "tls")]
             tls: None,
         })
@@ -209,10 +216,95 @@ impl Transport {
         Ok(addrs)
     }
 
-    /// One non-blocking gathering send of plaintext: returns how many bytes the connection
-    /// took (over TLS: encrypted, and sent as far as the socket takes them). Never raises
-    /// SIGPIPE. A zero-byte send of non-empty data is reported as `WriteZero`.
+    fn lock_queue(&self) -> MutexGuard<'_, Vec<u8>> {
+        // Nothing is left half-done under this lock: a panic cannot have broken the queue.
+        self.queued
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `bufs` to go out with the next send, receive or wait on this transport (or
+    /// any park of this thread), if the queue stays within its limit. Returns `false`, having
+    /// queued nothing, if it would not.
+    pub(crate) fn queue(self: &Arc<Self>, bufs: &[IoSlice<'_>]) -> bool {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let mut queued = self.lock_queue();
+        if queued.len() + total > QUEUE_LIMIT {
+            return false;
+        }
+        let was_empty = queued.is_empty();
+        for buf in bufs {
+            queued.extend_from_slice(buf);
+        }
+        drop(queued);
+        if was_empty && total > 0 {
+            mark_dirty(self);
+        }
+        true
+    }
+
+    /// Whether queued bytes wait to go out.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.lock_queue().is_empty()
+    }
+
+    /// Sends queued bytes as far as the socket takes them without waiting: `Ok(true)` when
+    /// none are left. After a failure the queue is dropped: those bytes can never be sent,
+    /// and the requests they carried stay unanswered.
+    pub(crate) fn flush(&self) -> io::Result<bool> {
+        let mut queued = self.lock_queue();
+        while !queued.is_empty() {
+            match self.send_now(&[IoSlice::new(&queued)]) {
+                Ok(n) => drop(queued.drain(..n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => {
+                    queued.clear();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// One non-blocking gathering send of plaintext, after the queued bytes (in the same
+    /// send): returns how many bytes of `bufs` the connection took (over TLS: encrypted, and
+    /// sent as far as the socket takes them); `WouldBlock` while queued bytes remain. Never
+    /// raises SIGPIPE. A zero-byte send of non-empty data is reported as `WriteZero`.
     pub(crate) fn send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let mut queued = self.lock_queue();
+        if queued.is_empty() {
+            drop(queued);
+            return self.send_now(bufs);
+        }
+        const MAX: usize = 8;
+        if bufs.len() >= MAX {
+            drop(queued);
+            if !self.flush()? {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            return self.send_now(bufs);
+        }
+        let mut all = [IoSlice::new(&[]); MAX];
+        all[0] = IoSlice::new(&queued);
+        all[1..=bufs.len()].copy_from_slice(bufs);
+        let sent = match self.send_now(&all[..=bufs.len()]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+            Err(e) => {
+                queued.clear();
+                return Err(e);
+            }
+        };
+        let from_queue = sent.min(queued.len());
+        queued.drain(..from_queue);
+        match sent - from_queue {
+            0 if bufs.iter().any(|b| !b.is_empty()) => Err(io::ErrorKind::WouldBlock.into()),
+            taken => Ok(taken),
+        }
+    }
+
+    /// [`send`](Self::send) without the queue.
+    fn send_now(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             return tls.send(&mut Wire(&self.socket), bufs);
@@ -220,9 +312,12 @@ impl Transport {
         Wire(&self.socket).send(bufs)
     }
 
-    /// One non-blocking receive of plaintext; `Ok(0)` is a clean end of stream (over TLS:
-    /// only after `close_notify`; a bare close is `UnexpectedEof`).
+    /// One non-blocking receive of plaintext, after sending what is queued (a caller never
+    /// waits for the answer to bytes we hold); `Ok(0)` is a clean end of stream (over TLS:
+    /// only after `close_notify`; a bare close is `UnexpectedEof`). A failed flush is left
+    /// for the receive, or the next send, to report.
     pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let _ = self.flush();
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             return tls.recv(&mut Wire(&self.socket), buf);
@@ -248,17 +343,17 @@ impl Transport {
         }
     }
 
-    /// The readiness to wait for when the caller wants `want`: with TLS records still to
-    /// flush, writability too (a caller must never wait on bytes we hold).
+    /// The readiness to wait for when the caller wants `want`: with queued bytes or TLS
+    /// records still to flush, writability too (a caller must never wait on bytes we hold).
     pub(crate) fn interest(&self, want: Ready) -> Ready {
         #[cfg(feature = "tls")]
-        if let Some(tls) = &self.tls {
-            return Ready {
-                readable: want.readable,
-                writable: want.writable || tls.wants_write(),
-            };
+        let tls_pending = self.tls.as_ref().is_some_and(|tls| tls.wants_write());
+        #[cfg(not(feature = "tls"))]
+        let tls_pending = false;
+        Ready {
+            readable: want.readable,
+            writable: want.writable || tls_pending || self.has_queued(),
         }
-        want
     }
 
     /// Whether plaintext is already decrypted and waiting in the TLS session: response data
@@ -360,6 +455,9 @@ impl Transport {
 
 impl Drop for Transport {
     fn drop(&mut self) {
+        // Queued requests go out as far as the socket takes them at once: a request sent
+        // just before the connection is dropped still reaches the server.
+        let _ = self.flush();
         // Errors are ignored: the descriptor is closed right after either way.
         if let Some(Registration { reactor, .. }) = &self.registration {
             let _ = reactor.poller.delete(&self.socket);

@@ -82,6 +82,9 @@ struct Args {
     /// Speak HTTPS, trusting only the CA certificates in this PEM file
     #[arg(long, value_name = "FILE")]
     cacert: Option<PathBuf>,
+    /// Send each request with its own syscall (`Config::coalesce_writes(false)`)
+    #[arg(long)]
+    no_coalesce: bool,
 }
 
 /// What a run did.
@@ -114,7 +117,8 @@ fn run(args: &Args) -> BoxResult<()> {
     let timeout = Duration::from_secs_f64(args.timeout);
     let mut config = Config::default()
         .timeout(Some(timeout))
-        .connect_timeout(Some(timeout));
+        .connect_timeout(Some(timeout))
+        .coalesce_writes(!args.no_coalesce);
     let scheme = match &args.cacert {
         None => Scheme::Http,
         Some(file) => {
