@@ -201,10 +201,20 @@ impl Front {
     /// Starts this front for the peer at `peer`: the origin the client connects to, a config
     /// that trusts it, and the guard that keeps it running.
     pub fn open(self, peer: std::net::SocketAddr) -> (Origin, Config, FrontGuard) {
+        self.open_with(peer, Config::default())
+    }
+
+    /// As [`open`](Self::open), with the test's own settings (timeouts, limits) in `config`;
+    /// only its TLS trust is replaced.
+    pub fn open_with(
+        self,
+        peer: std::net::SocketAddr,
+        config: Config,
+    ) -> (Origin, Config, FrontGuard) {
         match self {
             Front::Plain => (
                 Origin::new(Scheme::Http, "127.0.0.1", peer.port()),
-                Config::default(),
+                config,
                 FrontGuard {
                     #[cfg(feature = "tls")]
                     _tls: None,
@@ -220,11 +230,7 @@ impl Front {
                 roots.add(ca.root()).expect("test CA root");
                 let trust = dugong::TlsConfig::with_root_certificates(roots).expect("tls config");
                 let origin = Origin::new(Scheme::Https, "127.0.0.1", tls.port());
-                (
-                    origin,
-                    Config::default().tls(trust),
-                    FrontGuard { _tls: Some(tls) },
-                )
+                (origin, config.tls(trust), FrontGuard { _tls: Some(tls) })
             }
         }
     }
