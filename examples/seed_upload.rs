@@ -76,7 +76,9 @@ pub(crate) fn upload_by_hand(port: u16, files: &[PathBuf]) -> Result<Vec<(String
             } else {
                 wait_ready(conn.as_raw_fd())?
             };
-            if readable && conn.response_pending() {
+            // A readable descriptor is not always a response (over TLS it may be session
+            // tickets): `has_buffered_data` takes in what arrived and says.
+            if readable && conn.response_pending() && conn.has_buffered_data() {
                 read_put_response(&conn, &mut received)?;
             }
             if !writable {

@@ -7,11 +7,8 @@
 //! [`TlsTerminator`](dugong_harness::TlsTerminator) in front of the same scripted or loopback
 //! server ([`Front::ALL`]), with the same assertions and the same server transcripts. Over
 //! TLS the server's clean close arrives as `close_notify` and its reset as an abortive close
-//! without it; every row reads the same, with one exception: the early-413 table against a
-//! server that keeps reading has no TLS row for the blocking and green callers, and over TLS
-//! those callers watch only the library's buffer between pieces of an upload (a readable
-//! descriptor is no sign of a response there; see `early_413_rows`). The release-only table
-//! (unchecked header values) has its TLS column too.
+//! without it; every row reads the same. The release-only table (unchecked header values)
+//! has its TLS column too.
 //!
 //! Rows already proven by `tests/pitfalls.rs` are not repeated here:
 //!
@@ -729,9 +726,10 @@ fn a_server_that_stops_reading_an_upload_times_out_and_poisons() {
 /// (the lingering close of RFC 9112 §9.6).
 ///
 /// Caller pattern, blocking and green paths: write the body in 256 KiB pieces and, before
-/// each piece, check for response data (`has_buffered_data()` — a blocked `write` buffers what
-/// arrives — or the socket polls readable); once there is some, stop writing and read the
-/// response (over TLS only `has_buffered_data()`: see [`early_413_rows`]). Cofunction path:
+/// each piece, check for response data with `has_buffered_data()` (it takes in what the
+/// socket holds — over TLS the session tickets too, which make the descriptor readable with
+/// no response behind them); once there is some, stop writing and read the response.
+/// Cofunction path:
 /// `sendfile_cofun` the body; the loop body runs when response data is available, reads the
 /// response there and stops the upload by leaving the loop (which drops the cofunction).
 /// `co_*` path: `co_write` the body through a poll loop that also
@@ -781,15 +779,9 @@ fn early_413(front: Front, path: SendPath, announces_close: bool, pause: bool) {
             let has_data = match path {
                 // The cofunction yields only when response data is there.
                 SendPath::Cofun | SendPath::CofunDeclining => true,
-                // Over TLS too: `co_write` asks to wait only after taking in what arrived
-                // (the session tickets included).
-                SendPath::CoOps => conn.has_buffered_data() || faults::socket_readable_now(conn),
-                SendPath::Blocking | SendPath::Green => match front {
-                    Front::Plain => conn.has_buffered_data() || faults::socket_readable_now(conn),
-                    // See `early_413_rows`: only what a blocked write took in.
-                    #[cfg(feature = "tls")]
-                    Front::Tls => conn.has_buffered_data(),
-                },
+                // Takes in what the socket holds (over TLS the session tickets too, which make
+                // the descriptor readable with no response behind them).
+                _ => conn.has_buffered_data(),
             };
             if !has_data {
                 return Go::On;
@@ -859,30 +851,12 @@ fn early_413(front: Front, path: SendPath, announces_close: bool, pause: bool) {
     assert_eq!(t.received_str(1), gets(port, &["/next"]), "{what}");
 }
 
-/// The rows of an early-413 table: every path in front of plain and TLS peers, except the
-/// blocking and green callers over TLS in front of a server that keeps reading.
-///
-/// Over TLS a readable descriptor is no sign of a response: the TLS 1.3 session tickets the
-/// server sends after the handshake make it readable before any response, and a blocking or
-/// green caller has no call that takes those records in without waiting (`read_response`
-/// waits for the 413, which the server sends only after more of the body: `Timeout
-/// { ReadResponse }`). So over TLS such a caller looks only at what the library has buffered,
-/// which a write blocked on a paused server fills; against a server that keeps reading, the
-/// writes need not block and that caller has no sound way to notice the 413 during the upload.
-/// The cofunction and `co_write` take the records in themselves, so all their rows are kept.
-#[cfg(unix)]
-fn early_413_rows(pause: bool) -> impl Iterator<Item = (Front, SendPath)> {
-    fronts_and_paths().filter(move |&(front, path)| {
-        front == Front::Plain || pause || matches!(path, SendPath::Cofun | SendPath::CoOps)
-    })
-}
-
 /// An early 413 during a 64 MiB upload, from a server that pauses reading after answering
 /// (so the send blocks): see [`early_413`].
 #[cfg(unix)]
 #[test]
 fn an_early_413_during_a_large_upload_is_read_and_stops_the_upload() {
-    for (front, path) in early_413_rows(true) {
+    for (front, path) in fronts_and_paths() {
         for announces_close in [true, false] {
             early_413(front, path, announces_close, true);
         }
@@ -895,7 +869,7 @@ fn an_early_413_during_a_large_upload_is_read_and_stops_the_upload() {
 #[cfg(unix)]
 #[test]
 fn an_early_413_from_a_server_that_keeps_reading_is_read_during_the_upload() {
-    for (front, path) in early_413_rows(false) {
+    for (front, path) in fronts_and_paths() {
         for announces_close in [true, false] {
             early_413(front, path, announces_close, false);
         }

@@ -249,9 +249,10 @@ impl<P: Park> HttpConnection<P> {
     ///
     /// Until the head (and in-memory body) is handed to the OS, bounded by the connect
     /// timeout plus the operation timeout (twice that with `Expect: 100-continue`). With
-    /// [`Config::coalesce_writes`] (the default) a small request is queued instead, without
-    /// a syscall, to go out with the requests after it; it is sent before this crate waits
-    /// for anything, by [`flush`](Self::flush), and when the connection is dropped.
+    /// [`Config::coalesce_writes`] (the default) a small request sent while earlier ones are
+    /// unanswered is queued instead, without a syscall, to go out with the requests after
+    /// it; it is sent before this crate waits for anything (reading its answer included), by
+    /// [`flush`](Self::flush), and when the connection is dropped.
     pub fn send_request(
         &self,
         method: &Method,
@@ -417,13 +418,21 @@ impl<P: Park> HttpConnection<P> {
         send::flush(&self.driver())
     }
 
-    /// Whether response bytes are already in this connection's buffer (or decrypted in its
-    /// TLS session), so reading will make progress without the socket becoming readable.
-    /// Poll loops check this before waiting.
+    /// Whether reading a response (or the rest of a body) will make progress without waiting:
+    /// response bytes are buffered, or arrive in one non-blocking receive made here when a
+    /// response is expected, or the server has closed (reading then reports it). Poll loops
+    /// check this before waiting for readability, and after the descriptor polls readable,
+    /// before they read: over TLS a readable descriptor may carry no response at all (the
+    /// session tickets a TLS 1.3 server sends after the handshake), and this takes such
+    /// records in.
     pub fn has_buffered_data(&self) -> bool {
-        self.state
-            .try_borrow()
-            .is_ok_and(|st| st.has_response_bytes())
+        let Ok(mut st) = self.state.try_borrow_mut() else {
+            return false;
+        };
+        if st.has_response_bytes() {
+            return true;
+        }
+        st.take_arrived(self.config.max_buffered) || st.has_response_bytes() || st.recv.buf.is_eof()
     }
 
     /// Ends a [`Body::Chunked`] request body.

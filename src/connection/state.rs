@@ -72,6 +72,9 @@ pub(crate) struct Sending {
     pub(crate) head_buf: Vec<u8>,
     /// The request whose body was refused must not leave the connection open.
     pub(crate) close_after_response: bool,
+    /// The one request in flight has just been sent on an idle connection: its answer cannot
+    /// be here before the next wait (see `Driver::fill`).
+    pub(crate) just_sent: bool,
 }
 
 /// The receive side: bytes not yet consumed and the reader that consumes them.
@@ -108,6 +111,7 @@ impl State {
                 outbox: Vec::new(),
                 head_buf: Vec::with_capacity(256),
                 close_after_response: false,
+                just_sent: false,
             },
             pipeline: Pipeline::default(),
             recv: Receiving {
@@ -183,13 +187,14 @@ impl State {
     }
 
     /// Takes response bytes that have already arrived, without waiting (one non-blocking
-    /// receive), when a response is expected and nothing is buffered. Returns whether
-    /// response bytes are buffered now.
+    /// receive; over TLS it also takes in records that carry no response, like session
+    /// tickets), when a response or the rest of a body is expected and nothing is buffered.
+    /// Returns whether response bytes are buffered now.
     pub(crate) fn take_arrived(&mut self, limit: usize) -> bool {
         let Link::Open(transport) = &self.link else {
             return false;
         };
-        if self.pipeline.is_empty() {
+        if self.pipeline.is_empty() && !self.recv.reader.has_body() {
             return false;
         }
         if self.recv.buf.is_empty() {
@@ -263,6 +268,7 @@ impl State {
         self.send.outgoing = Outgoing::Open;
         self.send.outbox.clear();
         self.send.close_after_response = false;
+        self.send.just_sent = false;
         self.recv.buf.clear();
         self.recv.reader.reset();
         self.recv.keep_alive = true;

@@ -415,14 +415,14 @@ impl<'t> Client<'t> {
             .or_else(|| on_conn!(self, c => c.take_trailers()))
     }
 
-    /// Whether response data waits: read ahead, in the connection's buffer, or on the socket.
-    /// The check a caller makes between pieces of an upload to notice an early response.
+    /// Whether response data waits: read ahead, in the connection's buffer, or on the socket
+    /// (`has_buffered_data` takes in what the socket holds). The check a caller makes between
+    /// pieces of an upload to notice an early response.
     pub fn has_response_data(&self) -> bool {
         let ahead = self.ahead.borrow();
         !ahead.queue.is_empty()
             || ahead.current.as_ref().is_some_and(Early::is_unread)
             || self.has_buffered_data()
-            || socket_readable_now(self.as_raw_fd())
     }
 
     /// `has_buffered_data`.
@@ -675,11 +675,6 @@ pub fn poll_fds(fds: &[(RawFd, Interest)], limit: Duration) -> bool {
     // the duration of the call; the descriptors are borrowed by the caller's operations.
     let n = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, millis) };
     n > 0
-}
-
-/// Whether `fd` has bytes (or an end) to read right now, without reading; false for -1.
-pub fn socket_readable_now(fd: RawFd) -> bool {
-    fd >= 0 && poll_fds(&[(fd, Interest::Read)], Duration::ZERO)
 }
 
 impl AsRawFd for Client<'_> {

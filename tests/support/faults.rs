@@ -316,9 +316,3 @@ pub(crate) fn upload(
         }
     }
 }
-
-/// Whether the connection's socket has bytes (or an end) to read right now, without reading:
-/// the check a blocking caller makes between pieces of an upload to notice an early response.
-pub(crate) fn socket_readable_now(conn: &Client<'_>) -> bool {
-    crate::support::socket_readable_now(conn.as_raw_fd())
-}

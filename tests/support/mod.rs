@@ -12,7 +12,7 @@ use http::{HeaderMap, Method};
 
 mod client;
 
-pub use client::{drive, poll_fds, socket_readable_now, Client};
+pub use client::{drive, poll_fds, Client};
 
 /// The ways a request can be sent and its response read. Driver behaviour tests loop over
 /// [`SendPath::ALL`] and run their body with [`SendPath::run`], so a behaviour is written once
