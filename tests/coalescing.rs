@@ -1,12 +1,12 @@
 //! Write coalescing (`Config::coalesce_writes`, on by default): a small request may wait in
 //! the connection's queue, but never while anyone waits for its answer.
 //!
-//! The rule under test: queued bytes go out before the thread waits for anything. Each test
-//! below queues a request on connection A and then waits some other way. Where the wait is on
-//! a second connection B, B's server answers only once A's server has received A's request:
-//! if A's request stayed queued, B's answer never comes and the test fails (B's server gives
-//! up after 10 s and closes, so nothing hangs). Also: coalesced and uncoalesced sends put the
-//! same bytes on the wire, and a depth-16 batch goes out in fewer sends than requests.
+//! Only a request sent behind unanswered ones is queued, so each test sends two requests on
+//! connection A (the first goes out, the second waits in the queue) and then waits some other
+//! way. Where the wait is on a second connection B, B's server answers only once A's server
+//! has received both of A's requests: if A's second request stayed queued, B's answer never
+//! comes and the test fails (B's server gives up after 10 s and closes, so nothing hangs).
+//! Also: coalesced and uncoalesced sends put the same bytes on the wire.
 #![allow(unsafe_code)]
 
 mod support;
@@ -25,11 +25,11 @@ use proptest::prelude::*;
 /// How long a server waits for anything before it gives up.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-/// Reads from `stream` until a whole request head (no body) has arrived.
-fn read_head(stream: &mut TcpStream) -> bool {
+/// Reads from `stream` until `n` whole request heads (without bodies) have arrived.
+fn read_heads(stream: &mut TcpStream, n: usize) -> bool {
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
-    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+    while got.windows(4).filter(|w| w == b"\r\n\r\n").count() < n {
         match stream.read(&mut buf) {
             Ok(0) | Err(_) => return false,
             Ok(n) => got.extend_from_slice(&buf[..n]),
@@ -38,9 +38,15 @@ fn read_head(stream: &mut TcpStream) -> bool {
     true
 }
 
-/// A one-connection server that answers one GET with `body`, after `gate` (if any) fires,
-/// and reports through `heard` when the request head arrived. Returns its port.
-fn server(body: &'static str, heard: mpsc::Sender<()>, gate: Option<mpsc::Receiver<()>>) -> u16 {
+/// A one-connection server that waits for `heads` GETs, reports through `heard` that they
+/// arrived, waits for `gate` (if any) to fire, and then answers each with `body`. Returns its
+/// port.
+fn server(
+    body: &'static str,
+    heads: usize,
+    heard: mpsc::Sender<()>,
+    gate: Option<mpsc::Receiver<()>>,
+) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     thread::spawn(move || {
@@ -48,7 +54,7 @@ fn server(body: &'static str, heard: mpsc::Sender<()>, gate: Option<mpsc::Receiv
             return;
         };
         stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
-        if !read_head(&mut stream) {
+        if !read_heads(&mut stream, heads) {
             return;
         }
         let _ = heard.send(());
@@ -61,18 +67,21 @@ fn server(body: &'static str, heard: mpsc::Sender<()>, gate: Option<mpsc::Receiv
             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
-        let _ = stream.write_all(response.as_bytes());
+        for _ in 0..heads {
+            let _ = stream.write_all(response.as_bytes());
+        }
         let _ = stream.read(&mut [0u8; 1]); // until the client closes
     });
     port
 }
 
-/// Servers A and B, B answering only after A has heard its request.
+/// Servers A and B: A waits for two requests, B for one, and B answers only after A has
+/// heard both of its requests.
 fn pair() -> (u16, u16) {
     let (a_heard, gate) = mpsc::channel();
-    let a = server("a", a_heard, None);
+    let a = server("a", 2, a_heard, None);
     let (b_heard, _) = mpsc::channel();
-    let b = server("b", b_heard, Some(gate));
+    let b = server("b", 1, b_heard, Some(gate));
     (a, b)
 }
 
@@ -91,8 +100,8 @@ fn read_body(conn: &HttpConnection<impl dugong::Park>) -> Vec<u8> {
     conn.read_all().expect("body")
 }
 
-/// A's request is queued (nothing else could have sent it), B's blocking read waits: A's
-/// request goes out first, so B is answered.
+/// A's second request is queued (nothing else could have sent it), B's blocking read waits:
+/// A's queue goes out first, so B is answered.
 #[test]
 fn a_blocking_wait_on_another_connection_sends_the_queue_first() {
     let (a, b) = pair();
@@ -101,12 +110,14 @@ fn a_blocking_wait_on_another_connection_sends_the_queue_first() {
     conn_a.connect().expect("connect a");
     conn_b.connect().expect("connect b");
     get(&conn_a);
+    get(&conn_a);
     get(&conn_b);
     assert_eq!(read_body(&conn_b), b"b");
     assert_eq!(read_body(&conn_a), b"a");
+    assert_eq!(read_body(&conn_a), b"a");
 }
 
-/// The same with A's request sent by a cofunction, which ends with the request queued.
+/// The same with A's second request sent by a cofunction, which ends with it queued.
 #[test]
 fn a_cofunction_request_is_sent_before_another_connection_waits() {
     let (a, b) = pair();
@@ -114,6 +125,7 @@ fn a_cofunction_request_is_sent_before_another_connection_waits() {
     let conn_b = HttpConnection::with_config("127.0.0.1", b, config()).expect("b");
     conn_a.connect().expect("connect a");
     conn_b.connect().expect("connect b");
+    get(&conn_a);
     for step in conn_a
         .send_request_cofun(&Method::GET, "/", &HeaderMap::new(), Body::Empty)
         .expect("cofun")
@@ -122,6 +134,7 @@ fn a_cofunction_request_is_sent_before_another_connection_waits() {
     }
     get(&conn_b);
     assert_eq!(read_body(&conn_b), b"b");
+    assert_eq!(read_body(&conn_a), b"a");
     assert_eq!(read_body(&conn_a), b"a");
 }
 
@@ -134,13 +147,13 @@ fn a_co_op_returning_poll_sends_the_queue_first() {
     conn_a.connect().expect("connect a");
     conn_b.connect().expect("connect b");
     let h = HeaderMap::new();
-    for conn in [&conn_a, &conn_b] {
+    for conn in [&conn_a, &conn_a, &conn_b] {
         let mut send = conn
             .co_send_request(&Method::GET, "/", &h, Body::Empty)
             .expect("start");
         match send.step() {
             CoStep::Done(result) => result.expect("sent"),
-            CoStep::Poll(need) => panic!("a small GET on an idle connection waited: {need:?}"),
+            CoStep::Poll(need) => panic!("a small GET waited: {need:?}"),
         }
     }
     let mut read = conn_b.co_read_response();
@@ -162,9 +175,10 @@ fn a_co_op_returning_poll_sends_the_queue_first() {
     assert_eq!(head.status, StatusCode::OK);
     assert_eq!(conn_b.read_all().expect("b"), b"b");
     assert_eq!(read_body(&conn_a), b"a");
+    assert_eq!(read_body(&conn_a), b"a");
 }
 
-/// Green tasks: one task queues A's request, another reads B; the runtime sends every
+/// Green tasks: one task queues A's second request, another reads B; the runtime sends every
 /// queue before it blocks in its poller.
 #[test]
 fn a_green_runtime_sends_every_queue_before_it_blocks() {
@@ -173,6 +187,7 @@ fn a_green_runtime_sends_every_queue_before_it_blocks() {
         let conn_a = task.connect_with("127.0.0.1", a, config()).expect("a");
         conn_a.connect().expect("connect a");
         get(&conn_a);
+        get(&conn_a);
         // This task now waits on the other, not on a socket; the other waits on B.
         let reader = task.spawn(move |task| {
             let conn_b = task.connect_with("127.0.0.1", b, config()).expect("b");
@@ -180,19 +195,20 @@ fn a_green_runtime_sends_every_queue_before_it_blocks() {
             read_body(&conn_b)
         });
         let b_body = task.join(reader).expect("task");
-        (read_body(&conn_a), b_body)
+        (read_body(&conn_a), read_body(&conn_a), b_body)
     })
     .expect("runtime");
-    assert_eq!(bodies, (b"a".to_vec(), b"b".to_vec()));
+    assert_eq!(bodies, (b"a".to_vec(), b"a".to_vec(), b"b".to_vec()));
 }
 
 /// The seed's poll loop asks for the descriptor and waits on it: asking sends the queue.
 #[test]
 fn as_raw_fd_sends_the_queue() {
     let (heard, _) = mpsc::channel();
-    let port = server("a", heard, None);
+    let port = server("a", 2, heard, None);
     let conn = HttpConnection::with_config("127.0.0.1", port, config()).expect("conn");
     conn.connect().expect("connect");
+    get(&conn);
     get(&conn);
     let mut pfd = libc::pollfd {
         fd: conn.as_raw_fd(),
@@ -201,7 +217,11 @@ fn as_raw_fd_sends_the_queue() {
     };
     // SAFETY: one valid pollfd for the duration of the call.
     let n = unsafe { libc::poll(&mut pfd, 1, 20_000) };
-    assert_eq!(n, 1, "the answer never came: the request stayed queued");
+    assert_eq!(
+        n, 1,
+        "the answers never came: the second request stayed queued"
+    );
+    assert_eq!(read_body(&conn), b"a");
     assert_eq!(read_body(&conn), b"a");
 }
 
@@ -210,14 +230,16 @@ fn as_raw_fd_sends_the_queue() {
 #[test]
 fn flush_sends_the_queue_before_a_foreign_wait() {
     let (heard, heard_rx) = mpsc::channel();
-    let port = server("a", heard, None);
+    let port = server("a", 2, heard, None);
     let conn = HttpConnection::with_config("127.0.0.1", port, config()).expect("conn");
     conn.connect().expect("connect");
+    get(&conn);
     get(&conn);
     conn.flush().expect("flush");
     heard_rx
         .recv_timeout(PATIENCE)
-        .expect("the server heard the flushed request");
+        .expect("the server heard the flushed requests");
+    assert_eq!(read_body(&conn), b"a");
     assert_eq!(read_body(&conn), b"a");
 }
 
@@ -225,23 +247,42 @@ fn flush_sends_the_queue_before_a_foreign_wait() {
 #[test]
 fn dropping_a_connection_sends_its_queue() {
     let (heard, heard_rx) = mpsc::channel();
-    let port = server("a", heard, None);
+    let port = server("a", 2, heard, None);
     let conn = HttpConnection::with_config("127.0.0.1", port, config()).expect("conn");
     conn.connect().expect("connect");
+    get(&conn);
     get(&conn);
     drop(conn);
     heard_rx
         .recv_timeout(PATIENCE)
-        .expect("the server heard the request of the dropped connection");
+        .expect("the server heard the requests of the dropped connection");
 }
 
-/// With coalescing off, `send_request` returns only once the request is handed to the OS.
+/// With coalescing off, `send_request` returns only once the request is handed to the OS,
+/// and with it on, the first request on an idle connection does too.
 #[test]
 fn without_coalescing_a_request_is_sent_by_send_request() {
     let (heard, heard_rx) = mpsc::channel();
-    let port = server("a", heard, None);
+    let port = server("a", 2, heard, None);
     let conn =
         HttpConnection::with_config("127.0.0.1", port, config().coalesce_writes(false)).expect("c");
+    conn.connect().expect("connect");
+    get(&conn);
+    get(&conn);
+    heard_rx
+        .recv_timeout(PATIENCE)
+        .expect("the server heard the requests without any further call");
+    assert_eq!(read_body(&conn), b"a");
+    assert_eq!(read_body(&conn), b"a");
+}
+
+/// With coalescing on, the first request on an idle connection is not queued: the server
+/// works on it while the caller does something else (here: waits on a channel).
+#[test]
+fn the_first_request_on_an_idle_connection_goes_out_at_once() {
+    let (heard, heard_rx) = mpsc::channel();
+    let port = server("a", 1, heard, None);
+    let conn = HttpConnection::with_config("127.0.0.1", port, config()).expect("conn");
     conn.connect().expect("connect");
     get(&conn);
     heard_rx

@@ -133,18 +133,23 @@ impl Config {
         self
     }
 
-    /// Whether a request head with its in-memory body (up to 16 KiB in all) may wait in the
-    /// connection's queue to go out together with the requests after it, in one send
-    /// (default: on). Pipelined requests then cost one `sendmsg` per batch instead of one
-    /// each.
+    /// Whether a pipelined request may wait in the connection's queue to go out together
+    /// with the requests after it, in one send (default: on). Pipelined requests then cost
+    /// one `sendmsg` per batch instead of one each.
+    ///
+    /// Only a request sent while earlier ones are unanswered, complete in memory (its head
+    /// with an empty or [`Body::Bytes`](crate::Body::Bytes) body, up to 16 KiB queued in all,
+    /// without `Expect: 100-continue`), is queued: the caller reads to get the earlier
+    /// answers, and reading sends the queue. The first request on an idle connection goes
+    /// out at once, so a server works on it while the caller does something else.
     ///
     /// Queued bytes never make anyone wait: they go out when the connection next receives or
     /// waits, when [`as_raw_fd`](std::os::fd::AsRawFd::as_raw_fd) or
-    /// [`flush`](crate::HttpConnection::flush) is called, or when the thread waits on any
-    /// other connection of this crate (a blocking wait, a green runtime's poll, a `co_*`
-    /// operation returning [`CoStep::Poll`](crate::CoStep::Poll)). Only a wait the crate
-    /// cannot see — `std::thread::sleep`, a channel — needs a `flush()` first if a request
-    /// sent just before it must already be on the wire.
+    /// [`flush`](crate::HttpConnection::flush) is called, when the connection is dropped, or
+    /// when the thread waits on any other connection of this crate (a blocking wait, a green
+    /// runtime's poll, a `co_*` operation returning [`CoStep::Poll`](crate::CoStep::Poll)).
+    /// Only a wait the crate cannot see — `std::thread::sleep`, a channel — needs a
+    /// `flush()` first if a request sent just before it must already be on the wire.
     pub fn coalesce_writes(mut self, on: bool) -> Self {
         self.coalesce_writes = on;
         self

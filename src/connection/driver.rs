@@ -69,13 +69,17 @@ impl<'a> Driver<'a> {
         self.relock_in(held, ClosePhase::BeforeResponse)
     }
 
-    /// Waits until `transport` is ready for some of `interest`, within `deadline`.
+    /// Waits until `transport` is ready for some of `interest`, within `deadline`; a wait
+    /// for reading acknowledges what arrived at once (see [`Transport::quick_ack`]).
     pub(crate) fn wait(
         &self,
         transport: &Transport,
         interest: Ready,
         deadline: &mut Deadline,
     ) -> Result<Ready, Error> {
+        if interest.readable {
+            transport.quick_ack();
+        }
         park_until(self.park, transport, interest, deadline)
     }
 
@@ -89,6 +93,20 @@ impl<'a> Driver<'a> {
         limit: usize,
         deadline: &mut Deadline,
     ) -> Result<(RefMut<'a, State>, bool), Error> {
+        // The one request in flight has just gone out on an idle connection: its answer is
+        // rarely here yet, so wait first rather than try a receive that would find nothing
+        // (a wait that finds it ready costs the same one syscall), and skip the quick ACK —
+        // the request carried ours.
+        let just_sent = std::mem::take(&mut st.send.just_sent);
+        if just_sent
+            && st.recv.buf.is_empty()
+            && st.pipeline.len() == 1
+            && !st.recv.reader.has_body()
+        {
+            drop(st);
+            park_until(self.park, &held.transport, READABLE, deadline)?;
+            st = self.relock(held)?;
+        }
         loop {
             match st.recv.buf.fill_from(&held.transport, limit) {
                 Ok(0) => return Ok((st, false)),

@@ -117,10 +117,23 @@ pub(crate) fn transmit(d: &Driver<'_>, prepared: Prepared<'_>) -> Result<(), Err
         d.state()?.send.encoder.frame(inline.len())?;
     }
     let mut bufs = [IoSlice::new(&head), IoSlice::new(inline)];
-    // A request that needs no answer before its body may wait to go out with the next ones.
-    let queued = d.config.coalesce_writes && !expect_continue && held.transport.queue(&bufs);
+    // A request complete in memory, behind earlier ones still unanswered, may wait to go out
+    // with the next ones: the caller reads (and so sends it) to get those answers. The first
+    // request on an idle connection, and one whose body the caller writes next, go out now.
+    let may_wait = {
+        let st = d.state()?;
+        let encoder = &st.send.encoder;
+        !expect_continue
+            && !encoder.is_owed()
+            && !encoder.awaits_continue()
+            && st.pipeline.len() > 1
+    };
+    let queued = d.config.coalesce_writes && may_wait && held.transport.queue(&bufs);
     if !queued {
         write_all(d, &held, request, &mut bufs, Operation::SendRequest)?;
+        if let Ok(mut st) = d.state() {
+            st.send.just_sent = st.pipeline.len() == 1 && !st.send.encoder.is_owed();
+        }
     }
     if let Ok(mut st) = d.state() {
         if st.send.head_buf.capacity() < head.capacity() {

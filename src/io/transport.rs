@@ -368,20 +368,17 @@ impl Transport {
 
     /// About to wait for the server: acknowledge what it sent at once. A server that corks
     /// its output (nginx with `tcp_nopush on`) otherwise waits for our delayed ACK, ~40 ms,
-    /// before it sends the rest of a batch. Linux clears the flag by itself, so it is set
-    /// before every wait for reading (one cheap call, on the slow path only).
-    fn quick_ack(&self, interest: Ready) {
+    /// before it sends the rest of a batch. Linux clears the flag by itself, so the driver
+    /// sets it before a wait for reading, unless a request it just sent carries the ACK.
+    pub(crate) fn quick_ack(&self) {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        if interest.readable {
-            let _ = self.socket.set_tcp_quickack(true);
-        }
+        let _ = self.socket.set_tcp_quickack(true);
     }
 
     /// Waits with `poll(2)` on this one socket: one syscall, where a `polling` wait costs
     /// five (it arms a timerfd and re-arms its notifier every time).
     pub(crate) fn poll_one(&self, interest: Ready, timeout: Option<Duration>) -> io::Result<Ready> {
         use std::os::fd::AsRawFd;
-        self.quick_ack(interest);
         let mut events = 0;
         if interest.readable {
             events |= libc::POLLIN;
@@ -427,7 +424,6 @@ impl Transport {
         let Some(Registration { reactor, key }) = &self.registration else {
             return Err(io::Error::other("socket is not registered with a reactor"));
         };
-        self.quick_ack(interest);
         let event = match (interest.readable, interest.writable) {
             (true, true) => Event::all(*key),
             (true, false) => Event::readable(*key),
