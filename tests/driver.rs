@@ -277,7 +277,9 @@ fn blocking_pipelining_does_not_deadlock_against_a_server_that_stops_reading() {
 
 #[test]
 fn the_buffer_bound_while_sending_is_an_error_not_a_deadlock() {
-    let upload = vec![b'u'; 8 << 20];
+    // Larger than loopback's send and receive buffers together can grow to (4 + 6 MiB by
+    // default), so the second upload must block: 8 MiB sometimes fit and the send succeeded.
+    let upload = vec![b'u'; 32 << 20];
     let mut reply = b"HTTP/1.1 200 OK\r\nContent-Length: 4194304\r\n\r\n".to_vec();
     reply.extend(std::iter::repeat_n(b'r', 4 << 20));
     // Only paths that leave responses unread while sending: Cofun and CoOps read the 4 MiB
