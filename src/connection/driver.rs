@@ -97,23 +97,29 @@ impl<'a> Driver<'a> {
         // rarely here yet, so wait first rather than try a receive that would find nothing
         // (a wait that finds it ready costs the same one syscall), and skip the quick ACK —
         // the request carried ours.
-        let just_sent = std::mem::take(&mut st.send.just_sent);
-        if just_sent
+        let just_sent = std::mem::take(&mut st.send.just_sent)
             && st.recv.buf.is_empty()
             && st.pipeline.len() == 1
-            && !st.recv.reader.has_body()
-        {
+            && !st.recv.reader.has_body();
+        let mut how = Receive::Now;
+        if just_sent {
             drop(st);
-            park_until(self.park, &held.transport, READABLE, deadline)?;
+            how = self.read_wait(held, deadline, false)?;
             st = self.relock(held)?;
         }
         loop {
-            match st.recv.buf.fill_from(&held.transport, limit) {
+            let got = match how {
+                Receive::Now => st.recv.buf.fill_from(&held.transport, limit),
+                Receive::Waiting(timeout) => {
+                    st.recv.buf.fill_blocking(&held.transport, limit, timeout)
+                }
+            };
+            match got {
                 Ok(0) => return Ok((st, false)),
                 Ok(_) => return Ok((st, true)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     drop(st);
-                    self.wait(&held.transport, READABLE, deadline)?;
+                    how = self.read_wait(held, deadline, true)?;
                     st = self.relock(held)?;
                 }
                 Err(e) if is_peer_gone(&e) => {
@@ -124,6 +130,46 @@ impl<'a> Driver<'a> {
             }
         }
     }
+
+    /// Waits for bytes to read on `held`, within `deadline`, acknowledging what arrived at
+    /// once if `ack` (see [`Transport::quick_ack`]). A thread that may block does not wait
+    /// here: it gets the timeout for one receive that waits ([`Transport::recv_blocking`]:
+    /// one syscall instead of a `poll` and a receive).
+    pub(crate) fn read_wait(
+        &self,
+        held: &Held,
+        deadline: &mut Deadline,
+        ack: bool,
+    ) -> Result<Receive, Error> {
+        let transport = &held.transport;
+        if self.park.blocks_thread() {
+            // What any wait does first: nothing queued may wait with us.
+            let _ = transport.flush();
+            crate::io::flush_thread();
+            // A zero timeout allows only the one look the park makes.
+            if transport.can_block_reading() && !deadline.is_zero() {
+                let left = deadline.remaining()?;
+                if ack {
+                    transport.quick_ack();
+                }
+                return Ok(Receive::Waiting(left));
+            }
+        }
+        if ack {
+            transport.quick_ack();
+        }
+        park_until(self.park, transport, READABLE, deadline)?;
+        Ok(Receive::Now)
+    }
+}
+
+/// How the next receive of a read goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Receive {
+    /// At once, without waiting.
+    Now,
+    /// Waiting up to this long for bytes (`None`: no limit).
+    Waiting(Option<Duration>),
 }
 
 /// The one deadline-and-park loop: parks until `transport` is ready for some of `interest`
@@ -187,6 +233,11 @@ impl Deadline {
             Some(left) if !left.is_zero() || timeout.is_zero() => Ok(Some(left)),
             _ => Err(self.expired()),
         }
+    }
+
+    /// Whether the timeout is zero: "now or never", never a wait.
+    pub(crate) fn is_zero(&self) -> bool {
+        self.timeout == Some(Duration::ZERO)
     }
 
     /// Starts the deadline afresh at the next wait.

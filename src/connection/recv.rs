@@ -5,7 +5,7 @@
 use std::cell::RefMut;
 use std::io;
 
-use super::driver::{Deadline, Driver, Held, READABLE};
+use super::driver::{Deadline, Driver, Held, Receive};
 use super::state::{Dead, Link, State};
 use super::Response;
 use crate::error::{ClosePhase, Error, PoisonCause};
@@ -176,13 +176,18 @@ fn read_direct(
     out: &mut [u8],
     deadline: &mut Deadline,
 ) -> Result<usize, Error> {
+    let mut how = Receive::Now;
     loop {
         let mut st = d.relock(held)?;
         let Some(raw) = st.recv.reader.body().and_then(|b| b.raw_remaining()) else {
             return Ok(0);
         };
         let want = (out.len() as u64).min(raw) as usize;
-        match held.transport.recv(&mut out[..want]) {
+        let got = match how {
+            Receive::Now => held.transport.recv(&mut out[..want]),
+            Receive::Waiting(timeout) => held.transport.recv_blocking(&mut out[..want], timeout),
+        };
+        match got {
             Ok(0) => {
                 st.recv.buf.set_closed();
                 return body_at_eof(&mut st);
@@ -201,7 +206,7 @@ fn read_direct(
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 drop(st);
-                d.wait(&held.transport, READABLE, deadline)?;
+                how = d.read_wait(held, deadline, true)?;
             }
             Err(e) if is_peer_gone(&e) => {
                 st.recv.buf.set_reset();

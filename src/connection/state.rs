@@ -255,7 +255,10 @@ impl State {
                 last.unwrap_or_else(|| io::ErrorKind::NotFound.into()),
             ));
         };
-        let transport = secure(d, transport, &mut deadline)?;
+        let mut transport = secure(d, transport, &mut deadline)?;
+        if d.park.blocks_thread() {
+            transport.block_reads().map_err(connect_error)?;
+        }
         self.reset(Link::Open(Arc::new(transport)));
         Ok(())
     }

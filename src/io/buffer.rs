@@ -86,6 +86,25 @@ impl ReadBuffer {
     /// holds `limit` bytes is an error (callers bound what they buffer before asking).
     /// `WouldBlock` passes through.
     pub(crate) fn fill_from(&mut self, transport: &Transport, limit: usize) -> io::Result<usize> {
+        self.fill_with(limit, |buf| transport.recv(buf))
+    }
+
+    /// [`fill_from`](Self::fill_from) with a receive that waits up to `timeout` for bytes
+    /// ([`Transport::recv_blocking`]); `WouldBlock` when the time passed.
+    pub(crate) fn fill_blocking(
+        &mut self,
+        transport: &Transport,
+        limit: usize,
+        timeout: Option<std::time::Duration>,
+    ) -> io::Result<usize> {
+        self.fill_with(limit, |buf| transport.recv_blocking(buf, timeout))
+    }
+
+    fn fill_with(
+        &mut self,
+        limit: usize,
+        recv: impl FnOnce(&mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         if self.eof {
             return Ok(0);
         }
@@ -97,7 +116,7 @@ impl ReadBuffer {
             // Never `Ok(0)`: that means end of stream.
             return Err(io::Error::other("receive buffer is at its limit"));
         }
-        let n = transport.recv(&mut self.buf[self.end..self.end + room])?;
+        let n = recv(&mut self.buf[self.end..self.end + room])?;
         if n == 0 {
             self.eof = true;
         }

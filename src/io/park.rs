@@ -38,6 +38,12 @@ pub(crate) mod sealed {
         /// The reactor a new socket registers with, if it waits through one.
         fn reactor(&self) -> Option<&Arc<Reactor>>;
 
+        /// Whether this park blocks the calling thread (so a wait may also be a blocking
+        /// receive, see [`Transport::recv_blocking`]).
+        fn blocks_thread(&self) -> bool {
+            false
+        }
+
         /// Sleeps until `transport` is ready for some of `interest`, `timeout` passes, or
         /// the wait is cut short (see [`Wake`]).
         fn park(
@@ -66,6 +72,10 @@ impl Park for Blocking {}
 impl sealed::Sealed for Blocking {
     fn reactor(&self) -> Option<&Arc<Reactor>> {
         None
+    }
+
+    fn blocks_thread(&self) -> bool {
+        true
     }
 
     fn park(

@@ -4,7 +4,7 @@
 
 use std::io::{self, IoSlice, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -79,12 +79,20 @@ pub(crate) struct Transport {
     /// Plaintext written but not yet sent (see [`queue`](super::queue)): it goes out before
     /// any other byte, with the next send, receive or wait.
     queued: Mutex<Vec<u8>>,
+    /// The socket is in blocking mode, for [`recv_blocking`](Self::recv_blocking); every
+    /// other call passes `MSG_DONTWAIT`.
+    blocking_reads: bool,
+    /// The receive timeout last set on the socket, in microseconds (`u64::MAX`: none set
+    /// yet; 0: no limit), so a wait with the same timeout sets nothing.
+    receive_timeout: AtomicU64,
     /// The TLS session over the socket, for an `https` connection.
     #[cfg(feature = "tls")]
     tls: Option<super::tls::TlsSession>,
 }
 
-/// The socket's raw byte stream: non-blocking, retrying `EINTR`, never raising `SIGPIPE`.
+/// The socket's raw byte stream: non-blocking (`MSG_DONTWAIT` on every call, so it does not
+/// matter whether the socket itself is in blocking mode), retrying `EINTR`, never raising
+/// `SIGPIPE`.
 struct Wire<'a>(&'a Socket);
 
 impl Wire<'_> {
@@ -92,9 +100,11 @@ impl Wire<'_> {
     fn send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         loop {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            let result = self.0.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL);
+            let result = self
+                .0
+                .send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
             #[cfg(not(any(target_os = "linux", target_os = "android")))]
-            let result = self.0.send_vectored(bufs);
+            let result = self.0.send_vectored_with_flags(bufs, libc::MSG_DONTWAIT);
             match result {
                 Ok(0) if bufs.iter().any(|b| !b.is_empty()) => {
                     return Err(io::ErrorKind::WriteZero.into())
@@ -106,10 +116,28 @@ impl Wire<'_> {
     }
 }
 
+impl Wire<'_> {
+    /// One receive with `flags`; `EINTR` is returned as `Interrupted`.
+    fn recv(&self, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the
+        // call, and the descriptor is owned by the socket, which outlives the call.
+        let n = unsafe {
+            libc::recv(
+                self.0.as_raw_fd(),
+                buf.as_mut_ptr().cast::<libc::c_void>(),
+                buf.len(),
+                flags,
+            )
+        };
+        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+    }
+}
+
 impl Read for Wire<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            match self.0.read(buf) {
+            match self.recv(buf, libc::MSG_DONTWAIT) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other,
             }
@@ -174,6 +202,8 @@ impl Transport {
                 socket,
                 registration: None,
                 queued: Mutex::default(),
+                blocking_reads: false,
+                receive_timeout: AtomicU64::new(u64::MAX),
                 #[cfg(feature = "tls")]
                 tls: None,
             });
@@ -194,6 +224,8 @@ impl Transport {
             socket,
             registration,
             queued: Mutex::default(),
+            blocking_reads: false,
+            receive_timeout: AtomicU64::new(u64::MAX),
             #[cfg(feature = "tls")]
             tls: None,
         })
@@ -323,6 +355,57 @@ impl Transport {
             return tls.recv(&mut Wire(&self.socket), buf);
         }
         Wire(&self.socket).read(buf)
+    }
+
+    /// Puts the connected socket into blocking mode, so that a thread that may block can
+    /// wait for bytes and receive them in one syscall ([`recv_blocking`](Self::recv_blocking)).
+    /// Every other call stays non-blocking. Not for a socket registered with a reactor, nor
+    /// one under TLS.
+    pub(crate) fn block_reads(&mut self) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return Ok(());
+        }
+        if self.registration.is_none() {
+            self.socket.set_nonblocking(false)?;
+            self.blocking_reads = true;
+        }
+        Ok(())
+    }
+
+    /// Whether [`recv_blocking`](Self::recv_blocking) may be used now: the socket blocks, and
+    /// nothing of ours waits to be sent (a wait for reading must then include writability).
+    pub(crate) fn can_block_reading(&self) -> bool {
+        self.blocking_reads && !self.has_queued()
+    }
+
+    /// Waits up to `timeout` (`None`: no limit; never zero) for bytes and receives them: one
+    /// syscall where a wait and a receive cost two. `WouldBlock` when the time passed. Only
+    /// when [`can_block_reading`](Self::can_block_reading).
+    pub(crate) fn recv_blocking(
+        &self,
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        debug_assert!(self.blocking_reads && timeout != Some(Duration::ZERO));
+        // Microseconds, rounded up so a wait never ends early; 0 is "no limit" to the OS.
+        let micros = timeout.map_or(0, |t| {
+            u64::try_from(t.as_nanos().div_ceil(1_000))
+                .unwrap_or(u64::MAX - 1)
+                .max(1)
+        });
+        if self.receive_timeout.load(Ordering::Relaxed) != micros {
+            let limit = (micros > 0).then(|| Duration::from_micros(micros));
+            self.socket.set_read_timeout(limit)?;
+            self.receive_timeout.store(micros, Ordering::Relaxed);
+        }
+        match Wire(&self.socket).recv(buf, 0) {
+            // A signal: the caller works out how much of its deadline is left and waits again.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            other => other,
+        }
     }
 
     /// Puts a TLS session over the (connected) socket; drive it with
