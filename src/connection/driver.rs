@@ -161,7 +161,7 @@ impl Deadline {
         let Some(timeout) = self.timeout else {
             return Ok(None);
         };
-        let now = Instant::now();
+        let now = crate::io::now();
         let at = *self.at.get_or_insert(now + timeout);
         match at.checked_duration_since(now) {
             Some(left) if !left.is_zero() || timeout.is_zero() => Ok(Some(left)),

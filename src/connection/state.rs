@@ -230,7 +230,7 @@ impl State {
         let mut last = None;
         let mut connected = None;
         for addr in addrs {
-            match Transport::start_connect(addr, d.park.reactor()) {
+            match d.park.open(addr) {
                 Ok((transport, true)) => connected = Some(transport),
                 Ok((transport, false)) => {
                     park_until(d.park, &transport, writable, &mut deadline)?;

@@ -3,6 +3,7 @@
 //! wait to its caller differ only here.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,12 @@ pub(crate) mod sealed {
     pub trait Sealed: std::fmt::Debug {
         /// The reactor a new socket registers with, if it waits through one.
         fn reactor(&self) -> Option<&Arc<Reactor>>;
+
+        /// Starts connecting to `addr` (see [`Transport::start_connect`]): a socket
+        /// registered with [`reactor`](Self::reactor), or a simulated connection.
+        fn open(&self, addr: SocketAddr) -> io::Result<(Transport, bool)> {
+            Transport::start_connect(addr, self.reactor())
+        }
 
         /// Sleeps until `transport` is ready for some of `interest`, `timeout` passes, or
         /// the wait is cut short (see [`Wake`]).

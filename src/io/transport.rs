@@ -1,5 +1,6 @@
 //! The non-blocking TCP socket, its waits (`poll(2)`, or a `polling` registration for green
-//! tasks): the only `unsafe` in the library.
+//! tasks): the only `unsafe` in the library. Under the `sim` feature the byte stream may be
+//! simulated instead ([`sim`](super::sim)), behind the same calls.
 #![allow(unsafe_code)]
 
 use std::io::{self, IoSlice, Read};
@@ -70,26 +71,42 @@ struct Registration {
 /// keeps another.
 #[derive(Debug)]
 pub(crate) struct Transport {
-    /// INVARIANT: registered with `registration`'s poller (if any) from construction until
-    /// `drop`.
-    socket: Socket,
+    /// INVARIANT: a socket is registered with `registration`'s poller (if any) from
+    /// construction until `drop`.
+    stream: Stream,
     registration: Option<Registration>,
     /// The TLS session over the socket, for an `https` connection.
     #[cfg(feature = "tls")]
     tls: Option<super::tls::TlsSession>,
 }
 
-/// The socket's raw byte stream: non-blocking, retrying `EINTR`, never raising `SIGPIPE`.
-struct Wire<'a>(&'a Socket);
+/// What carries the bytes: a socket, or (feature `sim`) a simulated peer.
+#[derive(Debug)]
+enum Stream {
+    Socket(Socket),
+    /// A simulated connection. It has no descriptor of its own: callers that ask for one
+    /// (`as_raw_fd`, a `co_*` step's `PollNeeded`) are lent standard input's, which nothing
+    /// polls in a simulation.
+    #[cfg(feature = "sim")]
+    Sim(Arc<dyn super::sim::Peer>, io::Stdin),
+}
+
+/// The raw byte stream: non-blocking, retrying `EINTR`, never raising `SIGPIPE`.
+struct Wire<'a>(&'a Stream);
 
 impl Wire<'_> {
     /// One gathering send. A zero-byte send of non-empty data is reported as `WriteZero`.
     fn send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let socket = match self.0 {
+            Stream::Socket(socket) => socket,
+            #[cfg(feature = "sim")]
+            Stream::Sim(peer, _) => return peer.send(bufs),
+        };
         loop {
             #[cfg(any(target_os = "linux", target_os = "android"))]
-            let result = self.0.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL);
+            let result = socket.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL);
             #[cfg(not(any(target_os = "linux", target_os = "android")))]
-            let result = self.0.send_vectored(bufs);
+            let result = socket.send_vectored(bufs);
             match result {
                 Ok(0) if bufs.iter().any(|b| !b.is_empty()) => {
                     return Err(io::ErrorKind::WriteZero.into())
@@ -103,8 +120,13 @@ impl Wire<'_> {
 
 impl Read for Wire<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut socket = match self.0 {
+            Stream::Socket(socket) => socket,
+            #[cfg(feature = "sim")]
+            Stream::Sim(peer, _) => return peer.recv(buf),
+        };
         loop {
-            match self.0.read(buf) {
+            match socket.read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other,
             }
@@ -146,8 +168,9 @@ impl Transport {
         socket.set_tcp_nodelay(true)?;
         #[cfg(any(target_os = "macos", target_os = "ios"))]
         socket.set_nosigpipe(true)?;
+        let connecting = socket.connect(&addr.into());
         let transport = Transport::register(socket, reactor)?;
-        match transport.socket.connect(&addr.into()) {
+        match connecting {
             Ok(()) => Ok((transport, true)),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((transport, false)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((transport, false)),
@@ -155,9 +178,32 @@ impl Transport {
         }
     }
 
+    /// A simulated connection to `peer`, established already.
+    #[cfg(feature = "sim")]
+    pub(crate) fn simulated(peer: Arc<dyn super::sim::Peer>) -> Self {
+        Transport {
+            stream: Stream::Sim(peer, io::stdin()),
+            registration: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// The socket, if the stream is one.
+    fn socket(&self) -> Option<&Socket> {
+        match &self.stream {
+            Stream::Socket(socket) => Some(socket),
+            #[cfg(feature = "sim")]
+            Stream::Sim(..) => None,
+        }
+    }
+
     /// After a started connect reported writability: whether it succeeded.
     pub(crate) fn finish_connect(&self) -> io::Result<()> {
-        match self.socket.take_error()? {
+        let Some(socket) = self.socket() else {
+            return Ok(());
+        };
+        match socket.take_error()? {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -166,7 +212,7 @@ impl Transport {
     fn register(socket: Socket, reactor: Option<&Arc<Reactor>>) -> io::Result<Self> {
         let Some(reactor) = reactor else {
             return Ok(Transport {
-                socket,
+                stream: Stream::Socket(socket),
                 registration: None,
                 #[cfg(feature = "tls")]
                 tls: None,
@@ -185,7 +231,7 @@ impl Transport {
             key,
         });
         Ok(Transport {
-            socket,
+            stream: Stream::Socket(socket),
             registration,
             #[cfg(feature = "tls")]
             tls: None,
@@ -215,9 +261,9 @@ impl Transport {
     pub(crate) fn send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
-            return tls.send(&mut Wire(&self.socket), bufs);
+            return tls.send(&mut Wire(&self.stream), bufs);
         }
-        Wire(&self.socket).send(bufs)
+        Wire(&self.stream).send(bufs)
     }
 
     /// One non-blocking receive of plaintext; `Ok(0)` is a clean end of stream (over TLS:
@@ -225,9 +271,9 @@ impl Transport {
     pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
-            return tls.recv(&mut Wire(&self.socket), buf);
+            return tls.recv(&mut Wire(&self.stream), buf);
         }
-        Wire(&self.socket).read(buf)
+        Wire(&self.stream).read(buf)
     }
 
     /// Puts a TLS session over the (connected) socket; drive it with
@@ -243,7 +289,7 @@ impl Transport {
     #[cfg(feature = "tls")]
     pub(crate) fn handshake(&self) -> io::Result<Option<Ready>> {
         match &self.tls {
-            Some(tls) => tls.handshake(&mut Wire(&self.socket)),
+            Some(tls) => tls.handshake(&mut Wire(&self.stream)),
             None => Ok(None),
         }
     }
@@ -277,15 +323,19 @@ impl Transport {
     /// before every wait for reading (one cheap call, on the slow path only).
     fn quick_ack(&self, interest: Ready) {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        if interest.readable {
-            let _ = self.socket.set_tcp_quickack(true);
+        if let (true, Some(socket)) = (interest.readable, self.socket()) {
+            let _ = socket.set_tcp_quickack(true);
         }
     }
 
     /// Waits with `poll(2)` on this one socket: one syscall, where a `polling` wait costs
     /// five (it arms a timerfd and re-arms its notifier every time).
+    /// A simulated stream runs its world instead, on the virtual clock.
     pub(crate) fn poll_one(&self, interest: Ready, timeout: Option<Duration>) -> io::Result<Ready> {
-        use std::os::fd::AsRawFd;
+        #[cfg(feature = "sim")]
+        if let Stream::Sim(peer, _) = &self.stream {
+            return Ok(peer.wait(interest.into(), timeout).into());
+        }
         self.quick_ack(interest);
         let mut events = 0;
         if interest.readable {
@@ -295,7 +345,7 @@ impl Transport {
             events |= libc::POLLOUT;
         }
         let mut pfd = libc::pollfd {
-            fd: self.socket.as_raw_fd(),
+            fd: self.raw_fd(),
             events,
             revents: 0,
         };
@@ -305,7 +355,7 @@ impl Transport {
             i32::try_from(ms).unwrap_or(i32::MAX)
         });
         // SAFETY: `pfd` is one valid, exclusively borrowed `pollfd` for the duration of the
-        // call, and its descriptor is owned by `self.socket`, which outlives the call.
+        // call, and its descriptor is owned by `self.stream`, which outlives the call.
         let n = unsafe { libc::poll(&mut pfd, 1, ms) };
         if n < 0 {
             let e = io::Error::last_os_error();
@@ -329,7 +379,9 @@ impl Transport {
     /// When the socket is not registered with a reactor (a blocking connection's), or the
     /// poller refuses.
     pub(crate) fn arm(&self, interest: Ready) -> io::Result<usize> {
-        let Some(Registration { reactor, key }) = &self.registration else {
+        let (Some(Registration { reactor, key }), Some(socket)) =
+            (&self.registration, self.socket())
+        else {
             return Err(io::Error::other("socket is not registered with a reactor"));
         };
         self.quick_ack(interest);
@@ -341,28 +393,34 @@ impl Transport {
         };
         reactor
             .poller
-            .modify_with_mode(&self.socket, event, PollMode::Oneshot)?;
+            .modify_with_mode(socket, event, PollMode::Oneshot)?;
         Ok(*key)
     }
 
     /// The raw descriptor, for callers that poll it themselves.
     pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
-        self.socket.as_raw_fd()
+        self.fd().as_raw_fd()
     }
 
     /// The descriptor, borrowed for as long as this transport is.
     pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;
-        self.socket.as_fd()
+        match &self.stream {
+            Stream::Socket(socket) => socket.as_fd(),
+            #[cfg(feature = "sim")]
+            Stream::Sim(_, stdin) => stdin.as_fd(),
+        }
     }
 }
 
 impl Drop for Transport {
     fn drop(&mut self) {
         // Errors are ignored: the descriptor is closed right after either way.
-        if let Some(Registration { reactor, .. }) = &self.registration {
-            let _ = reactor.poller.delete(&self.socket);
+        if let (Some(Registration { reactor, .. }), Some(socket)) =
+            (&self.registration, self.socket())
+        {
+            let _ = reactor.poller.delete(socket);
         }
     }
 }
