@@ -363,7 +363,7 @@ fn read_source(reader: &mut dyn Read, buf: &mut [u8]) -> Result<usize, Error> {
 /// The body source failed after the head declared its body: framing is lost.
 fn source_failed(d: &Driver<'_>, held: &Held, e: Error) -> Error {
     match d.relock_in(held, ClosePhase::WhileSending) {
-        Ok(mut st) => st.poison(PoisonCause::BodySource, e),
+        Ok(mut st) => st.poison_sending(PoisonCause::BodySource, e),
         Err(_) => e,
     }
 }
