@@ -113,9 +113,13 @@ pub(crate) fn transmit(d: &Driver<'_>, prepared: Prepared<'_>) -> Result<(), Err
         Body::Bytes(bytes) if !expect_continue => bytes,
         _ => &[],
     };
+    // A cofunction's loop body may have run since the request was prepared, and read a
+    // response that closed the link: then nothing goes out, on the old socket least of all.
+    let mut st = d.relock_in(&held, ClosePhase::WhileSending)?;
     if !inline.is_empty() {
-        d.state()?.send.encoder.frame(inline.len())?;
+        st.send.encoder.frame(inline.len())?;
     }
+    drop(st);
     let mut bufs = [IoSlice::new(&head), IoSlice::new(inline)];
     write_all(d, &held, request, &mut bufs, Operation::SendRequest)?;
     if let Ok(mut st) = d.state() {
@@ -449,8 +453,10 @@ fn wait_to_send(d: &Driver<'_>, held: &Held, deadline: &mut Deadline) -> Result<
         writable: true,
     };
     let ready = d.wait(&held.transport, interest, deadline)?;
+    // The wait may have let the caller read (a cofunction's loop body, `Wake::Resumed`): if
+    // that closed the link, no more of the request goes out on its socket.
+    let mut st = d.relock_in(held, ClosePhase::WhileSending)?;
     if ready.readable {
-        let mut st = d.relock_in(held, ClosePhase::WhileSending)?;
         drain(&mut st.recv.buf, d.config.max_buffered, &held.transport)?;
     }
     Ok(())
