@@ -161,7 +161,12 @@ fn await_continue(d: &Driver<'_>, held: &Held, request: u64, method: &Method) ->
     loop {
         let recv = &mut st.recv;
         match recv.reader.poll_interim(recv.buf.data(), method) {
-            Err(e) => return Err(st.poison(PoisonCause::Protocol(e), e.into())),
+            Err(e) => {
+                // The server answered this request, badly: not "unanswered" (as in
+                // `read_response`).
+                st.pipeline.pop();
+                return Err(st.poison(PoisonCause::Protocol(e), e.into()));
+            }
             Ok(HeadStep::Interim { status, len }) => {
                 st.recv.buf.consume(len);
                 if status == StatusCode::CONTINUE {
@@ -179,12 +184,13 @@ fn await_continue(d: &Driver<'_>, held: &Held, request: u64, method: &Method) ->
                 match d.fill(st, held, limit, &mut deadline) {
                     Ok((next, true)) => st = next,
                     Ok((mut next, false)) => {
-                        let phase = if next.recv.buf.is_empty() {
-                            ClosePhase::BeforeResponse
-                        } else {
-                            ClosePhase::InHead
-                        };
-                        return Err(next.closed_error(phase));
+                        if next.recv.buf.is_empty() {
+                            return Err(next.closed_error(ClosePhase::BeforeResponse));
+                        }
+                        // A response had started: the server acted on this request, which
+                        // is not "unanswered" (as in `read_response`).
+                        next.pipeline.pop();
+                        return Err(next.closed_error(ClosePhase::InHead));
                     }
                     Err(Error::Timeout { .. }) if d.config.continue_timeout.is_some() => {
                         d.relock_in(held, ClosePhase::WhileSending)?
