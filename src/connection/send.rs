@@ -54,7 +54,11 @@ pub(crate) fn prepare<'b>(
 ) -> Result<Prepared<'b>, Error> {
     let mut st = d.state()?;
     check_caller_sends(&st)?;
-    st.send.encoder.check_new_request()?;
+    if st.send.outgoing != Outgoing::Broken {
+        // On a link the server stopped reading, a body still owed can never be finished:
+        // `ready_to_send` replaces that link (once its responses are read) instead.
+        st.send.encoder.check_new_request()?;
+    }
     let body = request.body;
     let empty_body = matches!(body, Body::Empty | Body::Following(0)) || body == Body::Bytes(&[]);
     let expect_continue = wants_continue(request.headers) && !empty_body;
