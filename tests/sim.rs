@@ -73,6 +73,10 @@ const REGRESSIONS: &[u64] = &[
     // `100 Continue`, and deadlocked once the body went out against a server answering
     // before it read.)
     14203,
+    // (The model's: a closing server blocked forever on writing garbage nobody reads while
+    // the `co_*` client, without a timeout, blocked on writing a body it no longer reads.
+    // Servers give up on a lingering close; the model now does.)
+    42731,
 ];
 
 /// Virtual time no schedule may exceed: a few rounds of stalls and timeouts.

@@ -89,6 +89,9 @@ struct Pipe {
     stall_pm: u64,
     early_pm: u64,
     idle_close_at: Option<Duration>,
+    /// A closing server that cannot get its last bytes out resets the connection then
+    /// (a lingering close gives up).
+    give_up_at: Option<Duration>,
     cut_out: Option<(u64, End)>,
     cut_in: Option<(u64, End)>,
     emitted: u64,
@@ -390,6 +393,7 @@ impl Inner {
             early_pm: if faulty { r.pick(&[0, 300]) } else { 0 },
             idle_close_at: (faulty && r.chance(150))
                 .then(|| Duration::from_millis(r.range(0, 3000) as u64)),
+            give_up_at: None,
             cut_out: (faulty && r.chance(250)).then(|| (r.range(0, 3000) as u64, end(r))),
             cut_in: (faulty && r.chance(100)).then(|| (r.range(0, 3000) as u64, end(r))),
             emitted: 0,
@@ -413,12 +417,11 @@ impl Inner {
         if p.end.is_some() {
             return None;
         }
-        let stall = p.stall_until.filter(|&t| t > self.now);
-        let idle = p.idle_close_at.filter(|&t| t > self.now);
-        match (stall, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [p.stall_until, p.idle_close_at, p.give_up_at]
+            .into_iter()
+            .flatten()
+            .filter(|&t| t > self.now)
+            .min()
     }
 
     /// One action of `conn`'s server, if it has one now.
@@ -436,6 +439,16 @@ impl Inner {
         }
         let can_read = p.reading && !p.c2s.is_empty();
         let can_write = !p.out.is_empty() && p.s2c.len() < p.s2c_cap;
+        if p.closing && !can_write && !p.out.is_empty() {
+            match p.give_up_at {
+                Some(t) if t <= now => {
+                    self.end(conn, End::Reset, "gives up writing its last bytes");
+                    return true;
+                }
+                Some(_) => {}
+                None => p.give_up_at = Some(now + Duration::from_secs(2)),
+            }
+        }
         let write = match (can_read, can_write) {
             (false, false) => return false,
             (true, true) => self.rng.chance(500),
