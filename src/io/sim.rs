@@ -1,7 +1,7 @@
 //! The simulation seam (feature `sim`, for tests only): a connection whose bytes go to an
 //! in-memory peer and whose clock is virtual, so a whole conversation runs in one thread from
-//! a seed, without sockets or real time. The driver does not know: it sees a [`Transport`]
-//! and a park like any other, and reads the time through [`now`].
+//! a seed, without sockets or real time. The driver does not know: it sees a `Transport`
+//! and a park like any other, and reads the time through `now()`.
 //!
 //! Owns the traits a test implements ([`Network`], [`Peer`]), the [`Sim`] park and the
 //! virtual clock. Nothing here exists without the feature, so the real path pays nothing.

@@ -97,39 +97,45 @@ struct Wire<'a>(&'a Stream);
 impl Wire<'_> {
     /// One gathering send. A zero-byte send of non-empty data is reported as `WriteZero`.
     fn send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let socket = match self.0 {
-            Stream::Socket(socket) => socket,
+        match self.0 {
+            Stream::Socket(socket) => send_socket(socket, bufs),
             #[cfg(feature = "sim")]
-            Stream::Sim(peer, _) => return peer.send(bufs),
-        };
-        loop {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            let result = socket.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL);
-            #[cfg(not(any(target_os = "linux", target_os = "android")))]
-            let result = socket.send_vectored(bufs);
-            match result {
-                Ok(0) if bufs.iter().any(|b| !b.is_empty()) => {
-                    return Err(io::ErrorKind::WriteZero.into())
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
+            Stream::Sim(peer, _) => peer.send(bufs),
+        }
+    }
+}
+
+/// [`Wire::send`] on a socket.
+fn send_socket(socket: &Socket, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    loop {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let result = socket.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL);
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let result = socket.send_vectored(bufs);
+        match result {
+            Ok(0) if bufs.iter().any(|b| !b.is_empty()) => {
+                return Err(io::ErrorKind::WriteZero.into())
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
         }
     }
 }
 
 impl Read for Wire<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut socket = match self.0 {
-            Stream::Socket(socket) => socket,
-            #[cfg(feature = "sim")]
-            Stream::Sim(peer, _) => return peer.recv(buf),
-        };
-        loop {
-            match socket.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
+        match self.0 {
+            Stream::Socket(socket) => {
+                let mut socket: &Socket = socket;
+                loop {
+                    match socket.read(buf) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        other => return other,
+                    }
+                }
             }
+            #[cfg(feature = "sim")]
+            Stream::Sim(peer, _) => peer.recv(buf),
         }
     }
 }
