@@ -80,8 +80,9 @@ impl<'a> Driver<'a> {
     }
 
     /// One receive into the state's buffer, waiting (with the state released) while nothing
-    /// has arrived. Returns the state and `false` at end of stream (a reset counts as one:
-    /// the bytes before it are kept).
+    /// has arrived; bytes that another operation took in while this one waited count as
+    /// received. Returns the state and `false` at end of stream (a reset counts as one: the
+    /// bytes before it are kept).
     pub(crate) fn fill(
         &self,
         mut st: RefMut<'a, State>,
@@ -94,9 +95,15 @@ impl<'a> Driver<'a> {
                 Ok(0) => return Ok((st, false)),
                 Ok(_) => return Ok((st, true)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let buffered = st.recv.buf.len();
                     drop(st);
                     self.wait(&held.transport, READABLE, deadline)?;
                     st = self.relock(held)?;
+                    if st.recv.buf.len() > buffered {
+                        // A `co_*` send beside this read took response bytes in meanwhile
+                        // (possibly up to the limit, so receiving again could fail).
+                        return Ok((st, true));
+                    }
                 }
                 Err(e) if is_peer_gone(&e) => {
                     st.recv.buf.set_reset();
