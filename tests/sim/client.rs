@@ -474,7 +474,7 @@ impl<'a> Client<'a> {
             if phase == Phase::Body && !self.conn.has_active_response() {
                 // A `read_all` that had taken part of the body poisons the connection.
                 if let Some(current) = self.current.borrow_mut().take() {
-                    self.outcome(current.id, Outcome::Failed(e.to_string()));
+                    self.outcome(current.id, Outcome::Failed(format!("{e:?}")));
                 }
             }
             if n > TIMEOUTS_IN_A_ROW {
@@ -500,7 +500,7 @@ impl<'a> Client<'a> {
         match phase {
             Phase::Body => {
                 if let Some(current) = self.current.borrow_mut().take() {
-                    self.outcome(current.id, Outcome::Failed(e.to_string()));
+                    self.outcome(current.id, Outcome::Failed(format!("{e:?}")));
                 }
             }
             // A send that waited for `100 Continue` reads the response head itself.
