@@ -197,6 +197,10 @@ pub mod proto;
 pub use connection::TlsConfig;
 pub use connection::{CoOp, CoStep, Cofun, Config, HttpConnection, Interest, PollNeeded, Response};
 pub use error::{ClosePhase, Error, Operation, PoisonCause};
+/// Test-only (feature `sim`): the simulated transport and virtual clock under the driver.
+#[cfg(feature = "sim")]
+#[doc(hidden)]
+pub use io::sim;
 pub use io::{Blocking, Park};
 pub use proto::{Body, InFlight, Origin, ProtocolError, RequestError, Scheme, StateError};
 #[cfg(feature = "tls")]

@@ -84,8 +84,9 @@ impl<'a> Driver<'a> {
     }
 
     /// One receive into the state's buffer, waiting (with the state released) while nothing
-    /// has arrived. Returns the state and `false` at end of stream (a reset counts as one:
-    /// the bytes before it are kept).
+    /// has arrived; bytes that another operation took in while this one waited count as
+    /// received. Returns the state and `false` at end of stream (a reset counts as one: the
+    /// bytes before it are kept).
     pub(crate) fn fill(
         &self,
         mut st: RefMut<'a, State>,
@@ -106,6 +107,10 @@ impl<'a> Driver<'a> {
             drop(st);
             how = self.read_wait(held, deadline, false)?;
             st = self.relock(held)?;
+            if !st.recv.buf.is_empty() {
+                // Taken in meanwhile by an operation beside this read (as below).
+                return Ok((st, true));
+            }
         }
         loop {
             let got = match how {
@@ -118,9 +123,15 @@ impl<'a> Driver<'a> {
                 Ok(0) => return Ok((st, false)),
                 Ok(_) => return Ok((st, true)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let buffered = st.recv.buf.len();
                     drop(st);
                     how = self.read_wait(held, deadline, true)?;
                     st = self.relock(held)?;
+                    if st.recv.buf.len() > buffered {
+                        // A `co_*` send beside this read took response bytes in meanwhile
+                        // (possibly up to the limit, so receiving again could fail).
+                        return Ok((st, true));
+                    }
                 }
                 Err(e) if is_peer_gone(&e) => {
                     st.recv.buf.set_reset();
@@ -227,7 +238,7 @@ impl Deadline {
         let Some(timeout) = self.timeout else {
             return Ok(None);
         };
-        let now = Instant::now();
+        let now = crate::io::now();
         let at = *self.at.get_or_insert(now + timeout);
         match at.checked_duration_since(now) {
             Some(left) if !left.is_zero() || timeout.is_zero() => Ok(Some(left)),

@@ -72,7 +72,7 @@ impl<'c, T> Job<'c, T> {
             if matches!(first, Ok(Wake::Cancelled)) {
                 return Err(Error::Cancelled);
             }
-            let park = Suspending::new(yielder, conn.park.reactor());
+            let park = Suspending::new(yielder, &conn.park);
             let d = Driver {
                 cell: &conn.state,
                 target: &conn.target,

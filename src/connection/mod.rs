@@ -151,6 +151,24 @@ impl HttpConnection {
     }
 }
 
+/// Test-only (feature `sim`): connections over a simulated network.
+#[cfg(feature = "sim")]
+#[doc(hidden)]
+impl HttpConnection<crate::io::sim::Sim> {
+    /// A connection to `origin` whose transport and clock are simulated by `park`'s network.
+    ///
+    /// # Errors
+    ///
+    /// As [`HttpConnection::open`].
+    pub fn simulated(
+        origin: &Origin,
+        config: Config,
+        park: crate::io::sim::Sim,
+    ) -> Result<Self, Error> {
+        Self::with_park(origin, config, park)
+    }
+}
+
 impl<P: Park> HttpConnection<P> {
     /// A connection that waits with `park`.
     pub(crate) fn with_park(origin: &Origin, config: Config, park: P) -> Result<Self, Error> {
@@ -543,11 +561,14 @@ impl<P: Park> HttpConnection<P> {
             .is_ok_and(|st| st.response_pending())
     }
 
-    /// Whether a response body is being read (its head was returned, its end not yet).
+    /// Whether a response body is being read (its head was returned, its end not yet). A body
+    /// cut short because a send failed meanwhile (which poisons the connection) stays active
+    /// until a read reports that error: false here always means the body was read to its end
+    /// or its failure was reported.
     pub fn has_active_response(&self) -> bool {
         self.state
             .try_borrow()
-            .is_ok_and(|st| st.recv.reader.has_body())
+            .is_ok_and(|st| st.has_active_response())
     }
 
     /// Bytes of memory held by the receive buffer. It starts at 4 KiB and grows, up to

@@ -149,7 +149,13 @@ pub(crate) fn read_body(
             }
         } else if direct_read_fits(&st, out.len()) {
             drop(st);
-            return read_direct(d, &held, out, deadline);
+            match read_direct(d, &held, out, deadline)? {
+                Direct::Read(n) => return Ok(n),
+                Direct::Buffered(next) => {
+                    st = next;
+                    continue;
+                }
+            }
         }
         if st.recv.buf.is_eof() {
             return body_at_eof(&mut st);
@@ -169,18 +175,30 @@ fn direct_read_fits(st: &State, len: usize) -> bool {
     raw.is_some() && len >= DIRECT_READ_MIN && !st.recv.buf.is_eof()
 }
 
+/// How a direct read ended.
+enum Direct<'a> {
+    /// This many bytes were received into the caller's buffer.
+    Read(usize),
+    /// While it waited, response bytes were taken into the receive buffer (by a `co_*`
+    /// send beside this read): they come first, so the read goes through the buffer.
+    Buffered(RefMut<'a, State>),
+}
+
 /// Receives body bytes straight into `out` (see [`direct_read_fits`]).
-fn read_direct(
-    d: &Driver<'_>,
+fn read_direct<'a>(
+    d: &Driver<'a>,
     held: &Held,
     out: &mut [u8],
     deadline: &mut Deadline,
-) -> Result<usize, Error> {
+) -> Result<Direct<'a>, Error> {
     let mut how = Receive::Now;
     loop {
         let mut st = d.relock(held)?;
+        if !st.recv.buf.is_empty() {
+            return Ok(Direct::Buffered(st));
+        }
         let Some(raw) = st.recv.reader.body().and_then(|b| b.raw_remaining()) else {
-            return Ok(0);
+            return Ok(Direct::Read(0));
         };
         let want = (out.len() as u64).min(raw) as usize;
         let got = match how {
@@ -190,7 +208,7 @@ fn read_direct(
         match got {
             Ok(0) => {
                 st.recv.buf.set_closed();
-                return body_at_eof(&mut st);
+                return body_at_eof(&mut st).map(Direct::Read);
             }
             Ok(n) => {
                 st.recv.buf.count_bypass(n);
@@ -202,7 +220,7 @@ fn read_direct(
                 if step.complete {
                     finish_response(&mut st);
                 }
-                return Ok(n);
+                return Ok(Direct::Read(n));
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 drop(st);
@@ -210,7 +228,7 @@ fn read_direct(
             }
             Err(e) if is_peer_gone(&e) => {
                 st.recv.buf.set_reset();
-                return body_at_eof(&mut st);
+                return body_at_eof(&mut st).map(Direct::Read);
             }
             Err(e) => return Err(e.into()),
         }

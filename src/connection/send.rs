@@ -54,7 +54,11 @@ pub(crate) fn prepare<'b>(
 ) -> Result<Prepared<'b>, Error> {
     let mut st = d.state()?;
     check_caller_sends(&st)?;
-    st.send.encoder.check_new_request()?;
+    if st.send.outgoing != Outgoing::Broken {
+        // On a link the server stopped reading, a body still owed can never be finished:
+        // `ready_to_send` replaces that link (once its responses are read) instead.
+        st.send.encoder.check_new_request()?;
+    }
     let body = request.body;
     let empty_body = matches!(body, Body::Empty | Body::Following(0)) || body == Body::Bytes(&[]);
     let expect_continue = wants_continue(request.headers) && !empty_body;
@@ -113,9 +117,13 @@ pub(crate) fn transmit(d: &Driver<'_>, prepared: Prepared<'_>) -> Result<(), Err
         Body::Bytes(bytes) if !expect_continue => bytes,
         _ => &[],
     };
+    // A cofunction's loop body may have run since the request was prepared, and read a
+    // response that closed the link: then nothing goes out, on the old socket least of all.
+    let mut st = d.relock_in(&held, ClosePhase::WhileSending)?;
     if !inline.is_empty() {
-        d.state()?.send.encoder.frame(inline.len())?;
+        st.send.encoder.frame(inline.len())?;
     }
+    drop(st);
     let mut bufs = [IoSlice::new(&head), IoSlice::new(inline)];
     // A request complete in memory, behind earlier ones still unanswered, may wait to go out
     // with the next ones: the caller reads (and so sends it) to get those answers. The first
@@ -200,7 +208,12 @@ fn await_continue(d: &Driver<'_>, held: &Held, request: u64, method: &Method) ->
     loop {
         let recv = &mut st.recv;
         match recv.reader.poll_interim(recv.buf.data(), method) {
-            Err(e) => return Err(st.poison(PoisonCause::Protocol(e), e.into())),
+            Err(e) => {
+                // The server answered this request, badly: not "unanswered" (as in
+                // `read_response`).
+                st.pipeline.pop();
+                return Err(st.poison(PoisonCause::Protocol(e), e.into()));
+            }
             Ok(HeadStep::Interim { status, len }) => {
                 st.recv.buf.consume(len);
                 if status == StatusCode::CONTINUE {
@@ -218,12 +231,13 @@ fn await_continue(d: &Driver<'_>, held: &Held, request: u64, method: &Method) ->
                 match d.fill(st, held, limit, &mut deadline) {
                     Ok((next, true)) => st = next,
                     Ok((mut next, false)) => {
-                        let phase = if next.recv.buf.is_empty() {
-                            ClosePhase::BeforeResponse
-                        } else {
-                            ClosePhase::InHead
-                        };
-                        return Err(next.closed_error(phase));
+                        if next.recv.buf.is_empty() {
+                            return Err(next.closed_error(ClosePhase::BeforeResponse));
+                        }
+                        // A response had started: the server acted on this request, which
+                        // is not "unanswered" (as in `read_response`).
+                        next.pipeline.pop();
+                        return Err(next.closed_error(ClosePhase::InHead));
                     }
                     Err(Error::Timeout { .. }) if d.config.continue_timeout.is_some() => {
                         d.relock_in(held, ClosePhase::WhileSending)?
@@ -406,7 +420,7 @@ fn read_source(reader: &mut dyn Read, buf: &mut [u8]) -> Result<usize, Error> {
 /// The body source failed after the head declared its body: framing is lost.
 fn source_failed(d: &Driver<'_>, held: &Held, e: Error) -> Error {
     match d.relock_in(held, ClosePhase::WhileSending) {
-        Ok(mut st) => st.poison(PoisonCause::BodySource, e),
+        Ok(mut st) => st.poison_sending(PoisonCause::BodySource, e),
         Err(_) => e,
     }
 }
@@ -492,8 +506,10 @@ fn wait_to_send(d: &Driver<'_>, held: &Held, deadline: &mut Deadline) -> Result<
         writable: true,
     };
     let ready = d.wait(&held.transport, interest, deadline)?;
+    // The wait may have let the caller read (a cofunction's loop body, `Wake::Resumed`): if
+    // that closed the link, no more of the request goes out on its socket.
+    let mut st = d.relock_in(held, ClosePhase::WhileSending)?;
     if ready.readable {
-        let mut st = d.relock_in(held, ClosePhase::WhileSending)?;
         drain(&mut st.recv.buf, d.config.max_buffered, &held.transport)?;
     }
     Ok(())

@@ -33,6 +33,10 @@ pub(crate) enum Link {
     Dead {
         why: Dead,
         unanswered: Vec<InFlight>,
+        /// The send side lost framing while the caller was reading a response body: that
+        /// body is cut short, and stays "active" until a read reports the error, so a reader
+        /// never takes it for complete.
+        cut_body: bool,
     },
 }
 
@@ -144,9 +148,15 @@ impl State {
     /// that a closed link is simply idle (the next send reconnects), while a poisoned one keeps
     /// failing reads and writes until a send or `connect` reconnects.
     pub(crate) fn check_dead(&mut self) -> Result<(), Error> {
-        let Link::Dead { why, unanswered } = &mut self.link else {
+        let Link::Dead {
+            why,
+            unanswered,
+            cut_body,
+        } = &mut self.link
+        else {
             return Ok(());
         };
+        *cut_body = false;
         let error = dead_error(*why, std::mem::take(unanswered));
         if matches!(why, Dead::Closed(_)) {
             self.reset(Link::Idle);
@@ -157,7 +167,10 @@ impl State {
     /// Makes the link usable for a new request: reports a dead link once (if it left
     /// requests unanswered), drops a stale idle connection, and connects if needed.
     pub(crate) fn ready_to_send(&mut self, d: &Driver<'_>) -> Result<(), Error> {
-        if let Link::Dead { why, unanswered } = &mut self.link {
+        if let Link::Dead {
+            why, unanswered, ..
+        } = &mut self.link
+        {
             let (why, unanswered) = (*why, std::mem::take(unanswered));
             self.reset(Link::Idle);
             if !unanswered.is_empty() {
@@ -235,7 +248,7 @@ impl State {
         let mut last = None;
         let mut connected = None;
         for addr in addrs {
-            match Transport::start_connect(addr, d.park.reactor()) {
+            match d.park.open(addr) {
                 Ok((transport, true)) => connected = Some(transport),
                 Ok((transport, false)) => {
                     park_until(d.park, &transport, writable, &mut deadline)?;
@@ -288,17 +301,32 @@ impl State {
             self.reset(Link::Dead {
                 why: Dead::Closed(phase),
                 unanswered,
+                cut_body: false,
             });
         }
     }
 
-    /// Closes the socket because framing is lost, and returns the error to report now.
+    /// Closes the socket because framing is lost, and returns the error to report now (to
+    /// the reader, when a read lost it).
     pub(crate) fn poison(&mut self, cause: PoisonCause, now: Error) -> Error {
         let unanswered = self.pipeline.take_all();
         self.reset(Link::Dead {
             why: Dead::Poisoned(cause),
             unanswered,
+            cut_body: false,
         });
+        now
+    }
+
+    /// [`poison`](Self::poison) for a failure on the send side, whose error goes to the
+    /// sender: a response body being read is cut short, and its reader is told by its next
+    /// read instead of finding the body complete.
+    pub(crate) fn poison_sending(&mut self, cause: PoisonCause, now: Error) -> Error {
+        let reading = self.recv.reader.has_body();
+        let now = self.poison(cause, now);
+        if let Link::Dead { cut_body, .. } = &mut self.link {
+            *cut_body = reading;
+        }
         now
     }
 
@@ -338,7 +366,7 @@ impl State {
             }
             other => return other,
         };
-        self.poison(cause, e)
+        self.poison_sending(cause, e)
     }
 
     /// Whether response bytes are already here: in the receive buffer, or decrypted and
@@ -355,11 +383,21 @@ impl State {
         }
     }
 
+    /// Whether a response body is being read: its head was returned and its end not yet
+    /// (nor the error that cut it short).
+    pub(crate) fn has_active_response(&self) -> bool {
+        self.recv.reader.has_body() || matches!(self.link, Link::Dead { cut_body: true, .. })
+    }
+
     /// Whether a response (head or rest of body) is waiting to be read, or an unanswered
-    /// request to be reported.
+    /// request or a cut-short body to be reported.
     pub(crate) fn response_pending(&self) -> bool {
         match &self.link {
-            Link::Dead { unanswered, .. } => !unanswered.is_empty(),
+            Link::Dead {
+                unanswered,
+                cut_body,
+                ..
+            } => !unanswered.is_empty() || *cut_body,
             _ => !self.pipeline.is_empty() || self.recv.reader.has_body(),
         }
     }

@@ -3,6 +3,7 @@
 //! loop) or lets its loop body read first, then resumes it with how the wait ended.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,17 +32,15 @@ impl Cancel for Resume {
 /// A park that suspends the coroutine it runs in.
 pub(crate) struct Suspending<'y> {
     yielder: &'y Yielder<Resume, Blocked>,
-    reactor: Option<&'y Arc<Reactor>>,
+    /// The connection's own park, which opens new connections.
+    owner: &'y dyn ParkImpl,
 }
 
 impl<'y> Suspending<'y> {
-    /// The park for code running on `yielder`'s coroutine; new sockets register with
-    /// `reactor` (the connection's own park's).
-    pub(crate) fn new(
-        yielder: &'y Yielder<Resume, Blocked>,
-        reactor: Option<&'y Arc<Reactor>>,
-    ) -> Self {
-        Suspending { yielder, reactor }
+    /// The park for code running on `yielder`'s coroutine; new connections are opened by
+    /// `owner` (the connection's own park: registered with its reactor, say).
+    pub(crate) fn new(yielder: &'y Yielder<Resume, Blocked>, owner: &'y dyn ParkImpl) -> Self {
+        Suspending { yielder, owner }
     }
 }
 
@@ -53,7 +52,11 @@ impl std::fmt::Debug for Suspending<'_> {
 
 impl ParkImpl for Suspending<'_> {
     fn reactor(&self) -> Option<&Arc<Reactor>> {
-        self.reactor
+        self.owner.reactor()
+    }
+
+    fn open(&self, addr: SocketAddr) -> io::Result<(Transport, bool)> {
+        self.owner.open(addr)
     }
 
     fn park(&self, _: &Transport, interest: Ready, timeout: Option<Duration>) -> io::Result<Wake> {

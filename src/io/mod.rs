@@ -8,6 +8,8 @@
 mod buffer;
 mod park;
 mod queue;
+#[cfg(feature = "sim")]
+pub mod sim;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
@@ -22,6 +24,17 @@ pub(crate) use tls::TlsSession;
 pub(crate) use transport::{Reactor, Ready, Transport};
 
 use std::io;
+
+/// The time deadlines are measured on: the real clock, or under the `sim` feature the
+/// simulation's virtual clock while one runs on this thread.
+#[cfg(not(feature = "sim"))]
+#[inline]
+pub(crate) fn now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+#[cfg(feature = "sim")]
+pub(crate) use sim::now;
 
 /// Whether an I/O error means the peer is gone (reset, aborted, broken pipe, or a zero-length
 /// write), which callers report as a closed connection rather than a raw I/O error.

@@ -3,6 +3,7 @@
 //! wait to its caller differ only here.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,12 @@ pub(crate) mod sealed {
         /// receive, see [`Transport::recv_blocking`]).
         fn blocks_thread(&self) -> bool {
             false
+        }
+
+        /// Starts connecting to `addr` (see [`Transport::start_connect`]): a socket
+        /// registered with [`reactor`](Self::reactor), or a simulated connection.
+        fn open(&self, addr: SocketAddr) -> io::Result<(Transport, bool)> {
+            Transport::start_connect(addr, self.reactor())
         }
 
         /// Sleeps until `transport` is ready for some of `interest`, `timeout` passes, or

@@ -1,5 +1,6 @@
 //! The non-blocking TCP socket, its waits (`poll(2)`, or a `polling` registration for green
-//! tasks): the only `unsafe` in the library.
+//! tasks): the only `unsafe` in the library. Under the `sim` feature the byte stream may be
+//! simulated instead ([`sim`](super::sim)), behind the same calls.
 #![allow(unsafe_code)]
 
 use std::io::{self, IoSlice, Read};
@@ -72,9 +73,9 @@ struct Registration {
 /// keeps another.
 #[derive(Debug)]
 pub(crate) struct Transport {
-    /// INVARIANT: registered with `registration`'s poller (if any) from construction until
-    /// `drop`.
-    socket: Socket,
+    /// INVARIANT: a socket is registered with `registration`'s poller (if any) from
+    /// construction until `drop`.
+    stream: Stream,
     registration: Option<Registration>,
     /// Plaintext written but not yet sent (see [`queue`](super::queue)): it goes out before
     /// any other byte, with the next send, receive or wait.
@@ -90,57 +91,77 @@ pub(crate) struct Transport {
     tls: Option<super::tls::TlsSession>,
 }
 
-/// The socket's raw byte stream: non-blocking (`MSG_DONTWAIT` on every call, so it does not
-/// matter whether the socket itself is in blocking mode), retrying `EINTR`, never raising
-/// `SIGPIPE`.
-struct Wire<'a>(&'a Socket);
+/// What carries the bytes: a socket, or (feature `sim`) a simulated peer.
+#[derive(Debug)]
+enum Stream {
+    Socket(Socket),
+    /// A simulated connection. It has no descriptor of its own: callers that ask for one
+    /// (`as_raw_fd`, a `co_*` step's `PollNeeded`) are lent standard input's, which nothing
+    /// polls in a simulation.
+    #[cfg(feature = "sim")]
+    Sim(Arc<dyn super::sim::Peer>, io::Stdin),
+}
+
+/// The raw byte stream: non-blocking (on a socket, `MSG_DONTWAIT` on every call, so it does
+/// not matter whether the socket itself is in blocking mode), retrying `EINTR`, never
+/// raising `SIGPIPE`.
+struct Wire<'a>(&'a Stream);
 
 impl Wire<'_> {
     /// One gathering send. A zero-byte send of non-empty data is reported as `WriteZero`.
     fn send(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        loop {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            let result = self
-                .0
-                .send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
-            #[cfg(not(any(target_os = "linux", target_os = "android")))]
-            let result = self.0.send_vectored_with_flags(bufs, libc::MSG_DONTWAIT);
-            match result {
-                Ok(0) if bufs.iter().any(|b| !b.is_empty()) => {
-                    return Err(io::ErrorKind::WriteZero.into())
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
-            }
+        match self.0 {
+            Stream::Socket(socket) => send_socket(socket, bufs),
+            #[cfg(feature = "sim")]
+            Stream::Sim(peer, _) => peer.send(bufs),
         }
     }
 }
 
-impl Wire<'_> {
-    /// One receive with `flags`; `EINTR` is returned as `Interrupted`.
-    fn recv(&self, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the
-        // call, and the descriptor is owned by the socket, which outlives the call.
-        let n = unsafe {
-            libc::recv(
-                self.0.as_raw_fd(),
-                buf.as_mut_ptr().cast::<libc::c_void>(),
-                buf.len(),
-                flags,
-            )
-        };
-        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+/// [`Wire::send`] on a socket.
+fn send_socket(socket: &Socket, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    loop {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let result = socket.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let result = socket.send_vectored_with_flags(bufs, libc::MSG_DONTWAIT);
+        match result {
+            Ok(0) if bufs.iter().any(|b| !b.is_empty()) => {
+                return Err(io::ErrorKind::WriteZero.into())
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
     }
+}
+
+/// One receive on a socket with `flags`; `EINTR` is returned as `Interrupted`.
+fn recv_socket(socket: &Socket, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call,
+    // and the descriptor is owned by `socket`, which outlives the call.
+    let n = unsafe {
+        libc::recv(
+            socket.as_raw_fd(),
+            buf.as_mut_ptr().cast::<libc::c_void>(),
+            buf.len(),
+            flags,
+        )
+    };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 impl Read for Wire<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.recv(buf, libc::MSG_DONTWAIT) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
-            }
+        match self.0 {
+            Stream::Socket(socket) => loop {
+                match recv_socket(socket, buf, libc::MSG_DONTWAIT) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => return other,
+                }
+            },
+            #[cfg(feature = "sim")]
+            Stream::Sim(peer, _) => peer.recv(buf),
         }
     }
 }
@@ -179,8 +200,9 @@ impl Transport {
         socket.set_tcp_nodelay(true)?;
         #[cfg(any(target_os = "macos", target_os = "ios"))]
         socket.set_nosigpipe(true)?;
+        let connecting = socket.connect(&addr.into());
         let transport = Transport::register(socket, reactor)?;
-        match transport.socket.connect(&addr.into()) {
+        match connecting {
             Ok(()) => Ok((transport, true)),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((transport, false)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((transport, false)),
@@ -188,9 +210,35 @@ impl Transport {
         }
     }
 
+    /// A simulated connection to `peer`, established already.
+    #[cfg(feature = "sim")]
+    pub(crate) fn simulated(peer: Arc<dyn super::sim::Peer>) -> Self {
+        Transport {
+            stream: Stream::Sim(peer, io::stdin()),
+            registration: None,
+            queued: Mutex::default(),
+            blocking_reads: false,
+            receive_timeout: AtomicU64::new(u64::MAX),
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// The socket, if the stream is one.
+    fn socket(&self) -> Option<&Socket> {
+        match &self.stream {
+            Stream::Socket(socket) => Some(socket),
+            #[cfg(feature = "sim")]
+            Stream::Sim(..) => None,
+        }
+    }
+
     /// After a started connect reported writability: whether it succeeded.
     pub(crate) fn finish_connect(&self) -> io::Result<()> {
-        match self.socket.take_error()? {
+        let Some(socket) = self.socket() else {
+            return Ok(());
+        };
+        match socket.take_error()? {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -199,7 +247,7 @@ impl Transport {
     fn register(socket: Socket, reactor: Option<&Arc<Reactor>>) -> io::Result<Self> {
         let Some(reactor) = reactor else {
             return Ok(Transport {
-                socket,
+                stream: Stream::Socket(socket),
                 registration: None,
                 queued: Mutex::default(),
                 blocking_reads: false,
@@ -221,7 +269,7 @@ impl Transport {
             key,
         });
         Ok(Transport {
-            socket,
+            stream: Stream::Socket(socket),
             registration,
             queued: Mutex::default(),
             blocking_reads: false,
@@ -339,9 +387,9 @@ impl Transport {
     fn send_now(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
-            return tls.send(&mut Wire(&self.socket), bufs);
+            return tls.send(&mut Wire(&self.stream), bufs);
         }
-        Wire(&self.socket).send(bufs)
+        Wire(&self.stream).send(bufs)
     }
 
     /// One non-blocking receive of plaintext, after sending what is queued (a caller never
@@ -352,9 +400,9 @@ impl Transport {
         let _ = self.flush();
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
-            return tls.recv(&mut Wire(&self.socket), buf);
+            return tls.recv(&mut Wire(&self.stream), buf);
         }
-        Wire(&self.socket).read(buf)
+        Wire(&self.stream).read(buf)
     }
 
     /// Puts the connected socket into blocking mode, so that a thread that may block can
@@ -366,8 +414,8 @@ impl Transport {
         if self.tls.is_some() {
             return Ok(());
         }
-        if self.registration.is_none() {
-            self.socket.set_nonblocking(false)?;
+        if let (None, Some(socket)) = (&self.registration, self.socket()) {
+            socket.set_nonblocking(false)?;
             self.blocking_reads = true;
         }
         Ok(())
@@ -394,12 +442,15 @@ impl Transport {
                 .unwrap_or(u64::MAX - 1)
                 .max(1)
         });
+        let Some(socket) = self.socket() else {
+            return Err(io::ErrorKind::Unsupported.into());
+        };
         if self.receive_timeout.load(Ordering::Relaxed) != micros {
             let limit = (micros > 0).then(|| Duration::from_micros(micros));
-            self.socket.set_read_timeout(limit)?;
+            socket.set_read_timeout(limit)?;
             self.receive_timeout.store(micros, Ordering::Relaxed);
         }
-        match Wire(&self.socket).recv(buf, 0) {
+        match recv_socket(socket, buf, 0) {
             // A signal: the caller works out how much of its deadline is left and waits again.
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 Err(io::ErrorKind::WouldBlock.into())
@@ -421,7 +472,7 @@ impl Transport {
     #[cfg(feature = "tls")]
     pub(crate) fn handshake(&self) -> io::Result<Option<Ready>> {
         match &self.tls {
-            Some(tls) => tls.handshake(&mut Wire(&self.socket)),
+            Some(tls) => tls.handshake(&mut Wire(&self.stream)),
             None => Ok(None),
         }
     }
@@ -455,13 +506,18 @@ impl Transport {
     /// sets it before a wait for reading, unless a request it just sent carries the ACK.
     pub(crate) fn quick_ack(&self) {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        let _ = self.socket.set_tcp_quickack(true);
+        if let Some(socket) = self.socket() {
+            let _ = socket.set_tcp_quickack(true);
+        }
     }
 
     /// Waits with `poll(2)` on this one socket: one syscall, where a `polling` wait costs
     /// five (it arms a timerfd and re-arms its notifier every time).
     pub(crate) fn poll_one(&self, interest: Ready, timeout: Option<Duration>) -> io::Result<Ready> {
-        use std::os::fd::AsRawFd;
+        #[cfg(feature = "sim")]
+        if let Stream::Sim(peer, _) = &self.stream {
+            return Ok(peer.wait(interest.into(), timeout).into());
+        }
         let mut events = 0;
         if interest.readable {
             events |= libc::POLLIN;
@@ -470,7 +526,7 @@ impl Transport {
             events |= libc::POLLOUT;
         }
         let mut pfd = libc::pollfd {
-            fd: self.socket.as_raw_fd(),
+            fd: self.raw_fd(),
             events,
             revents: 0,
         };
@@ -480,7 +536,7 @@ impl Transport {
             i32::try_from(ms).unwrap_or(i32::MAX)
         });
         // SAFETY: `pfd` is one valid, exclusively borrowed `pollfd` for the duration of the
-        // call, and its descriptor is owned by `self.socket`, which outlives the call.
+        // call, and its descriptor is owned by `self.stream`, which outlives the call.
         let n = unsafe { libc::poll(&mut pfd, 1, ms) };
         if n < 0 {
             let e = io::Error::last_os_error();
@@ -504,7 +560,9 @@ impl Transport {
     /// When the socket is not registered with a reactor (a blocking connection's), or the
     /// poller refuses.
     pub(crate) fn arm(&self, interest: Ready) -> io::Result<usize> {
-        let Some(Registration { reactor, key }) = &self.registration else {
+        let (Some(Registration { reactor, key }), Some(socket)) =
+            (&self.registration, self.socket())
+        else {
             return Err(io::Error::other("socket is not registered with a reactor"));
         };
         let event = match (interest.readable, interest.writable) {
@@ -515,20 +573,24 @@ impl Transport {
         };
         reactor
             .poller
-            .modify_with_mode(&self.socket, event, PollMode::Oneshot)?;
+            .modify_with_mode(socket, event, PollMode::Oneshot)?;
         Ok(*key)
     }
 
     /// The raw descriptor, for callers that poll it themselves.
     pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
-        self.socket.as_raw_fd()
+        self.fd().as_raw_fd()
     }
 
     /// The descriptor, borrowed for as long as this transport is.
     pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;
-        self.socket.as_fd()
+        match &self.stream {
+            Stream::Socket(socket) => socket.as_fd(),
+            #[cfg(feature = "sim")]
+            Stream::Sim(_, stdin) => stdin.as_fd(),
+        }
     }
 }
 
@@ -538,8 +600,10 @@ impl Drop for Transport {
         // just before the connection is dropped still reaches the server.
         let _ = self.flush();
         // Errors are ignored: the descriptor is closed right after either way.
-        if let Some(Registration { reactor, .. }) = &self.registration {
-            let _ = reactor.poller.delete(&self.socket);
+        if let (Some(Registration { reactor, .. }), Some(socket)) =
+            (&self.registration, self.socket())
+        {
+            let _ = reactor.poller.delete(socket);
         }
     }
 }
