@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One-command peer comparison for dugong: wrk, ureq, curl and Python dugong 3.8.2 against
 # our bench-tools peer_client, all on ONE connection to a local nginx, interleaved in rounds;
-# the TLS rows go to the same nginx over HTTPS, with a CA and certificate made at start.
+# the TLS rows go to the same nginx over HTTPS, with a CA and certificate made at start; the
+# fetch rows run the `fetch` example (the CLI, bodies to /dev/null) against wrk.
 #
-#   benches/compare.sh            full run (medians of 5 rounds; about 12 minutes)
+#   benches/compare.sh            full run (medians of 5 rounds; about 14 minutes)
 #   benches/compare.sh --quick    smoke test: one round, ~1 s per row, no speed judgement
 #
 # Exits non-zero if any client fails, returns a wrong status or body length, or uses more
@@ -12,16 +13,17 @@
 # Environment overrides: ROUNDS (5), DURATION (seconds per small-GET row, 4), BIG_REQS
 # (100 MiB transfers per big row per round, 10), CLIENT_CPUS ("0 1"), PROXY_CPU (1),
 # BIG_CPU (1), TLS_CPU (1), RTT_MS (5), CURL_REQS (100 B GETs per curl row per round, 4000),
-# HANDSHAKES (fresh connections per handshake row per round, 50), NO_BUILD=1 (use the
-# bench-tools already built in target/release), ROWS (which groups of rows to run, any of
-# "small rtt big rss tls"; default all: e.g. ROWS=tls reruns only the HTTPS rows).
+# HANDSHAKES (fresh connections per handshake row per round, 50), FETCH_CPU (0), NO_BUILD=1
+# (use the bench-tools and fetch already built in target/release), ROWS (which groups of
+# rows to run, any of "small rtt big rss tls fetch"; default all: e.g. ROWS=tls reruns only
+# the HTTPS rows).
 # Placement: the nginx worker (and master) on CPU 0; clients pinned with taskset to CPU 0
 # (the server's) and, separately, CPU 1. The delay proxy runs on PROXY_CPU, with its
 # clients on the first of CLIENT_CPUS. Big transfers and RSS rows: client on BIG_CPU; TLS
-# rows: client on TLS_CPU.
+# rows: client on TLS_CPU; fetch rows: fetch and wrk on FETCH_CPU (the server's).
 set -euo pipefail
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 
 QUICK=0
 for arg in "$@"; do
@@ -56,6 +58,7 @@ else
     TLS_CPU=${TLS_CPU:-0}
 fi
 RTT_CPU=${CLIENT_CPUS%% *}
+FETCH_CPU=${FETCH_CPU:-0}
 SMALL=100
 M100=$((100 * 1024 * 1024))
 G1=$((1024 * 1024 * 1024))
@@ -64,6 +67,12 @@ RUN_TIMEOUT=$((DURATION * 3 + 120))
 
 log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+ROWS=${ROWS:-small rtt big rss tls fetch}
+for g in $ROWS; do
+    case "$g" in small | rtt | big | rss | tls | fetch) ;; *) die "ROWS: unknown group $g" ;; esac
+done
+wanted() { [[ " $ROWS " == *" $1 "* ]]; }
 
 # ---------------------------------------------------------------- install what is missing
 APT_UPDATED=0
@@ -117,10 +126,17 @@ if [ "${NO_BUILD:-0}" = 1 ]; then
 else
     log "cargo build --release -p dugong-bench-tools (peer_client, ureq_client, delay_proxy, make_cert)"
     (cd "$ROOT" && cargo build --release --quiet -p dugong-bench-tools)
+    if wanted fetch; then
+        log "cargo build --release --example fetch"
+        (cd "$ROOT" && cargo build --release --quiet -p dugong --example fetch)
+    fi
 fi
 for b in peer_client ureq_client delay_proxy make_cert; do
     [ -x "$BIN/$b" ] || die "missing $BIN/$b after the build"
 done
+if wanted fetch; then
+    [ -x "$BIN/examples/fetch" ] || die "missing $BIN/examples/fetch after the build"
+fi
 
 # ---------------------------------------------------------------- scratch, nginx, proxy
 SCR=$OUT/run
@@ -138,6 +154,9 @@ else
     BODY_TEMP=$SCR/body
     mkdir -p "$BODY_TEMP"
 fi
+# fetch's report (a line per response on stderr) goes there too: the fetch rows measure the
+# CLI, not a file system's journal.
+FETCH_REPORT=$BODY_TEMP/fetch.report
 
 NGINX_PID=
 PROXY_PID=
@@ -164,6 +183,43 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 head -c "$SMALL" /dev/zero | tr '\0' 'd' > "$SCR/www/b100"
+
+# Runs fetch over N copies of one URL (stdout to /dev/null, stderr to a file that must hold
+# N lines `200 GET <target> <size>`) and prints requests=N reqs_per_sec=R from the wall time
+# of the whole process: its start, parsing the URLs and connecting included. Python starts
+# it: bash needs several microseconds per argument to start a program, Python about one.
+cat > "$SCR/fetch_timer.py" << 'PY'
+import os, resource, subprocess, sys, time
+
+fetch, n, depth, url, size, err_path = sys.argv[1:7]
+n, size = int(n), int(size)
+# execve takes arguments up to a quarter of the stack limit, and never more than 6 MiB
+soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+want = 32 << 20
+if soft != resource.RLIM_INFINITY and soft < want:
+    soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
+room = 6 << 20 if soft == resource.RLIM_INFINITY else min(6 << 20, soft // 4)
+room -= sum(len(k) + len(v) + 10 for k, v in os.environ.items()) + 4096
+most = room // (len(url) + 9)
+if n > most:
+    print("fetch_timer: %d URLs do not fit in the arguments, running %d" % (n, most))
+    n = most
+args = [fetch.encode(), b"--depth", depth.encode()] + [url.encode()] * n
+with open(err_path, "wb") as err:
+    start = time.perf_counter()
+    rc = subprocess.call(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+    secs = time.perf_counter() - start
+with open(err_path, "rb") as err:
+    lines = err.read().splitlines()
+want_line = ("200 GET /%s %d" % (url.split("/", 3)[3], size)).encode()
+bad = [line for line in lines if line != want_line]
+if rc != 0 or len(lines) != n or bad:
+    print("fetch_timer: exit %d, %d of %d lines, first unexpected: %r"
+          % (rc, len(lines), n, bad[0] if bad else None))
+    sys.exit(1)
+print("requests=%d seconds=%.3f reqs_per_sec=%.1f" % (n, secs, n / secs))
+PY
 truncate -s "$M100" "$SCR/www/m100"
 truncate -s "$G1" "$SCR/www/g1"
 
@@ -329,6 +385,9 @@ parse_time_rss() { # curl's transfers must be right too
 # timeout then kills the client itself). TIMED=1 wraps curl in GNU time (max_rss_kb=...).
 us() { exec "$BIN/peer_client" --host 127.0.0.1 "$@"; }
 py() { exec "$PY" -B "$HERE/pydugong_client.py" --host 127.0.0.1 "$@"; }
+fetch_gets() { # N DEPTH URL SIZE: the fetch example over N copies of URL
+    exec "$PY" -B "$SCR/fetch_timer.py" "$BIN/examples/fetch" "$1" "$2" "$3" "$4" "$FETCH_REPORT"
+}
 # curl trusts the run's CA for https URLs: TLS_ARGS=(--cacert ...) or empty
 curl_tls() { TLS_ARGS=(); case "$1" in https:*) TLS_ARGS=(--cacert "$CA_PEM") ;; esac; }
 curl_gets() { # N URL
@@ -353,8 +412,8 @@ curl_handshakes() { # N URL: N curl runs, one fresh connection each
             "$2" || exit 1
     done
 }
-export -f us py curl_tls curl_gets curl_puts curl_handshakes
-export BIN PY HERE CA_PEM
+export -f us py fetch_gets curl_tls curl_gets curl_puts curl_handshakes
+export BIN PY HERE CA_PEM SCR FETCH_REPORT
 
 # ---------------------------------------------------------------- the rounds
 run_small_rows() { # ROUND PREFIX CPU PORT
@@ -448,11 +507,18 @@ run_tls_rows() { # ROUND
         parse_appconnect "$c" curl_handshakes "$HANDSHAKES" "$TLS_BASE/b100"
 }
 
-ROWS=${ROWS:-small rtt big rss tls}
-for g in $ROWS; do
-    case "$g" in small | rtt | big | rss | tls) ;; *) die "ROWS: unknown group $g" ;; esac
-done
-wanted() { [[ " $ROWS " == *" $1 "* ]]; }
+run_fetch_rows() { # ROUND
+    local r=$1 c=$FETCH_CPU d n
+    for d in 1 16; do
+        EXPECT_CONNS=2 measure "fetch.wrk.d$d" "$r" parse_wrk "$c" \
+            wrk -c1 -t1 -d"${DURATION}s" -s "$HERE/pipeline.lua" "$BASE/b100" -- "$d"
+        # as many requests as wrk made in DURATION this round, so both rows last about as long
+        n=$(awk -F'\t' -v k="fetch.wrk.d$d" -v r="$r" -v s="$DURATION" \
+            '$1 == k && $2 == r && $3 != "FAIL" { printf "%d\n", $3 * s }' "$RAW")
+        [ "${n:-0}" -ge 1000 ] || n=$((20000 * DURATION))
+        measure "fetch.cli.d$d" "$r" parse_reqs "$c" fetch_gets "$n" "$d" "$BASE/b100" "$SMALL"
+    done
+}
 
 START=$(date +%s)
 for r in $(seq "$ROUNDS"); do
@@ -466,6 +532,7 @@ for r in $(seq "$ROUNDS"); do
     if wanted big; then run_big_rows "$r"; fi
     if wanted rss; then run_rss_rows "$r"; fi
     if wanted tls; then run_tls_rows "$r"; fi
+    if wanted fetch; then run_fetch_rows "$r"; fi
 done
 ELAPSED=$(($(date +%s) - START))
 
@@ -495,6 +562,13 @@ ureq_version=$(awk '/^name = "ureq"$/ { getline; gsub(/[^0-9.]/, ""); print; exi
         "Python dugong $PYDUGONG_VERSION on $("$PY" -V 2>&1) (send_request sliding window); $(rustc -V)"
     echo "- us: bench-tools peer_client (depth 1: blocking send_request; depth 16/64: send_request_cofun," \
         "sliding window); bodies and statuses verified by every client except wrk (status only)"
+    if wanted fetch; then
+        echo "- fetch rows: the \`fetch\` example (release) as a user runs it, \`--depth D\` over N copies" \
+            "of /b100 (N: what wrk made in the round's ${DURATION} s row), bodies to /dev/null, its stderr" \
+            "report to a RAM-backed file, checked line by line; req/s = N / wall time of the process" \
+            "(its start, parsing N URLs and connecting included); fetch and wrk on CPU $FETCH_CPU," \
+            "the server's"
+    fi
     echo
     echo "- TLS rows: the same nginx with \`listen ... ssl\` (certificate from bench-tools make_cert," \
         "no session resumption; curl negotiates $TLS_NEGOTIATED), $(nginx -V 2>&1 | grep -o 'built with OpenSSL [0-9.a-z]*' || echo 'OpenSSL ?');" \
@@ -502,7 +576,7 @@ ureq_version=$(awk '/^name = "ureq"$/ { getline; gsub(/[^0-9.]/, ""); print; exi
         "(req/s from the transfers' summed time_total); handshake: median of $HANDSHAKES fresh connections" \
         "(us: connect(), curl: time_appconnect; both TCP connect + TLS handshake)"
     echo
-    "$PY" -B "$HERE/report.py" "$RAW" "$CLIENT_CPUS" "$PROXY_CPU" "$BIG_CPU" "$TLS_CPU"
+    "$PY" -B "$HERE/report.py" "$RAW" "$CLIENT_CPUS" "$PROXY_CPU" "$BIG_CPU" "$TLS_CPU" "$FETCH_CPU"
 } | tee "$OUT/report.md"
 
 if [ "$FAILS" -gt 0 ]; then

@@ -5,9 +5,12 @@
 //! cargo run --example fetch -- --cacert ca.pem https://localhost:8443/a
 //! ```
 
+use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::Ipv6Addr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,7 +23,8 @@ use dugong::{Body, Config, HttpConnection, Origin, Scheme};
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderMap, Method};
 
-/// Size of the one buffer that carries upload and response bytes.
+/// Size of the one buffer that carries upload and response bytes, and of what [`Output`]
+/// holds per stream before writing it out.
 const PIECE: usize = 64 * 1024;
 
 const AFTER_HELP: &str = "\
@@ -116,11 +120,6 @@ fn chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     text
-}
-
-/// Writes one line to stderr; a closed stderr is not worth a panic.
-fn say(line: std::fmt::Arguments<'_>) {
-    let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
 fn parse_method(s: &str) -> Result<Method, String> {
@@ -237,6 +236,190 @@ fn check(cli: &Cli) -> Result<(), String> {
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
 
+/// stdout and stderr, each written with one `write` per flush instead of one per piece. The
+/// run flushes before it waits on the network, so a reader of a pipe sees every response
+/// that arrived while the program would otherwise sit idle; a burst of responses that are
+/// already there goes out in one write per stream. A full buffer, the end of the run and
+/// drop (a panic included) flush too. stdout is always flushed before stderr, so a report
+/// line never shows before its body.
+struct Output {
+    out: Stream,
+    err: Stream,
+    /// stdout and stderr are one file (a terminal, `2>&1`): only one of them holds bytes at a
+    /// time, so the two interleave exactly as unbuffered writes did.
+    shared: bool,
+}
+
+/// One standard stream and the bytes held for it.
+struct Stream {
+    to: Box<dyn Write>,
+    held: Vec<u8>,
+    /// `(response index, offset in held)` where each response's bytes start, in order.
+    marks: Vec<(usize, usize)>,
+}
+
+/// Body bytes that did not make it to stdout. As before buffering, the response they belong
+/// to and every later one count as unanswered, and their report lines are not printed.
+#[derive(Debug)]
+struct Unwritten {
+    /// The first response not written completely.
+    first: usize,
+    cause: io::Error,
+}
+
+impl fmt::Display for Unwritten {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "writing the body: {}", self.cause)
+    }
+}
+
+impl std::error::Error for Unwritten {}
+
+impl Stream {
+    /// A duplicate of `fd`, which takes each flush in one `write` (std's stdout would cut
+    /// binary bodies at line ends), and the file's identity; `std` when `fd` is closed.
+    fn open(fd: BorrowedFd<'_>, std: Box<dyn Write>) -> (Stream, Option<(u64, u64)>) {
+        let (to, id): (Box<dyn Write>, _) = match fd.try_clone_to_owned().map(File::from) {
+            Ok(file) => {
+                let id = file.metadata().ok().map(|m| (m.dev(), m.ino()));
+                (Box::new(file), id)
+            }
+            Err(_) => (std, None),
+        };
+        let stream = Stream {
+            to,
+            held: Vec::new(),
+            marks: Vec::new(),
+        };
+        (stream, id)
+    }
+
+    fn mark(&mut self, index: usize) {
+        if self.marks.last().is_none_or(|&(last, _)| last != index) {
+            self.marks.push((index, self.held.len()));
+        }
+    }
+
+    /// Writes out what is held. On failure, returns the first response whose bytes were not
+    /// all written (`None` if the bytes belong to none).
+    fn flush(&mut self) -> Result<(), (Option<usize>, io::Error)> {
+        let mut written = 0;
+        let result = loop {
+            if written == self.held.len() {
+                break Ok(());
+            }
+            match self.to.write(&self.held[written..]) {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let first = self.marks.iter().rev().find(|&&(_, at)| at <= written);
+        let first = first.map(|&(index, _)| index);
+        self.held.clear();
+        self.marks.clear();
+        result.map_err(|e| (first, e))
+    }
+}
+
+impl Output {
+    fn new() -> Output {
+        let (out, out_id) = Stream::open(io::stdout().as_fd(), Box::new(io::stdout()));
+        let (err, err_id) = Stream::open(io::stderr().as_fd(), Box::new(io::stderr()));
+        let shared = out_id.is_some() && out_id == err_id;
+        Output { out, err, shared }
+    }
+
+    fn is_holding(&self) -> bool {
+        !self.out.held.is_empty() || !self.err.held.is_empty()
+    }
+
+    /// Adds body bytes of response `index` for stdout.
+    fn body(&mut self, index: usize, bytes: &[u8]) -> Result<(), Unwritten> {
+        if self.shared {
+            self.flush_err();
+        }
+        if self.out.held.len() + bytes.len() > PIECE {
+            self.flush_out()?;
+        }
+        if bytes.len() < PIECE {
+            self.out.mark(index);
+            self.out.held.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.out.to.write_all(bytes).map_err(|cause| Unwritten {
+            first: index,
+            cause,
+        })
+    }
+
+    /// Adds the report line of response `index` for stderr.
+    fn report(&mut self, index: usize, line: fmt::Arguments<'_>) -> Result<(), Unwritten> {
+        if self.shared {
+            self.flush_out()?;
+        }
+        self.err.mark(index);
+        let _ = writeln!(self.err.held, "{line}");
+        if self.err.held.len() >= PIECE {
+            return self.flush();
+        }
+        Ok(())
+    }
+
+    /// Adds a line for stderr that belongs to no response; stdout must hold nothing then.
+    fn say(&mut self, line: fmt::Arguments<'_>) {
+        let _ = writeln!(self.err.held, "{line}");
+        if self.err.held.len() >= PIECE {
+            self.flush_err();
+        }
+    }
+
+    /// Writes out what both streams hold, stdout first.
+    fn flush(&mut self) -> Result<(), Unwritten> {
+        let out = self.flush_out();
+        self.flush_err();
+        out
+    }
+
+    /// Writes out what stdout holds. On failure, drops the report lines from the first
+    /// response not written on, which is then where the run stopped.
+    fn flush_out(&mut self) -> Result<(), Unwritten> {
+        let Err((first, cause)) = self.out.flush() else {
+            return Ok(());
+        };
+        // Bytes held for stdout always belong to a response.
+        let first = first.unwrap_or_default();
+        let err = &mut self.err;
+        if let Some(&(_, at)) = err.marks.iter().find(|&&(index, _)| index >= first) {
+            err.held.truncate(at);
+            err.marks.retain(|&(index, _)| index < first);
+        }
+        Err(Unwritten { first, cause })
+    }
+
+    /// Writes out what stderr holds; a closed stderr is not worth a panic or an error.
+    fn flush_err(&mut self) {
+        let _ = self.err.flush();
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// What is known, before a read, about whether the response has arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// Its request has just gone out alone on the connection and nothing was read since:
+    /// the answer is rarely here yet (the library waits at once, for the same reason).
+    NotYet,
+    /// The connection knows, at the cost of at most one non-blocking receive.
+    Unknown,
+}
+
 /// One connection and what every request shares.
 struct Session<'a> {
     cli: &'a Cli,
@@ -244,10 +427,13 @@ struct Session<'a> {
     headers: HeaderMap,
     /// Carries upload and response bytes, so no body is ever held whole.
     buf: Vec<u8>,
+    output: &'a mut Output,
+    /// The request last sent if it went out with nothing else in flight ([`Arrival::NotYet`]).
+    alone: Option<usize>,
 }
 
-impl Session<'_> {
-    fn new(cli: &Cli) -> Result<Session<'_>, Fail> {
+impl<'a> Session<'a> {
+    fn new(cli: &'a Cli, output: &'a mut Output) -> Result<Session<'a>, Fail> {
         let mut config = Config::default();
         if let Some(t) = cli.timeout {
             config = config.timeout(Some(t)).connect_timeout(Some(t));
@@ -271,6 +457,8 @@ impl Session<'_> {
             conn,
             headers,
             buf: vec![0; PIECE],
+            output,
+            alone: None,
         })
     }
 
@@ -283,9 +471,19 @@ impl Session<'_> {
             conn,
             headers,
             buf,
+            output,
+            alone,
         } = self;
         let target = &cli.urls[index].target;
         let upload = cli.upload.as_ref();
+        // Waits a send can make: for the socket to take a body, for `100 Continue`, and to
+        // connect again (only with nothing in flight). A head alone is queued or taken at
+        // once unless the server stopped reading, which the timeout is for.
+        let idle = index == *done;
+        *alone = None;
+        if output.is_holding() && (upload.is_some() || (idle && conn.as_raw_fd() < 0)) {
+            output.flush()?;
+        }
         let (body, limit) = match upload {
             None => (Body::Empty, 0),
             Some(_) if cli.chunked => (Body::Chunked, u64::MAX),
@@ -299,7 +497,7 @@ impl Session<'_> {
         // Reads a response whose data arrived while this request was going out.
         let mut read_some = |done: &mut usize| -> Result<(), Fail> {
             if *done <= index {
-                receive(conn, cli, buf, *done)?;
+                receive(conn, cli, buf, output, *done, Arrival::Unknown)?;
                 *done += 1;
             }
             Ok(())
@@ -338,54 +536,96 @@ impl Session<'_> {
                 .unwrap_or(std::path::Path::new(""));
             return Err(reading(path)(io::ErrorKind::UnexpectedEof.into()));
         }
+        if idle && *done == index {
+            *alone = Some(index);
+        }
         Ok(())
     }
 
     /// Reads response `index` (head and whole body) and reports it.
     fn receive(&mut self, index: usize) -> Result<(), Fail> {
-        receive(&self.conn, self.cli, &mut self.buf, index)
+        let arrival = match self.alone.take() {
+            Some(alone) if alone == index => Arrival::NotYet,
+            _ => Arrival::Unknown,
+        };
+        let Session {
+            cli,
+            conn,
+            buf,
+            output,
+            ..
+        } = self;
+        receive(conn, cli, buf, output, index, arrival)
     }
 }
 
-/// Where body `index` goes: stdout, or `DIR/<index>-<last path segment or "index">`.
-fn sink(cli: &Cli, index: usize) -> Result<Box<dyn Write>, Fail> {
+/// Where body `index` goes with `-o`: `DIR/<index>-<last path segment or "index">`; `None`
+/// for stdout.
+fn body_file(cli: &Cli, index: usize) -> Result<Option<File>, Fail> {
     let Some(dir) = &cli.output else {
-        return Ok(Box::new(io::stdout().lock()));
+        return Ok(None);
     };
     let path = cli.urls[index].target.split('?').next();
     let last = path.and_then(|p| p.rsplit('/').next()).unwrap_or_default();
     let name = if last.is_empty() { "index" } else { last };
     let file = dir.join(format!("{index}-{name}"));
     match File::create(&file) {
-        Ok(created) => Ok(Box::new(created)),
+        Ok(created) => Ok(Some(created)),
         Err(e) => Err(local(format!("creating {}", file.display()))(e)),
     }
 }
 
 /// Reads response `index` (head and whole body) into its sink and reports it on stderr.
-fn receive(conn: &HttpConnection, cli: &Cli, buf: &mut [u8], index: usize) -> Result<(), Fail> {
+/// Held output is written out before any read that would wait.
+fn receive(
+    conn: &HttpConnection,
+    cli: &Cli,
+    buf: &mut [u8],
+    output: &mut Output,
+    index: usize,
+    arrival: Arrival,
+) -> Result<(), Fail> {
+    if output.is_holding() && (arrival == Arrival::NotYet || !conn.has_buffered_data()) {
+        output.flush()?;
+    }
     let response = conn.read_response()?;
-    let mut out = sink(cli, index)?;
-    let writing = || local("writing the body".into());
+    let mut file = body_file(cli, index)?;
     let mut bytes = 0u64;
-    loop {
+    while conn.has_active_response() {
+        if output.is_holding() && !conn.has_buffered_data() {
+            output.flush()?;
+        }
         let n = conn.read(buf)?;
         if n == 0 {
             break;
         }
-        out.write_all(&buf[..n]).map_err(writing())?;
+        match &mut file {
+            Some(file) => file
+                .write_all(&buf[..n])
+                .map_err(local("writing the body".into()))?,
+            None => output.body(index, &buf[..n])?,
+        }
         bytes += n as u64;
     }
-    out.flush().map_err(writing())?;
     let (status, method) = (response.status.as_u16(), &response.method);
-    say(format_args!("{status} {method} {} {bytes}", response.path));
+    output.report(
+        index,
+        format_args!("{status} {method} {} {bytes}", response.path),
+    )?;
     Ok(())
+}
+
+/// Where a run that failed with `fail` stopped: at `done`, or at an earlier response whose
+/// body did not make it to stdout.
+fn stopped(done: usize, fail: &(dyn std::error::Error + 'static)) -> usize {
+    fail.downcast_ref::<Unwritten>()
+        .map_or(done, |u| u.first.min(done))
 }
 
 /// Runs every request through a sliding window; on failure, also says how many responses
 /// arrived complete.
-fn run(cli: &Cli) -> Result<(), (usize, Fail)> {
-    let mut session = Session::new(cli).map_err(|fail| (0, fail))?;
+fn run(cli: &Cli, output: &mut Output) -> Result<(), (usize, Fail)> {
+    let mut session = Session::new(cli, output).map_err(|fail| (0, fail))?;
     // A request that waits for `100 Continue` cannot be pipelined behind others.
     let expect = cli.expect_continue || session.headers.contains_key(EXPECT);
     let depth = if expect { 1 } else { cli.depth as usize };
@@ -396,10 +636,17 @@ fn run(cli: &Cli) -> Result<(), (usize, Fail)> {
             if let Err(fail) = session.send(sent, depth > 1, &mut done) {
                 // A server that stopped reading may still have answered what it read.
                 if let Some(dugong::Error::ConnectionClosed { .. }) = fail.downcast_ref() {
-                    while session.conn.response_pending() && session.receive(done).is_ok() {
-                        done += 1;
+                    while session.conn.response_pending() {
+                        match session.receive(done) {
+                            Ok(()) => done += 1,
+                            Err(late) => {
+                                done = stopped(done, &*late);
+                                break;
+                            }
+                        }
                     }
                 }
+                let done = stopped(done, &*fail);
                 return if done == total {
                     Ok(())
                 } else {
@@ -408,7 +655,9 @@ fn run(cli: &Cli) -> Result<(), (usize, Fail)> {
             }
             sent += 1;
         } else {
-            session.receive(done).map_err(|fail| (done, fail))?;
+            session
+                .receive(done)
+                .map_err(|fail| (stopped(done, &*fail), fail))?;
             done += 1;
         }
     }
@@ -422,12 +671,26 @@ fn main() -> ExitCode {
             .error(ErrorKind::ArgumentConflict, msg)
             .exit();
     }
-    let Err((done, fail)) = run(&cli) else {
-        return ExitCode::SUCCESS;
-    };
-    for url in &cli.urls[done..] {
-        say(format_args!("unanswered: {} {}", cli.method, url.target));
+    let mut output = Output::new();
+    let mut result = run(&cli, &mut output);
+    // Bodies still held may yet fail to go out: the run then stopped where they start.
+    if let Err(unwritten) = output.flush_out() {
+        let done = match &result {
+            Err((done, _)) => unwritten.first.min(*done),
+            Ok(()) => unwritten.first,
+        };
+        result = Err((done, Box::new(unwritten)));
     }
-    say(format_args!("error: {}", chain(&*fail)));
-    ExitCode::FAILURE
+    let code = match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((done, fail)) => {
+            for url in &cli.urls[done..] {
+                output.say(format_args!("unanswered: {} {}", cli.method, url.target));
+            }
+            output.say(format_args!("error: {}", chain(&*fail)));
+            ExitCode::FAILURE
+        }
+    };
+    output.flush_err();
+    code
 }

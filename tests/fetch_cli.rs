@@ -2,11 +2,11 @@
 //! against the harness peers (over TLS through the harness's terminator and test CA too); and a
 //! smoke run of `examples/demo.rs`.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{mpsc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -878,5 +878,212 @@ fn tls_argument_errors_exit_2() {
         peer.server.connections_accepted(),
         0,
         "argument errors send nothing"
+    );
+}
+
+/// Kills the child when dropped, so a failing test leaves no `fetch` behind.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A server on 127.0.0.1 for one connection: it answers the first request (`first`) at once,
+/// and the second (`second`) only once `go` is sent.
+fn gated_server(go: mpsc::Receiver<()>) -> (u16, thread::JoinHandle<Result<(), String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the gated server");
+    let port = listener.local_addr().expect("server address").port();
+    let server = thread::spawn(move || {
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        let mut conn = loop {
+            match listener.accept() {
+                Ok((conn, _)) => break conn,
+                Err(e) if e.kind() == ErrorKind::WouldBlock && start.elapsed() < RUN_LIMIT => {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(format!("accept: {e}")),
+            }
+        };
+        conn.set_nonblocking(false).map_err(|e| e.to_string())?;
+        conn.set_read_timeout(Some(RUN_LIMIT))
+            .map_err(|e| e.to_string())?;
+        let mut received = Vec::new();
+        let mut read_heads = |conn: &mut std::net::TcpStream, heads: usize| {
+            while received.windows(4).filter(|w| w == b"\r\n\r\n").count() < heads {
+                let mut piece = [0u8; 4096];
+                match conn.read(&mut piece) {
+                    Ok(0) => return Err(format!("closed before request head {heads}")),
+                    Ok(n) => received.extend_from_slice(&piece[..n]),
+                    Err(e) => return Err(format!("reading request head {heads}: {e}")),
+                }
+            }
+            Ok(())
+        };
+        let reply = |body: &str| {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        read_heads(&mut conn, 1)?;
+        conn.write_all(reply("first").as_bytes())
+            .map_err(|e| e.to_string())?;
+        read_heads(&mut conn, 2)?;
+        go.recv_timeout(RUN_LIMIT)
+            .map_err(|_| "no go for the second response".to_string())?;
+        conn.write_all(reply("second").as_bytes())
+            .map_err(|e| e.to_string())?;
+        // Until the client closes, so that its close is a clean FIN.
+        let _ = conn.read_to_end(&mut Vec::new());
+        Ok(())
+    });
+    (port, server)
+}
+
+#[test]
+fn progress_shows_through_a_pipe_while_fetch_waits() {
+    examples_dir();
+    // Well within fetch's own timeout: what shows only at exit shows too late.
+    let while_waiting = Duration::from_secs(20);
+    // Depth 1 waits for a request it has just sent; depth 2 finds the second response not
+    // there after reading the first.
+    for depth in ["1", "2"] {
+        let (go, gate) = mpsc::channel();
+        let (port, server) = gated_server(gate);
+        let args: Vec<String> = ["--depth", depth, "--timeout", "50"]
+            .into_iter()
+            .map(String::from)
+            .chain(["/1", "/2"].map(|p| format!("http://127.0.0.1:{port}{p}")))
+            .collect();
+        let mut child = Reaper(spawn_example("fetch", &args));
+        let (lines_tx, lines) = mpsc::channel();
+        let stderr = child.0.stderr.take().expect("stderr pipe");
+        let stderr_reader = thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (pieces_tx, pieces) = mpsc::channel();
+        let mut stdout = child.0.stdout.take().expect("stdout pipe");
+        let stdout_reader = thread::spawn(move || {
+            let mut piece = [0u8; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut piece) {
+                if pieces_tx.send(piece[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+
+        // The second response is held back until both pipes have shown the first.
+        let first_line = lines.recv_timeout(while_waiting);
+        assert_eq!(
+            first_line.as_deref(),
+            Ok("200 GET /1 5"),
+            "the first report line at depth {depth}, while fetch waits"
+        );
+        let mut out = Vec::new();
+        while out.len() < 5 {
+            match pieces.recv_timeout(while_waiting) {
+                Ok(piece) => out.extend(piece),
+                Err(e) => panic!("the first body at depth {depth}: {e} after {out:?}"),
+            }
+        }
+        assert_eq!(out, b"first", "stdout at depth {depth}, while fetch waits");
+        go.send(()).expect("the server still waits");
+
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.0.try_wait().expect("wait for fetch") {
+                break status;
+            }
+            assert!(start.elapsed() < RUN_LIMIT, "fetch did not finish");
+            thread::sleep(Duration::from_millis(5));
+        };
+        stderr_reader.join().expect("stderr reader");
+        stdout_reader.join().expect("stdout reader");
+        assert_eq!(status.code(), Some(0), "exit status at depth {depth}");
+        let rest: Vec<String> = lines.try_iter().collect();
+        assert_eq!(
+            rest,
+            ["200 GET /2 6"],
+            "the rest of stderr at depth {depth}"
+        );
+        out.extend(pieces.try_iter().flatten());
+        assert_eq!(out, b"firstsecond", "stdout at depth {depth}");
+        server
+            .join()
+            .expect("server thread")
+            .unwrap_or_else(|e| panic!("server at depth {depth}: {e}"));
+    }
+}
+
+#[test]
+fn stdout_and_stderr_on_one_file_interleave_as_ever() {
+    let server = loopback();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let paths: Vec<String> = (0..20).map(|i| format!("/bytes/{i}")).collect();
+    let url = |p: &String| format!("http://127.0.0.1:{}{p}", server.port());
+    let expected: Vec<u8> = (0..20)
+        .flat_map(|i| [pattern(i), format!("200 GET /bytes/{i} {i}\n").into_bytes()].concat())
+        .collect();
+    for depth in ["1", "16"] {
+        // One open file behind both streams, as with `2>&1`.
+        let path = tmp.path().join(format!("both-{depth}"));
+        let file = std::fs::File::create(&path).expect("create the output file");
+        let other = file.try_clone().expect("duplicate the output file");
+        let mut args = vec!["--depth".to_string(), depth.to_string()];
+        args.extend(paths.iter().map(url));
+        let child = Command::new(examples_dir().join("fetch"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(other)
+            .spawn()
+            .expect("spawn fetch");
+        let run = collect(child);
+        assert_exit(&run, 0);
+        let got = std::fs::read(&path).expect("read the output file");
+        assert!(
+            got == expected,
+            "each body then its line, at depth {depth}: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+}
+
+#[test]
+fn a_closed_stdout_loses_no_report_and_no_request() {
+    let server = loopback();
+    let paths = ["/bytes/10", "/bytes/0", "/bytes/20"];
+    let args: Vec<String> = ["--depth", "4"]
+        .into_iter()
+        .map(String::from)
+        .chain(paths.map(|p| format!("http://127.0.0.1:{}{p}", server.port())))
+        .collect();
+    let mut child = spawn_example("fetch", &args);
+    drop(child.stdout.take());
+    let run = collect(child);
+    assert_exit(&run, 1);
+    let lines = run.stderr_lines();
+    assert_eq!(lines.len(), 4, "{}", run.stderr);
+    assert_eq!(
+        lines[..3],
+        [
+            "unanswered: GET /bytes/10",
+            "unanswered: GET /bytes/0",
+            "unanswered: GET /bytes/20"
+        ]
+    );
+    assert!(
+        lines[3].starts_with("error: writing the body: "),
+        "{}",
+        run.stderr
     );
 }

@@ -6,7 +6,7 @@ Each figure is the median over rounds. Derived figures (gains, RSS growth) are c
 within each round first, then the median is taken. Every ratio is oriented so that
 > 1 means dugong (us) is better: us/peer for rates and gains, peer/us for memory.
 
-usage: report.py RAW_TSV CLIENT_CPUS PROXY_CPU BIG_CPU TLS_CPU
+usage: report.py RAW_TSV CLIENT_CPUS PROXY_CPU BIG_CPU TLS_CPU [FETCH_CPU]
 """
 
 import statistics
@@ -109,6 +109,7 @@ def ratio(us, peer, lower_is_better=False):
 
 def main():
     raw, client_cpus, proxy_cpu, big_cpu, tls_cpu = sys.argv[1:6]
+    fetch_cpu = sys.argv[6] if len(sys.argv) > 6 else "0"
     runs = load(raw)
     rows = []  # (measurement, unit, us Fig, peer name, peer Fig, lower_is_better)
 
@@ -180,6 +181,11 @@ def main():
                  "plain HTTP (above)", us_growth, None))
     add("TCP connect + TLS handshake, fresh connection (median), %s" % where, "ms",
         fig(runs, "tls.hs.us"), [("curl", fig(runs, "tls.hs.curl"))], lower=True)
+
+    where = "loopback, client on CPU %s%s" % (fetch_cpu, " (server's)" if fetch_cpu == "0" else "")
+    for d, peer_name in ((1, "wrk"), (16, "wrk (batches)")):
+        add("100 B GET, depth %d, %s; us: the fetch CLI (wall time, start included)" % (d, where),
+            "req/s", fig(runs, "fetch.cli.d%d" % d), [(peer_name, fig(runs, "fetch.wrk.d%d" % d))])
 
     print("| measurement | unit | dugong (us) | peer | peer figure | ratio (>1: we are better) |")
     print("|---|---|--:|---|--:|--:|")
