@@ -213,9 +213,14 @@ impl Transport {
     /// A simulated connection to `peer`, established already.
     #[cfg(feature = "sim")]
     pub(crate) fn simulated(peer: Arc<dyn super::sim::Peer>) -> Self {
+        Transport::over(Stream::Sim(peer, io::stdin()), None)
+    }
+
+    /// A transport over `stream`, with nothing queued, no TLS and non-blocking reads.
+    fn over(stream: Stream, registration: Option<Registration>) -> Self {
         Transport {
-            stream: Stream::Sim(peer, io::stdin()),
-            registration: None,
+            stream,
+            registration,
             queued: Mutex::default(),
             blocking_reads: false,
             receive_timeout: AtomicU64::new(u64::MAX),
@@ -246,15 +251,7 @@ impl Transport {
 
     fn register(socket: Socket, reactor: Option<&Arc<Reactor>>) -> io::Result<Self> {
         let Some(reactor) = reactor else {
-            return Ok(Transport {
-                stream: Stream::Socket(socket),
-                registration: None,
-                queued: Mutex::default(),
-                blocking_reads: false,
-                receive_timeout: AtomicU64::new(u64::MAX),
-                #[cfg(feature = "tls")]
-                tls: None,
-            });
+            return Ok(Transport::over(Stream::Socket(socket), None));
         };
         let key = reactor.next_key.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `Transport::drop` deletes the registration before `socket` is closed, and
@@ -268,15 +265,7 @@ impl Transport {
             reactor: Arc::clone(reactor),
             key,
         });
-        Ok(Transport {
-            stream: Stream::Socket(socket),
-            registration,
-            queued: Mutex::default(),
-            blocking_reads: false,
-            receive_timeout: AtomicU64::new(u64::MAX),
-            #[cfg(feature = "tls")]
-            tls: None,
-        })
+        Ok(Transport::over(Stream::Socket(socket), registration))
     }
 
     /// Resolves `host:port` (blocking; the OS resolver has no timeout parameter). An IPv6
