@@ -153,21 +153,17 @@ impl<'a> Driver<'a> {
         ack: bool,
     ) -> Result<Receive, Error> {
         let transport = &held.transport;
-        if self.park.blocks_thread() {
-            // What any wait does first: nothing queued may wait with us.
-            let _ = transport.flush();
-            crate::io::flush_thread();
-            // A zero timeout allows only the one look the park makes.
-            if transport.can_block_reading() && !deadline.is_zero() {
-                let left = deadline.remaining()?;
-                if ack {
-                    transport.quick_ack();
-                }
-                return Ok(Receive::Waiting(left));
-            }
-        }
         if ack {
             transport.quick_ack();
+        }
+        // A zero timeout allows only the one look the park makes.
+        if self.park.blocks_thread() && transport.reads_block() && !deadline.is_zero() {
+            // What the park does before any wait: nothing queued may wait with us.
+            let _ = transport.flush();
+            crate::io::flush_thread();
+            if !transport.has_queued() {
+                return Ok(Receive::Waiting(deadline.remaining()?));
+            }
         }
         park_until(self.park, transport, READABLE, deadline)?;
         Ok(Receive::Now)

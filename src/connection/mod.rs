@@ -447,10 +447,10 @@ impl<P: Park> HttpConnection<P> {
         let Ok(mut st) = self.state.try_borrow_mut() else {
             return false;
         };
-        if st.has_response_bytes() {
-            return true;
+        if !st.has_response_bytes() {
+            st.take_arrived(self.config.max_buffered);
         }
-        st.take_arrived(self.config.max_buffered) || st.has_response_bytes() || st.recv.buf.is_eof()
+        st.has_response_bytes() || st.recv.buf.is_eof()
     }
 
     /// Ends a [`Body::Chunked`] request body.

@@ -119,23 +119,18 @@ pub(crate) fn transmit(d: &Driver<'_>, prepared: Prepared<'_>) -> Result<(), Err
     };
     // A cofunction's loop body may have run since the request was prepared, and read a
     // response that closed the link: then nothing goes out, on the old socket least of all.
-    let mut st = d.relock_in(&held, ClosePhase::WhileSending)?;
-    if !inline.is_empty() {
-        st.send.encoder.frame(inline.len())?;
-    }
-    drop(st);
-    let mut bufs = [IoSlice::new(&head), IoSlice::new(inline)];
-    // A request complete in memory, behind earlier ones still unanswered, may wait to go out
-    // with the next ones: the caller reads (and so sends it) to get those answers. The first
-    // request on an idle connection, and one whose body the caller writes next, go out now.
     let may_wait = {
-        let st = d.state()?;
-        let encoder = &st.send.encoder;
-        !expect_continue
-            && !encoder.is_owed()
-            && !encoder.awaits_continue()
-            && st.pipeline.len() > 1
+        let mut st = d.relock_in(&held, ClosePhase::WhileSending)?;
+        if !inline.is_empty() {
+            st.send.encoder.frame(inline.len())?;
+        }
+        // A request complete in memory, behind earlier ones still unanswered, may wait to go
+        // out with the next ones: the caller reads (and so sends it) to get those answers.
+        // The first request on an idle connection, and one whose body the caller writes
+        // next (or sends after `100 Continue`), go out now.
+        !expect_continue && !st.send.encoder.is_owed() && st.pipeline.len() > 1
     };
+    let mut bufs = [IoSlice::new(&head), IoSlice::new(inline)];
     let queued = d.config.coalesce_writes && may_wait && held.transport.queue(&bufs);
     if !queued {
         write_all(d, &held, request, &mut bufs, Operation::SendRequest)?;

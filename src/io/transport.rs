@@ -410,15 +410,15 @@ impl Transport {
         Ok(())
     }
 
-    /// Whether [`recv_blocking`](Self::recv_blocking) may be used now: the socket blocks, and
-    /// nothing of ours waits to be sent (a wait for reading must then include writability).
-    pub(crate) fn can_block_reading(&self) -> bool {
-        self.blocking_reads && !self.has_queued()
+    /// Whether the socket is in blocking mode, for [`recv_blocking`](Self::recv_blocking).
+    pub(crate) fn reads_block(&self) -> bool {
+        self.blocking_reads
     }
 
     /// Waits up to `timeout` (`None`: no limit; never zero) for bytes and receives them: one
     /// syscall where a wait and a receive cost two. `WouldBlock` when the time passed. Only
-    /// when [`can_block_reading`](Self::can_block_reading).
+    /// when [`reads_block`](Self::reads_block) and nothing is queued (a wait must then include
+    /// writability).
     pub(crate) fn recv_blocking(
         &self,
         buf: &mut [u8],
