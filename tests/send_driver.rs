@@ -256,3 +256,60 @@ fn dropping_a_sendfile_cofun_at_an_early_response_between_pieces_poisons() {
     assert_eq!(conn.read_all().expect("body"), b"ok");
     server.finish().assert_ok();
 }
+
+/// A body being written when the server closes stays "being written" for the caller: once a
+/// read has reported the close (and its unanswered request), the caller's next body write
+/// says the connection closed — not "no body owed", a misuse error for a body the caller was
+/// in the middle of. The next request starts clean. (Found as a race in `tests/sigpipe.rs`:
+/// a cofunction's loop body read the close before the send side met it.)
+#[test]
+fn a_body_write_after_a_read_reported_the_close_says_closed() {
+    let server = ScriptedServer::start(vec![
+        Step::ExpectHead,
+        Step::Close,
+        Step::Accept,
+        Step::ExpectHead,
+        Step::reply_str("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ]);
+    let conn = connection(server.port());
+    let h = HeaderMap::new();
+    conn.send_request(&Method::PUT, "/up", &h, Body::Following(1 << 20))
+        .expect("head goes out");
+    match conn.read_response() {
+        Err(Error::ConnectionClosed { unanswered, .. }) => {
+            assert_eq!(unanswered.len(), 1, "the PUT is reported unanswered");
+        }
+        other => panic!("expected the close, got {other:?}"),
+    }
+    for _ in 0..2 {
+        match conn.write(b"more") {
+            Err(Error::ConnectionClosed { unanswered, .. }) => {
+                assert!(unanswered.is_empty(), "already reported once");
+            }
+            other => panic!("expected ConnectionClosed, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        conn.write_partial(b"more"),
+        Err(Error::ConnectionClosed { .. })
+    ));
+    assert!(matches!(
+        conn.finish_body(),
+        Err(Error::ConnectionClosed { .. })
+    ));
+    conn.send_request(&Method::GET, "/again", &h, Body::Empty)
+        .expect("reconnects");
+    assert_eq!(
+        conn.read_response().expect("response").status,
+        StatusCode::OK
+    );
+    assert_eq!(conn.read_all().expect("body"), b"ok");
+    assert!(
+        matches!(
+            conn.write(b"x"),
+            Err(Error::State(StateError::NoBodyExpected))
+        ),
+        "a new request without a body owes none"
+    );
+    server.finish().assert_ok();
+}

@@ -47,10 +47,11 @@ fn writes_into_a_closed_and_reset_connection_return_connection_closed() {
                     other => panic!("expected ConnectionClosed while sending, got {other:?}"),
                 }
                 // Still alive, and the connection says why on the next write too.
-                assert!(matches!(
-                    conn.write(b"y"),
-                    Err(Error::ConnectionClosed { .. })
-                ));
+                let again = conn.write(b"y");
+                assert!(
+                    matches!(again, Err(Error::ConnectionClosed { .. })),
+                    "the next write: {again:?}"
+                );
             });
         }
     }

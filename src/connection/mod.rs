@@ -593,7 +593,7 @@ impl<P: Park> HttpConnection<P> {
     /// pending, and the next send reconnects.
     pub fn disconnect(&self) {
         if let Ok(mut st) = self.state.try_borrow_mut() {
-            st.reset(Link::Idle);
+            st.disconnect();
         }
     }
 }

@@ -267,7 +267,7 @@ fn check_caller_sends(st: &State) -> Result<(), Error> {
 fn body_target(st: &mut State, len: usize) -> Result<(Held, u64), Error> {
     check_caller_sends(st)?;
     st.check_dead()?;
-    if st.send.outgoing == Outgoing::Broken {
+    if st.send.outgoing == Outgoing::Broken || st.send.body_cut {
         return Err(send_error(io::ErrorKind::BrokenPipe.into()));
     }
     st.send.encoder.check(len)?;

@@ -79,6 +79,10 @@ pub(crate) struct Sending {
     /// The one request in flight has just been sent on an idle connection: its answer cannot
     /// be here before the next wait (see `Driver::fill`).
     pub(crate) just_sent: bool,
+    /// The body being written ended with its link (closed, reset or poisoned): the caller's
+    /// further writes to it report the close instead of "no body owed", until the next
+    /// request.
+    pub(crate) body_cut: bool,
 }
 
 /// The receive side: bytes not yet consumed and the reader that consumes them.
@@ -116,6 +120,7 @@ impl State {
                 head_buf: Vec::with_capacity(256),
                 close_after_response: false,
                 just_sent: false,
+                body_cut: false,
             },
             pipeline: Pipeline::default(),
             recv: Receiving {
@@ -167,6 +172,7 @@ impl State {
     /// Makes the link usable for a new request: reports a dead link once (if it left
     /// requests unanswered), drops a stale idle connection, and connects if needed.
     pub(crate) fn ready_to_send(&mut self, d: &Driver<'_>) -> Result<(), Error> {
+        self.send.body_cut = false;
         if let Link::Dead {
             why, unanswered, ..
         } = &mut self.link
@@ -278,6 +284,8 @@ impl State {
 
     /// Replaces the link and forgets everything tied to the old one.
     pub(crate) fn reset(&mut self, link: Link) {
+        self.send.body_cut =
+            !matches!(link, Link::Open(_)) && (self.send.body_cut || self.send.encoder.is_owed());
         self.link = link;
         self.generation += 1;
         self.send.encoder.reset();
@@ -289,6 +297,13 @@ impl State {
         self.recv.reader.reset();
         self.recv.keep_alive = true;
         self.pipeline.take_all();
+    }
+
+    /// The caller's own disconnect: everything tied to the link is forgotten, including a
+    /// body being written (further writes are misuse, not a close to report).
+    pub(crate) fn disconnect(&mut self) {
+        self.reset(Link::Idle);
+        self.send.body_cut = false;
     }
 
     /// Closes the socket because the server ended the exchange; requests still in flight are
