@@ -9,6 +9,8 @@
 mod co_ops;
 mod cofun;
 mod config;
+mod connect;
+mod dial;
 mod driver;
 mod job;
 mod recv;

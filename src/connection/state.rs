@@ -7,11 +7,11 @@
 use std::io;
 use std::sync::Arc;
 
-use super::driver::{park_until, Deadline, Held};
+use super::driver::Held;
 use super::{Config, Driver};
 use crate::coroutine::StackPool;
-use crate::error::{ClosePhase, Error, Operation, PoisonCause};
-use crate::io::{is_peer_gone, ReadBuffer, Ready, Transport};
+use crate::error::{ClosePhase, Error, PoisonCause};
+use crate::io::{is_peer_gone, ReadBuffer, Transport};
 use crate::proto::{BodyEncoder, InFlight, Pipeline, ResponseReader};
 
 /// Stack size of a connection's coroutines: they run the driver and a park, but a panic
@@ -236,48 +236,9 @@ impl State {
         !matches!(probe, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    /// Opens a new connection, trying every resolved address in turn within the connect
-    /// timeout, and for `https` completes the TLS handshake within the same deadline.
+    /// Opens a new connection (see [`connect::open`](super::connect::open)).
     fn connect(&mut self, d: &Driver<'_>) -> Result<(), Error> {
-        let origin = &d.target.origin;
-        let connect_error = |source| Error::Connect {
-            host: origin.host.clone(),
-            port: origin.port,
-            source,
-        };
-        let addrs = Transport::resolve(&origin.host, origin.port).map_err(connect_error)?;
-        let mut deadline = Deadline::new(Operation::Connect, d.config.connect_timeout);
-        let writable = Ready {
-            readable: false,
-            writable: true,
-        };
-        let mut last = None;
-        let mut connected = None;
-        for addr in addrs {
-            match d.park.open(addr) {
-                Ok((transport, true)) => connected = Some(transport),
-                Ok((transport, false)) => {
-                    park_until(d.park, &transport, writable, &mut deadline)?;
-                    match transport.finish_connect() {
-                        Ok(()) => connected = Some(transport),
-                        Err(e) => last = Some(e),
-                    }
-                }
-                Err(e) => last = Some(e),
-            }
-            if connected.is_some() {
-                break;
-            }
-        }
-        let Some(transport) = connected else {
-            return Err(connect_error(
-                last.unwrap_or_else(|| io::ErrorKind::NotFound.into()),
-            ));
-        };
-        let mut transport = secure(d, transport, &mut deadline)?;
-        if d.park.blocks_thread() {
-            transport.block_reads().map_err(connect_error)?;
-        }
+        let transport = super::connect::open(d)?;
         self.reset(Link::Open(Arc::new(transport)));
         Ok(())
     }
@@ -416,34 +377,6 @@ impl State {
             _ => !self.pipeline.is_empty() || self.recv.reader.has_body(),
         }
     }
-}
-
-/// For `https`, puts a TLS session over a connected socket and completes its handshake
-/// within `deadline`.
-#[cfg(feature = "tls")]
-fn secure(
-    d: &Driver<'_>,
-    transport: Transport,
-    deadline: &mut Deadline,
-) -> Result<Transport, Error> {
-    if d.target.origin.scheme != crate::proto::Scheme::Https {
-        return Ok(transport);
-    }
-    let client = d.config.tls.client_config()?;
-    let name = super::tls::server_name(&d.target.origin.host)?;
-    let session = crate::io::TlsSession::new(client, name)?;
-    let transport = transport.with_tls(session);
-    while let Some(interest) = transport.handshake()? {
-        park_until(d.park, &transport, interest, deadline)?;
-    }
-    Ok(transport)
-}
-
-/// Without the `tls` feature every connection is plain (`https` is refused when the
-/// connection is made).
-#[cfg(not(feature = "tls"))]
-fn secure(_: &Driver<'_>, transport: Transport, _: &mut Deadline) -> Result<Transport, Error> {
-    Ok(transport)
 }
 
 fn dead_error(why: Dead, unanswered: Vec<InFlight>) -> Error {
