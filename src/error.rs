@@ -21,6 +21,17 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The host name did not resolve (the source says whether it does not exist or the
+    /// resolver could not answer now). A lookup that runs out of connect time is
+    /// [`Error::Timeout`] with [`Operation::Resolve`].
+    #[error("cannot resolve {host}")]
+    Resolve {
+        /// The host as given.
+        host: String,
+        /// Why.
+        #[source]
+        source: crate::DnsError,
+    },
     /// A socket operation failed in a way not covered by another variant.
     #[error("i/o error")]
     Io(#[source] io::Error),
@@ -98,6 +109,39 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the same call may succeed if tried again later, on a new connection: the
+    /// network or the server failed for now — timeouts, resets, refused connections, a
+    /// server that closed with requests unanswered, a resolver that could not answer. The
+    /// rest would fail the same way again: invalid responses, certificate errors, a name that
+    /// does not exist, misuse, limits.
+    ///
+    /// It answers "may I retry?", not "is it safe to": resend only what the server did not
+    /// act on ([`unanswered`](Self::unanswered)), and only idempotent requests unless you
+    /// know better.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use dugong::{Error, Operation};
+    ///
+    /// let timeout = Error::Timeout { operation: Operation::ReadResponse, after: Duration::from_secs(1) };
+    /// assert!(timeout.is_temporary());
+    /// assert!(!Error::Cancelled.is_temporary());
+    /// ```
+    pub fn is_temporary(&self) -> bool {
+        // No wildcard: a new variant does not compile until it is classified.
+        match self {
+            Error::Connect { source, .. } => is_temporary_io(source.kind()),
+            Error::Resolve { source, .. } => source.is_temporary(),
+            Error::Io(e) => is_temporary_io(e.kind()),
+            #[cfg(feature = "tls")]
+            Error::Tls(_) => false,
+            Error::Protocol(_) | Error::InvalidRequest(_) => false,
+            Error::Timeout { .. } | Error::ConnectionClosed { .. } => true,
+            Error::Poisoned { cause, .. } => cause.is_temporary(),
+            Error::BufferFull { .. } | Error::Cancelled | Error::State(_) => false,
+        }
+    }
+
     /// Requests that were sent but not answered, for errors that report them.
     pub fn unanswered(&self) -> &[InFlight] {
         match self {
@@ -107,6 +151,29 @@ impl Error {
             _ => &[],
         }
     }
+}
+
+/// Whether a socket error of this kind is the network's or the peer's passing failure.
+fn is_temporary_io(kind: io::ErrorKind) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | NotConnected
+            | BrokenPipe
+            | TimedOut
+            | Interrupted
+            | WouldBlock
+            | UnexpectedEof
+            | WriteZero
+            | HostUnreachable
+            | NetworkUnreachable
+            | NetworkDown
+            | AddrNotAvailable
+            | ResourceBusy
+    )
 }
 
 /// `host:port`, with an IPv6 literal in brackets.
@@ -150,6 +217,11 @@ impl From<Error> for io::Error {
         let kind = match &e {
             Error::Io(inner) => inner.kind(),
             Error::Connect { source, .. } => source.kind(),
+            Error::Resolve { source, .. } => match source {
+                crate::DnsError::NotFound => io::ErrorKind::NotFound,
+                crate::DnsError::Io(inner) => inner.kind(),
+                _ => io::ErrorKind::Other,
+            },
             Error::Timeout { .. } => io::ErrorKind::TimedOut,
             Error::ConnectionClosed { .. } => io::ErrorKind::ConnectionAborted,
             Error::Protocol(_) | Error::Poisoned { .. } => io::ErrorKind::InvalidData,
@@ -167,6 +239,8 @@ impl From<Error> for io::Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Operation {
+    /// Resolving the host name (within the connect timeout).
+    Resolve,
     /// Connecting.
     Connect,
     /// Sending a request head or in-memory body.
@@ -184,6 +258,7 @@ pub enum Operation {
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Operation::Resolve => "resolving the host name",
             Operation::Connect => "connecting",
             Operation::SendRequest => "sending a request",
             Operation::AwaitContinue => "waiting for 100 Continue",
@@ -255,6 +330,22 @@ pub enum PoisonCause {
     /// The server closed the connection in the middle of a response.
     #[error("connection closed {0}")]
     Closed(ClosePhase),
+}
+
+impl PoisonCause {
+    /// Whether the failure that poisoned the connection may pass (see
+    /// [`Error::is_temporary`]).
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            PoisonCause::Timeout(_) | PoisonCause::Closed(_) => true,
+            PoisonCause::Io(kind) => is_temporary_io(*kind),
+            PoisonCause::Protocol(_)
+            | PoisonCause::BufferFull { .. }
+            | PoisonCause::BodySource
+            | PoisonCause::Tls
+            | PoisonCause::Cancelled => false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -195,13 +195,15 @@ pub mod proto;
 
 #[cfg(feature = "tls")]
 pub use connection::TlsConfig;
-pub use connection::{CoOp, CoStep, Cofun, Config, HttpConnection, Interest, PollNeeded, Response};
+pub use connection::{
+    CoOp, CoStep, Cofun, Config, HttpConnection, Interest, PollNeeded, Resolver, Response,
+};
 pub use error::{ClosePhase, Error, Operation, PoisonCause};
 /// Test-only (feature `sim`): the simulated transport and virtual clock under the driver.
 #[cfg(feature = "sim")]
 #[doc(hidden)]
 pub use io::sim;
-pub use io::{Blocking, Park};
+pub use io::{Blocking, DnsError, Park, Resolve, SystemResolver};
 pub use proto::{Body, InFlight, Origin, ProtocolError, RequestError, Scheme, StateError};
 #[cfg(feature = "tls")]
 pub use rustls;

@@ -1,7 +1,9 @@
 //! Connection settings: timeouts and the limits that bound what a server can make us buffer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::io::{Resolve, SystemResolver};
 use crate::proto::Limits;
 
 /// Settings for an [`HttpConnection`](crate::HttpConnection).
@@ -39,12 +41,36 @@ pub struct Config {
     /// How `https` connections verify the server (see [`TlsConfig`](crate::TlsConfig)).
     #[cfg(feature = "tls")]
     pub tls: crate::TlsConfig,
+    /// How host names become addresses (see [`Config::resolver`](Self::resolver())).
+    pub resolver: Resolver,
+}
+
+/// The [`Resolve`] a connection uses, shared. Two are equal when they are the same
+/// resolver (the same `Arc`).
+#[derive(Debug, Clone)]
+pub struct Resolver(pub Arc<dyn Resolve>);
+
+impl PartialEq for Resolver {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Resolver {}
+
+impl Default for Resolver {
+    /// The [`SystemResolver`], one shared instance per process.
+    fn default() -> Self {
+        static SYSTEM: std::sync::OnceLock<Arc<dyn Resolve>> = std::sync::OnceLock::new();
+        Resolver(Arc::clone(SYSTEM.get_or_init(|| Arc::new(SystemResolver))))
+    }
 }
 
 impl Default for Config {
     /// Connect timeout 10 s (it covers the TLS handshake), operation timeout 30 s, 1 s to
     /// wait for `100 Continue`, the [`Limits`] defaults, 16 MiB of response data buffered
-    /// while a send waits, coalesced writes, and the default [`TlsConfig`](crate::TlsConfig).
+    /// while a send waits, coalesced writes, the default [`TlsConfig`](crate::TlsConfig), and
+    /// the [`SystemResolver`].
     fn default() -> Self {
         Config {
             connect_timeout: Some(Duration::from_secs(10)),
@@ -55,6 +81,7 @@ impl Default for Config {
             coalesce_writes: true,
             #[cfg(feature = "tls")]
             tls: crate::TlsConfig::default(),
+            resolver: Resolver::default(),
         }
     }
 }
@@ -152,6 +179,14 @@ impl Config {
     /// `flush()` first if a request sent just before it must already be on the wire.
     pub fn coalesce_writes(mut self, on: bool) -> Self {
         self.coalesce_writes = on;
+        self
+    }
+
+    /// How host names become addresses (default: [`SystemResolver`], `getaddrinfo(3)`). The
+    /// lookup runs on a thread of its own and counts against the connect timeout; IP
+    /// literals skip it.
+    pub fn resolver(mut self, resolver: impl Resolve) -> Self {
+        self.resolver = Resolver(Arc::new(resolver));
         self
     }
 }

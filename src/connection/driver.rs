@@ -247,6 +247,12 @@ impl Deadline {
         self.timeout == Some(Duration::ZERO)
     }
 
+    /// Names what is being waited for in the timeout error (a connect deadline also covers
+    /// resolving the name).
+    pub(crate) fn set_operation(&mut self, operation: Operation) {
+        self.operation = operation;
+    }
+
     /// Starts the deadline afresh at the next wait.
     pub(crate) fn restart(&mut self) {
         self.at = None;

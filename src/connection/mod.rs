@@ -27,7 +27,7 @@ use http::{HeaderMap, HeaderValue, Method};
 
 pub use co_ops::{CoOp, CoStep, Interest, PollNeeded};
 pub use cofun::Cofun;
-pub use config::Config;
+pub use config::{Config, Resolver};
 pub use response::Response;
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;

@@ -6,6 +6,7 @@
 //! `io::Error`s and readiness.
 
 mod buffer;
+mod dns;
 mod park;
 mod queue;
 #[cfg(feature = "sim")]
@@ -15,6 +16,8 @@ mod tls;
 mod transport;
 
 pub(crate) use buffer::ReadBuffer;
+pub(crate) use dns::{ip_literal, Lookup};
+pub use dns::{DnsError, Resolve, SystemResolver};
 pub(crate) use park::sealed::Sealed as ParkImpl;
 pub(crate) use park::Wake;
 pub use park::{Blocking, Park};

@@ -4,7 +4,7 @@
 #![allow(unsafe_code)]
 
 use std::io::{self, IoSlice, Read};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -210,6 +210,12 @@ impl Transport {
         }
     }
 
+    /// A socket that is only waited on, never read as a stream (a name lookup's wake-up),
+    /// registered with `reactor` if there is one.
+    pub(crate) fn waker(socket: Socket, reactor: Option<&Arc<Reactor>>) -> io::Result<Self> {
+        Transport::register(socket, reactor)
+    }
+
     /// A simulated connection to `peer`, established already.
     #[cfg(feature = "sim")]
     pub(crate) fn simulated(peer: Arc<dyn super::sim::Peer>) -> Self {
@@ -238,14 +244,19 @@ impl Transport {
         }
     }
 
-    /// After a started connect reported writability: whether it succeeded.
-    pub(crate) fn finish_connect(&self) -> io::Result<()> {
+    /// Whether a started connect has finished, without waiting: `Ok(true)` connected,
+    /// `Ok(false)` still in progress, `Err` with why it failed.
+    pub(crate) fn connect_state(&self) -> io::Result<bool> {
         let Some(socket) = self.socket() else {
-            return Ok(());
+            return Ok(true);
         };
-        match socket.take_error()? {
-            Some(e) => Err(e),
-            None => Ok(()),
+        if let Some(e) = socket.take_error()? {
+            return Err(e);
+        }
+        match socket.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -266,23 +277,6 @@ impl Transport {
             key,
         });
         Ok(Transport::over(Stream::Socket(socket), registration))
-    }
-
-    /// Resolves `host:port` (blocking; the OS resolver has no timeout parameter). An IPv6
-    /// literal may be given with or without brackets.
-    pub(crate) fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-        let bare = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        let addrs: Vec<SocketAddr> = (bare, port).to_socket_addrs()?.collect();
-        if addrs.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "host has no addresses",
-            ));
-        }
-        Ok(addrs)
     }
 
     fn lock_queue(&self) -> MutexGuard<'_, Vec<u8>> {
