@@ -377,6 +377,10 @@ mod tests {
                 port: 80,
                 source: io::ErrorKind::ConnectionRefused.into(),
             },
+            Error::Resolve {
+                host: "gone.test".into(),
+                source: crate::DnsError::NotFound,
+            },
             Error::Io(io::Error::other("disk on fire")),
             Error::Protocol(ProtocolError::InvalidChunkSize),
             Error::InvalidRequest(RequestError::InvalidTarget),
@@ -416,11 +420,93 @@ mod tests {
             assert!(io.get_ref().is_some());
         }
         assert_eq!(
-            chain(&errors[9]),
+            chain(&errors[10]),
             [
                 "the call does not fit the connection's state",
                 "write exceeds the declared content-length"
             ]
         );
+    }
+
+    /// `is_temporary` over every variant (its `match` has no wildcard, so a new variant
+    /// must be classified there first, then here).
+    #[test]
+    fn temporary_and_permanent_errors() {
+        let request = InFlight {
+            method: http::Method::GET,
+            target: "/a".into(),
+        };
+        let connect = |kind: io::ErrorKind| Error::Connect {
+            host: "h".into(),
+            port: 1,
+            source: kind.into(),
+        };
+        let resolve = |source| Error::Resolve {
+            host: "h".into(),
+            source,
+        };
+        let poisoned = |cause| Error::Poisoned {
+            cause,
+            unanswered: vec![request.clone()],
+        };
+        let table: Vec<(Error, bool)> = vec![
+            (connect(io::ErrorKind::ConnectionRefused), true),
+            (connect(io::ErrorKind::TimedOut), true),
+            (connect(io::ErrorKind::NetworkUnreachable), true),
+            (connect(io::ErrorKind::HostUnreachable), true),
+            (connect(io::ErrorKind::PermissionDenied), false),
+            (resolve(crate::DnsError::Temporary), true),
+            (
+                resolve(crate::DnsError::Io(io::ErrorKind::Other.into())),
+                true,
+            ),
+            (resolve(crate::DnsError::NotFound), false),
+            (resolve(crate::DnsError::Failed("x".into())), false),
+            (Error::Io(io::ErrorKind::ConnectionReset.into()), true),
+            (Error::Io(io::ErrorKind::BrokenPipe.into()), true),
+            (Error::Io(io::ErrorKind::InvalidData.into()), false),
+            (Error::Protocol(ProtocolError::InvalidChunkSize), false),
+            (Error::InvalidRequest(RequestError::InvalidTarget), false),
+            (
+                Error::Timeout {
+                    operation: Operation::Resolve,
+                    after: Duration::from_secs(1),
+                },
+                true,
+            ),
+            (
+                Error::ConnectionClosed {
+                    phase: ClosePhase::BeforeResponse,
+                    unanswered: vec![request.clone()],
+                },
+                true,
+            ),
+            (poisoned(PoisonCause::Timeout(Operation::ReadBody)), true),
+            (poisoned(PoisonCause::Closed(ClosePhase::InBody)), true),
+            (
+                poisoned(PoisonCause::Io(io::ErrorKind::ConnectionReset)),
+                true,
+            ),
+            (poisoned(PoisonCause::Io(io::ErrorKind::InvalidData)), false),
+            (
+                poisoned(PoisonCause::Protocol(ProtocolError::InvalidChunkSize)),
+                false,
+            ),
+            (poisoned(PoisonCause::BufferFull { limit: 1 }), false),
+            (poisoned(PoisonCause::BodySource), false),
+            (poisoned(PoisonCause::Tls), false),
+            (poisoned(PoisonCause::Cancelled), false),
+            (Error::BufferFull { limit: 1 }, false),
+            (Error::Cancelled, false),
+            (Error::State(StateError::BodyTooLong), false),
+        ];
+        for (e, temporary) in &table {
+            assert_eq!(e.is_temporary(), *temporary, "{e:?}");
+        }
+        #[cfg(feature = "tls")]
+        assert!(!Error::Tls(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer
+        ))
+        .is_temporary());
     }
 }

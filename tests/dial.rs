@@ -24,16 +24,19 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A name and what resolving it gives.
+type Entry = (&'static str, Result<Vec<SocketAddr>, fn() -> DnsError>);
+
 /// A resolver with a fixed answer per name, optionally slow.
 #[derive(Debug, Clone)]
 struct Table {
-    answers: Vec<(&'static str, Result<Vec<SocketAddr>, fn() -> DnsError>)>,
+    answers: Vec<Entry>,
     delay: Duration,
     asked: Arc<Mutex<Vec<String>>>,
 }
 
 impl Table {
-    fn new(answers: Vec<(&'static str, Result<Vec<SocketAddr>, fn() -> DnsError>)>) -> Self {
+    fn new(answers: Vec<Entry>) -> Self {
         Table {
             answers,
             delay: Duration::ZERO,
@@ -49,7 +52,7 @@ impl Table {
 
 impl Resolve for Table {
     fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, DnsError> {
-        self.asked.lock().unwrap().push(host.to_owned());
+        self.asked.lock().expect("lock").push(host.to_owned());
         std::thread::sleep(self.delay);
         match self.answers.iter().find(|(name, _)| *name == host) {
             Some((_, Ok(addrs))) => Ok(addrs
@@ -154,7 +157,7 @@ fn a_name_goes_through_the_configured_resolver() {
     )
     .expect("conn");
     assert_eq!(get(&conn, "/bytes/5").expect("answered").len(), 5);
-    assert_eq!(*asked.lock().unwrap(), ["service.test"]);
+    assert_eq!(*asked.lock().expect("lock"), ["service.test"]);
     // An IP literal never reaches the resolver.
     let table = Table::new(Vec::new());
     let asked = Arc::clone(&table.asked);
@@ -165,7 +168,7 @@ fn a_name_goes_through_the_configured_resolver() {
     )
     .expect("conn");
     assert_eq!(get(&conn, "/bytes/3").expect("answered").len(), 3);
-    assert!(asked.lock().unwrap().is_empty());
+    assert!(asked.lock().expect("lock").is_empty());
 }
 
 #[test]

@@ -173,7 +173,7 @@ mod tests {
     use super::*;
 
     fn addr(s: &str) -> SocketAddr {
-        s.parse().unwrap()
+        s.parse().expect("an address")
     }
 
     #[test]
