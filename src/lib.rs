@@ -196,7 +196,8 @@ pub mod proto;
 #[cfg(feature = "tls")]
 pub use connection::TlsConfig;
 pub use connection::{
-    CoOp, CoStep, Cofun, Config, HttpConnection, Interest, PollNeeded, Resolver, Response,
+    BatchRequest, CoOp, CoStep, Cofun, Config, HttpConnection, Interest, PollNeeded, Resolver,
+    Response, Retry,
 };
 pub use error::{ClosePhase, Error, Operation, PoisonCause};
 /// Test-only (feature `sim`): the simulated transport and virtual clock under the driver.

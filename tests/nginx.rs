@@ -611,3 +611,56 @@ fn m100_checker_detects_corruption() {
     mark[(1 << 20) + nginx::M100_MARK as usize] = 9;
     assert!(!nginx::m100_check(0, &mark));
 }
+
+/// `send_batch` against `keepalive_requests 100`: 1,000 pipelined GETs (depth 64) over ten
+/// connections, each response handed over once, in order, with its own body — blocking
+/// and in a green task, plain and over TLS.
+#[test]
+fn send_batch_resends_across_keepalive_closes() {
+    for listener in [Listener::Plain, Listener::Tls] {
+        if cfg!(not(feature = "tls")) && listener == Listener::Tls {
+            continue;
+        }
+        let options = NginxOptions {
+            keepalive_requests: 100,
+            listener,
+            ..NginxOptions::default()
+        };
+        let Some(nginx) = Nginx::start_with(options) else {
+            return;
+        };
+        const TOTAL: usize = 1_000;
+        let requests: Vec<_> = (0..TOTAL)
+            .map(|i| dugong::BatchRequest::get(format!("/f{}?n={i}", i % 150)))
+            .collect();
+        fn check(seen: &mut Vec<usize>, i: usize, resp: &Response, body: Vec<u8>) {
+            assert_eq!(resp.path, format!("/f{}?n={i}", i % 150));
+            assert_eq!(body, nginx::numbered_body(i % 150));
+            seen.push(i);
+        }
+        let retry = dugong::Retry::default();
+        let conn =
+            dugong::HttpConnection::open(&nginx.origin(), nginx.client_config()).expect("conn");
+        let mut seen = Vec::new();
+        conn.send_batch(&requests, 64, &retry, |i, resp, conn| {
+            check(&mut seen, i, &resp, conn.read_all()?);
+            Ok(())
+        })
+        .expect("every request answered");
+        assert_eq!(seen, (0..TOTAL).collect::<Vec<_>>(), "{listener:?}");
+
+        let (origin, config) = (nginx.origin(), nginx.client_config());
+        let seen = dugong::green::run(move |task| {
+            let conn = task.open(&origin, config).expect("conn");
+            let mut seen = Vec::new();
+            conn.send_batch(&requests, 64, &retry, |i, resp, conn| {
+                check(&mut seen, i, &resp, conn.read_all()?);
+                Ok(())
+            })
+            .expect("every request answered");
+            seen
+        })
+        .expect("no panic");
+        assert_eq!(seen, (0..TOTAL).collect::<Vec<_>>(), "green, {listener:?}");
+    }
+}

@@ -15,6 +15,7 @@ mod driver;
 mod job;
 mod recv;
 mod response;
+mod retry;
 mod send;
 mod state;
 #[cfg(feature = "tls")]
@@ -29,6 +30,7 @@ pub use co_ops::{CoOp, CoStep, Interest, PollNeeded};
 pub use cofun::Cofun;
 pub use config::{Config, Resolver};
 pub use response::Response;
+pub use retry::{BatchRequest, Retry};
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;
 

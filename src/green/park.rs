@@ -23,6 +23,11 @@ impl ParkImpl for Green<'_> {
         Some(self.task.reactor())
     }
 
+    fn sleep(&self, duration: Duration) {
+        // The runtime sends queued bytes before it polls.
+        self.task.sleep(duration);
+    }
+
     fn park(
         &self,
         transport: &Transport,

@@ -51,6 +51,13 @@ pub(crate) mod sealed {
             Transport::start_connect(addr, self.reactor())
         }
 
+        /// Sleeps for `duration` without waiting on any socket (a retry's backoff): the
+        /// thread sleeps, a green task suspends. Queued bytes go out first.
+        fn sleep(&self, duration: Duration) {
+            super::super::queue::flush_thread();
+            std::thread::sleep(duration);
+        }
+
         /// Sleeps until `transport` is ready for some of `interest`, `timeout` passes, or
         /// the wait is cut short (see [`Wake`]).
         fn park(
