@@ -19,7 +19,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 #[cfg(feature = "tls")]
 use dugong::rustls::RootCertStore;
-use dugong::{Body, Config, HttpConnection, Origin, Scheme};
+use dugong::{Body, Config, HttpConnection, Origin, Retry, Scheme};
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderMap, Method};
 
@@ -42,6 +42,13 @@ https:// URLs verify the server's certificate and name against the Mozilla roots
 into fetch (webpki-roots), or with --cacert FILE against the certificates in FILE only.
 Nothing turns verification off. A failed handshake or a refused certificate fails the
 connection like any other: exit 1, with `error: tls error: <cause>`.
+
+With --retry N, a temporary failure (connection reset, closed or refused, a timeout, a
+resolver that cannot answer now) before a response's body started is followed by a
+`retry: <message>` line on stderr, and the requests without a response are sent again
+on a new connection: at once after a response arrived, else after 100 ms, doubling up to
+5 s, at most N times in a row. Methods other than GET, HEAD, PUT, DELETE, OPTIONS and
+TRACE are never resent.
 
 Each complete response gets a line on stderr: <status> <METHOD> <target> <body bytes>.
 Exit status: 0 if every response arrived complete, whatever its status; 1 otherwise,
@@ -75,6 +82,11 @@ struct Cli {
     /// [default: 10 to connect, 30 per operation]
     #[arg(long, value_name = "SECS", value_parser = parse_timeout, allow_negative_numbers = true)]
     timeout: Option<Duration>,
+    /// After a temporary failure (reset, timeout, close, refused connect), reconnect and
+    /// resend the requests left without a response, up to N failures in a row (idempotent
+    /// methods only; see below)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    retry: u32,
     /// Write each body to DIR/<index>-<name> instead of stdout (see below)
     #[arg(short = 'o', value_name = "DIR")]
     output: Option<PathBuf>,
@@ -622,18 +634,22 @@ fn stopped(done: usize, fail: &(dyn std::error::Error + 'static)) -> usize {
         .map_or(done, |u| u.first.min(done))
 }
 
-/// Runs every request through a sliding window; on failure, also says how many responses
-/// arrived complete.
+/// Runs every request through a sliding window, resending as `--retry` allows; on
+/// failure, also says how many responses arrived complete.
 fn run(cli: &Cli, output: &mut Output) -> Result<(), (usize, Fail)> {
     let mut session = Session::new(cli, output).map_err(|fail| (0, fail))?;
     // A request that waits for `100 Continue` cannot be pipelined behind others.
     let expect = cli.expect_continue || session.headers.contains_key(EXPECT);
     let depth = if expect { 1 } else { cli.depth as usize };
     let total = cli.urls.len();
+    let retry = Retry::default().attempts(cli.retry);
     let (mut sent, mut done) = (0, 0);
+    // Failures in a row, and how many responses had arrived at the last one.
+    let (mut failures, mut done_at_failure) = (0, 0);
     while done < total {
-        if sent < total && sent - done < depth {
-            if let Err(fail) = session.send(sent, depth > 1, &mut done) {
+        let step = if sent < total && sent - done < depth {
+            let sending = session.send(sent, depth > 1, &mut done);
+            if let Err(fail) = &sending {
                 // A server that stopped reading may still have answered what it read.
                 if let Some(dugong::Error::ConnectionClosed { .. }) = fail.downcast_ref() {
                     while session.conn.response_pending() {
@@ -646,22 +662,58 @@ fn run(cli: &Cli, output: &mut Output) -> Result<(), (usize, Fail)> {
                         }
                     }
                 }
-                let done = stopped(done, &*fail);
-                return if done == total {
-                    Ok(())
-                } else {
-                    Err((done, fail))
-                };
             }
-            sent += 1;
+            sending.map(|()| sent += 1)
         } else {
-            session
-                .receive(done)
-                .map_err(|fail| (stopped(done, &*fail), fail))?;
-            done += 1;
+            session.receive(done).map(|()| done += 1)
+        };
+        let Err(fail) = step else { continue };
+        let stop = stopped(done, &*fail);
+        if stop == total {
+            return Ok(());
         }
+        if done > done_at_failure {
+            failures = 0;
+        }
+        if stop < done || failures >= retry.attempts || !resendable(&retry, cli, &*fail) {
+            return Err((stop, fail));
+        }
+        session.output.say(format_args!("retry: {}", chain(&*fail)));
+        session.output.flush_err();
+        if failures > 0 {
+            std::thread::sleep(retry.delay(failures - 1));
+        }
+        failures += 1;
+        done_at_failure = done;
+        // Whatever the connection's state, the next send starts on a new one.
+        session.conn.disconnect();
+        sent = done;
     }
     Ok(())
+}
+
+/// Whether `fail` may be retried by resending the requests without a response: a
+/// temporary failure of this crate's before any of a response's body was handed on.
+fn resendable(retry: &Retry, cli: &Cli, fail: &(dyn std::error::Error + 'static)) -> bool {
+    use dugong::{ClosePhase, Error, PoisonCause};
+    let Some(e) = fail.downcast_ref::<Error>() else {
+        return false;
+    };
+    let cut_in_body = matches!(
+        e,
+        Error::ConnectionClosed {
+            phase: ClosePhase::InBody,
+            ..
+        } | Error::Poisoned {
+            cause: PoisonCause::Closed(ClosePhase::InBody)
+                | PoisonCause::Timeout(dugong::Operation::ReadBody),
+            ..
+        } | Error::Timeout {
+            operation: dugong::Operation::ReadBody,
+            ..
+        }
+    );
+    !cut_in_body && retry.allows(e, [&cli.method])
 }
 
 fn main() -> ExitCode {

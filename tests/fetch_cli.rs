@@ -1087,3 +1087,76 @@ fn a_closed_stdout_loses_no_report_and_no_request() {
         run.stderr
     );
 }
+
+/// `--retry N`: the requests a closing server left without a response are resent on a new
+/// connection, each body arriving once, in order; a `retry:` line says why. Not for POST,
+/// and not beyond N failures in a row.
+#[test]
+fn retry_resends_what_a_closing_server_left_unanswered() {
+    let server = loopback_with(ServerOptions {
+        max_requests_per_connection: Some(5),
+    });
+    let paths: Vec<String> = (0..12).map(|i| format!("/n/{i}")).collect();
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let before = server.connections_accepted();
+    let run = fetch(
+        &["--depth", "4", "--timeout", "10", "--retry", "1"],
+        server.port(),
+        &paths,
+    );
+    assert_exit(&run, 0);
+    let expected_out: String = (0..12).map(|i| format!("document /n/{i}\n")).collect();
+    assert_eq!(run.stdout_str(), expected_out);
+    let lines = run.stderr_lines();
+    let reports: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| !l.starts_with("retry: "))
+        .collect();
+    let expected: Vec<String> = (0..12)
+        .map(|i| format!("200 GET /n/{i} {}", format!("document /n/{i}\n").len()))
+        .collect();
+    assert_eq!(reports, expected, "{}", run.stderr);
+    let retries = lines.iter().filter(|l| l.starts_with("retry: ")).count();
+    assert_eq!(
+        retries, 2,
+        "one retry line per closed connection: {}",
+        run.stderr
+    );
+    assert_eq!(server.connections_accepted() - before, 3);
+
+    // A POST is never resent: the unanswered ones are reported as without --retry.
+    let run = fetch(
+        &[
+            "--depth",
+            "4",
+            "--timeout",
+            "10",
+            "--retry",
+            "3",
+            "-X",
+            "POST",
+        ],
+        server.port(),
+        &paths,
+    );
+    assert_exit(&run, 1);
+    assert!(
+        run.stderr.contains("unanswered: POST /n/11"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("retry: "), "{}", run.stderr);
+
+    // A refused connection is temporary: N retries in a row, then the error.
+    let run = fetch(&["--retry", "2"], closed_port(), &["/x"]);
+    assert_exit(&run, 1);
+    let lines = run.stderr_lines();
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("retry: ")).count(),
+        2,
+        "{}",
+        run.stderr
+    );
+    assert_eq!(lines[lines.len() - 2], "unanswered: GET /x");
+}
