@@ -101,6 +101,21 @@ fn spawn_example(name: &str, args: &[String]) -> Child {
         .expect("spawn the example")
 }
 
+/// Starts example `name` with `args`, its stdout already closed at the reading end (a
+/// socket whose peer is gone: every write fails with `EPIPE`, as into a closed pipe), its
+/// stderr piped. Closing the end before the start leaves no race with the child's writes.
+fn spawn_example_with_closed_stdout(name: &str, args: &[String]) -> Child {
+    let (reader, writer) = std::os::unix::net::UnixStream::pair().expect("socket pair");
+    drop(reader);
+    Command::new(examples_dir().join(name))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(writer)))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the example")
+}
+
 /// Reads a child's pipe to its end on a thread.
 fn read_pipe(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
@@ -631,9 +646,7 @@ fn an_early_response_to_an_upload_is_still_reported() {
 fn a_closed_stdout_is_an_error_not_a_panic() {
     let server = loopback();
     let url = format!("http://127.0.0.1:{}/bytes/10000000", server.port());
-    let mut child = spawn_example("fetch", &[url]);
-    drop(child.stdout.take());
-    let run = collect(child);
+    let run = collect(spawn_example_with_closed_stdout("fetch", &[url]));
     assert_exit(&run, 1);
     let lines = run.stderr_lines();
     assert_eq!(lines.len(), 2, "{}", run.stderr);
@@ -1067,9 +1080,7 @@ fn a_closed_stdout_loses_no_report_and_no_request() {
         .map(String::from)
         .chain(paths.map(|p| format!("http://127.0.0.1:{}{p}", server.port())))
         .collect();
-    let mut child = spawn_example("fetch", &args);
-    drop(child.stdout.take());
-    let run = collect(child);
+    let run = collect(spawn_example_with_closed_stdout("fetch", &args));
     assert_exit(&run, 1);
     let lines = run.stderr_lines();
     assert_eq!(lines.len(), 4, "{}", run.stderr);

@@ -4,10 +4,10 @@
 //! cofunctions) and reads, written exactly as it would be for a thread. It runs as a
 //! corosensei coroutine on a pooled stack; whenever one of its connections would block, the
 //! task suspends and the [`Runtime`] resumes whichever task's socket became ready — one
-//! `polling` poller for all of them, deadlines in a timer heap. The HTTP driver is the same
-//! one the blocking API uses: a green connection differs only in how it waits, and that is
-//! chosen when it is made ([`Task::connect`]) and visible in its type
-//! (`HttpConnection<Green<'_>>`).
+//! poller for all of them (edge-triggered epoll on Linux, `polling` elsewhere), deadlines in
+//! a timer heap. The HTTP driver is the same one the blocking API uses: a green connection
+//! differs only in how it waits, and that is chosen when it is made ([`Task::connect`]) and
+//! visible in its type (`HttpConnection<Green<'_>>`).
 //!
 //! ```
 //! # let server = dugong_harness::LoopbackServer::start();

@@ -34,12 +34,21 @@ impl ParkImpl for Green<'_> {
         interest: Ready,
         timeout: Option<Duration>,
     ) -> io::Result<crate::io::Wake> {
-        let key = transport.arm(interest)?;
+        let (key, ready) = transport.arm(interest)?;
+        if !ready.is_empty() {
+            return Ok(crate::io::Wake::Ready(ready));
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
-        Ok(match self.task.suspend(Parked::Io { key, deadline }) {
-            Wake::Ready(ready) => crate::io::Wake::Ready(ready),
-            Wake::TimedOut | Wake::Start => crate::io::Wake::TimedOut,
-            Wake::Cancel => crate::io::Wake::Cancelled,
-        })
+        Ok(
+            match self.task.suspend(Parked::Io {
+                key,
+                interest,
+                deadline,
+            }) {
+                Wake::Ready(ready) => crate::io::Wake::Ready(ready),
+                Wake::TimedOut | Wake::Start => crate::io::Wake::TimedOut,
+                Wake::Cancel => crate::io::Wake::Cancelled,
+            },
+        )
     }
 }

@@ -22,9 +22,11 @@ const STACK_SIZE: usize = 128 * 1024;
 /// Why a task suspended.
 #[derive(Debug)]
 pub(super) enum Parked {
-    /// Its socket with reactor key `key` was armed; wake it when ready or at `deadline`.
+    /// Its socket with reactor key `key` was armed; wake it when ready for some of
+    /// `interest` or at `deadline`.
     Io {
         key: usize,
+        interest: Ready,
         deadline: Option<Instant>,
     },
     /// Wake it at this instant.
@@ -235,10 +237,9 @@ pub struct Runtime {
     /// The timers of suspended tasks, soonest first: one per task at most, removed when the
     /// task wakes for another reason, so the set never holds more than the live timers.
     timers: BTreeSet<(Instant, u64)>,
-    io_waiters: HashMap<usize, u64>,
+    io_waiters: HashMap<usize, (u64, Ready)>,
     joiners: HashMap<u64, Vec<u64>>,
     stacks: StackPool,
-    events: polling::Events,
     /// The most timers ever held at once (for tests of the bound).
     #[cfg(test)]
     peak_timers: usize,
@@ -271,7 +272,6 @@ impl Runtime {
             io_waiters: HashMap::new(),
             joiners: HashMap::new(),
             stacks: StackPool::new(STACK_SIZE, usize::MAX),
-            events: polling::Events::new(),
             #[cfg(test)]
             peak_timers: 0,
         })
@@ -407,9 +407,13 @@ impl Runtime {
             return;
         };
         match parked {
-            Parked::Io { key, deadline } => {
+            Parked::Io {
+                key,
+                interest,
+                deadline,
+            } => {
                 slot.io_key = Some(key as u64);
-                self.io_waiters.insert(key, id);
+                self.io_waiters.insert(key, (id, interest));
                 if let Some(at) = deadline {
                     self.set_timer(id, at);
                 }
@@ -485,13 +489,16 @@ impl Runtime {
         crate::io::flush_thread();
         let mut woken = Vec::new();
         let waiters = &self.io_waiters;
-        self.shared
-            .reactor
-            .poll(&mut self.events, timeout, |key, r| {
-                if let Some(&id) = waiters.get(&key) {
-                    woken.push((id, Wake::Ready(r)));
-                }
-            })?;
+        self.shared.reactor.poll(timeout, |key, r| {
+            let Some(&(id, interest)) = waiters.get(&key) else {
+                return Ready::default();
+            };
+            let claimed = r.and(interest);
+            if !claimed.is_empty() {
+                woken.push((id, Wake::Ready(claimed)));
+            }
+            claimed
+        })?;
         for (id, wake) in woken {
             self.wake(id, wake);
         }

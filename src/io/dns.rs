@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use socket2::{Domain, Socket, Type};
 
-use super::transport::{Reactor, Transport};
+use super::reactor::Reactor;
+use super::transport::Transport;
 
 /// Why a host name did not resolve.
 #[derive(Debug, thiserror::Error)]

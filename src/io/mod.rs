@@ -9,6 +9,7 @@ mod buffer;
 mod dns;
 mod park;
 mod queue;
+mod reactor;
 #[cfg(feature = "sim")]
 pub mod sim;
 #[cfg(feature = "tls")]
@@ -22,9 +23,10 @@ pub(crate) use park::sealed::Sealed as ParkImpl;
 pub(crate) use park::Wake;
 pub use park::{Blocking, Park};
 pub(crate) use queue::flush_thread;
+pub(crate) use reactor::Reactor;
 #[cfg(feature = "tls")]
 pub(crate) use tls::TlsSession;
-pub(crate) use transport::{Reactor, Ready, Transport};
+pub(crate) use transport::{Ready, Transport};
 
 use std::io;
 

@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::transport::{Reactor, Ready, Transport};
+use super::reactor::Reactor;
+use super::transport::{Ready, Transport};
 
 /// How a park ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

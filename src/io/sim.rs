@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::park::{sealed, Park, Wake};
-use super::transport::{Reactor, Ready, Transport};
+use super::reactor::Reactor;
+use super::transport::{Ready, Transport};
 
 /// Readiness of a simulated connection, as a [`Peer`] reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,63 +1,18 @@
-//! The non-blocking TCP socket, its waits (`poll(2)`, or a `polling` registration for green
-//! tasks): the only `unsafe` in the library. Under the `sim` feature the byte stream may be
+//! The non-blocking TCP socket and its waits (`poll(2)`, or a [`Reactor`] registration for
+//! green tasks). Under the `sim` feature the byte stream may be
 //! simulated instead ([`sim`](super::sim)), behind the same calls.
 #![allow(unsafe_code)]
 
 use std::io::{self, IoSlice, Read};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-
-use polling::{Event, Events, PollMode, Poller};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::queue::{mark_dirty, QUEUE_LIMIT};
-
-/// A poller shared by many sockets (a green runtime's). Registrations are oneshot: a ready
-/// socket whose task is not waiting must not be reported again and again.
-pub(crate) struct Reactor {
-    poller: Poller,
-    next_key: AtomicUsize,
-}
-
-impl std::fmt::Debug for Reactor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reactor").finish_non_exhaustive()
-    }
-}
-
-impl Reactor {
-    pub(crate) fn new() -> io::Result<Arc<Self>> {
-        Ok(Arc::new(Reactor {
-            poller: Poller::new()?,
-            next_key: AtomicUsize::new(0),
-        }))
-    }
-
-    /// Waits for events on any registered socket, calling `ready` with each one's key.
-    pub(crate) fn poll(
-        &self,
-        events: &mut Events,
-        timeout: Option<Duration>,
-        mut ready: impl FnMut(usize, Ready),
-    ) -> io::Result<()> {
-        events.clear();
-        self.poller.wait(events, timeout)?;
-        for ev in events.iter() {
-            ready(
-                ev.key,
-                Ready {
-                    readable: ev.readable,
-                    writable: ev.writable,
-                },
-            );
-        }
-        events.clear();
-        Ok(())
-    }
-}
+use super::reactor::Reactor;
 
 /// A socket's place in a [`Reactor`].
 #[derive(Debug)]
@@ -187,6 +142,36 @@ pub(crate) struct Ready {
     pub(crate) writable: bool,
 }
 
+impl Ready {
+    pub(crate) fn is_empty(self) -> bool {
+        !self.readable && !self.writable
+    }
+
+    /// What is in both.
+    pub(crate) fn and(self, other: Ready) -> Ready {
+        Ready {
+            readable: self.readable && other.readable,
+            writable: self.writable && other.writable,
+        }
+    }
+
+    /// What is in either.
+    pub(crate) fn or(self, other: Ready) -> Ready {
+        Ready {
+            readable: self.readable || other.readable,
+            writable: self.writable || other.writable,
+        }
+    }
+
+    /// What is in `self` and not in `other`.
+    pub(crate) fn without(self, other: Ready) -> Ready {
+        Ready {
+            readable: self.readable && !other.readable,
+            writable: self.writable && !other.writable,
+        }
+    }
+}
+
 impl Transport {
     /// Starts connecting to `addr` without waiting. Returns the socket and whether the
     /// connection is already established; if not, wait for writability and then call
@@ -264,14 +249,9 @@ impl Transport {
         let Some(reactor) = reactor else {
             return Ok(Transport::over(Stream::Socket(socket), None));
         };
-        let key = reactor.next_key.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `Transport::drop` deletes the registration before `socket` is closed, and
         // `socket` is never replaced while registered (see the field INVARIANT).
-        unsafe {
-            reactor
-                .poller
-                .add_with_mode(&socket, Event::none(key), PollMode::Oneshot)?
-        };
+        let key = unsafe { reactor.register(&socket)? };
         let registration = Some(Registration {
             reactor: Arc::clone(reactor),
             key,
@@ -535,29 +515,21 @@ impl Transport {
         })
     }
 
-    /// Arms the socket's oneshot registration for `interest` before its task parks, and
-    /// returns the key its event will carry.
+    /// Prepares the socket's registration for a park on `interest`: returns its key, and
+    /// what of `interest` is known ready already (then the task must not sleep; see
+    /// [`Reactor::arm`]).
     ///
     /// # Errors
     ///
     /// When the socket is not registered with a reactor (a blocking connection's), or the
     /// poller refuses.
-    pub(crate) fn arm(&self, interest: Ready) -> io::Result<usize> {
+    pub(crate) fn arm(&self, interest: Ready) -> io::Result<(usize, Ready)> {
         let (Some(Registration { reactor, key }), Some(socket)) =
             (&self.registration, self.socket())
         else {
             return Err(io::Error::other("socket is not registered with a reactor"));
         };
-        let event = match (interest.readable, interest.writable) {
-            (true, true) => Event::all(*key),
-            (true, false) => Event::readable(*key),
-            (false, true) => Event::writable(*key),
-            (false, false) => Event::none(*key),
-        };
-        reactor
-            .poller
-            .modify_with_mode(socket, event, PollMode::Oneshot)?;
-        Ok(*key)
+        Ok((*key, reactor.arm(socket, *key, interest)?))
     }
 
     /// The raw descriptor, for callers that poll it themselves.
@@ -583,10 +555,10 @@ impl Drop for Transport {
         // just before the connection is dropped still reaches the server.
         let _ = self.flush();
         // Errors are ignored: the descriptor is closed right after either way.
-        if let (Some(Registration { reactor, .. }), Some(socket)) =
+        if let (Some(Registration { reactor, key }), Some(socket)) =
             (&self.registration, self.socket())
         {
-            let _ = reactor.poller.delete(socket);
+            reactor.deregister(socket, *key);
         }
     }
 }

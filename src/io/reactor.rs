@@ -1,0 +1,297 @@
+//! The green runtime's readiness source: one poller for many sockets.
+//!
+//! On Linux it is a raw epoll instance with edge-triggered registrations: a socket is added
+//! once, never re-armed, and a wait is a single `epoll_wait` — so a sequential request costs
+//! its send, one wait and its receive. An edge is reported once: readiness that arrives for a
+//! socket nobody waits on (or for the half nobody waits for) is kept as *unclaimed* and
+//! handed to the next park on that socket, which then does not sleep. A kept edge may be
+//! stale (the bytes were read meanwhile); the driver retries its call after every wake, so
+//! that costs one failed non-blocking call, never a lost wake-up.
+//!
+//! Elsewhere it is the `polling` crate with oneshot registrations, armed before each park.
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use socket2::Socket;
+
+use super::transport::Ready;
+
+/// A poller shared by the sockets of one green runtime.
+pub(crate) struct Reactor {
+    sys: sys::Selector,
+    next_key: AtomicUsize,
+    /// Readiness reported for a key while nobody waited for it.
+    unclaimed: Mutex<HashMap<usize, Ready>>,
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor").finish_non_exhaustive()
+    }
+}
+
+impl Reactor {
+    pub(crate) fn new() -> io::Result<Arc<Self>> {
+        Ok(Arc::new(Reactor {
+            sys: sys::Selector::new()?,
+            next_key: AtomicUsize::new(0),
+            unclaimed: Mutex::default(),
+        }))
+    }
+
+    fn unclaimed(&self) -> MutexGuard<'_, HashMap<usize, Ready>> {
+        // Nothing is left half-done under this lock.
+        self.unclaimed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds `socket`, returning its key.
+    ///
+    /// # Safety
+    ///
+    /// `socket` must be [deregistered](Self::deregister) before it is closed.
+    pub(crate) unsafe fn register(&self, socket: &Socket) -> io::Result<usize> {
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's promise.
+        unsafe { self.sys.add(socket, key)? };
+        Ok(key)
+    }
+
+    /// Removes `socket` (key `key`) and forgets its unclaimed readiness.
+    pub(crate) fn deregister(&self, socket: &Socket, key: usize) {
+        // An error is ignored: the descriptor is closed right after, which removes it too.
+        let _ = self.sys.delete(socket);
+        self.unclaimed().remove(&key);
+    }
+
+    /// Prepares `socket` (key `key`) for a park on `interest`: returns the part of
+    /// `interest` that is known ready already (the park then does not sleep), or nothing
+    /// when the park must wait for the key's next event.
+    pub(crate) fn arm(&self, socket: &Socket, key: usize, interest: Ready) -> io::Result<Ready> {
+        if let Some(kept) = self.unclaimed().get_mut(&key) {
+            let ready = kept.and(interest);
+            if !ready.is_empty() {
+                *kept = kept.without(ready);
+                return Ok(ready);
+            }
+        }
+        self.sys.arm(socket, key, interest)?;
+        Ok(Ready::default())
+    }
+
+    /// Waits up to `timeout` for events and offers each to `claim` (key, readiness), which
+    /// returns the part it took; the rest is kept for the key's next [`arm`](Self::arm).
+    pub(crate) fn poll(
+        &self,
+        timeout: Option<Duration>,
+        mut claim: impl FnMut(usize, Ready) -> Ready,
+    ) -> io::Result<()> {
+        let mut left = Vec::new();
+        self.sys.wait(timeout, |key, ready| {
+            let rest = ready.without(claim(key, ready));
+            if !rest.is_empty() {
+                left.push((key, rest));
+            }
+        })?;
+        if !left.is_empty() {
+            let mut unclaimed = self.unclaimed();
+            for (key, rest) in left {
+                let kept = unclaimed.entry(key).or_default();
+                *kept = kept.or(rest);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod sys {
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use socket2::Socket;
+
+    use super::Ready;
+
+    /// Events taken per `epoll_wait`.
+    const BATCH: usize = 256;
+
+    pub(super) struct Selector {
+        epoll: OwnedFd,
+        events: Mutex<Vec<libc::epoll_event>>,
+    }
+
+    impl Selector {
+        pub(super) fn new() -> io::Result<Self> {
+            // SAFETY: plain syscall; the result is checked before use.
+            let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(Selector {
+                // SAFETY: `fd` is a new descriptor owned by nothing else.
+                epoll: unsafe { OwnedFd::from_raw_fd(fd) },
+                events: Mutex::new(vec![libc::epoll_event { events: 0, u64: 0 }; BATCH]),
+            })
+        }
+
+        fn ctl(
+            &self,
+            op: libc::c_int,
+            socket: &Socket,
+            event: Option<libc::epoll_event>,
+        ) -> io::Result<()> {
+            let mut event = event;
+            let ptr = event
+                .as_mut()
+                .map_or(std::ptr::null_mut(), |e| e as *mut libc::epoll_event);
+            // SAFETY: both descriptors are open; `ptr` is null (allowed for DEL) or points to
+            // an event that lives across the call.
+            let r = unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, socket.as_raw_fd(), ptr) };
+            if r < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        }
+
+        /// # Safety
+        ///
+        /// `socket` must be deleted before it is closed.
+        pub(super) unsafe fn add(&self, socket: &Socket, key: usize) -> io::Result<()> {
+            let flags = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
+            let event = libc::epoll_event {
+                events: flags as u32,
+                u64: key as u64,
+            };
+            self.ctl(libc::EPOLL_CTL_ADD, socket, Some(event))
+        }
+
+        pub(super) fn delete(&self, socket: &Socket) -> io::Result<()> {
+            self.ctl(libc::EPOLL_CTL_DEL, socket, None)
+        }
+
+        /// Edge-triggered registrations stay armed.
+        pub(super) fn arm(&self, _: &Socket, _: usize, _: Ready) -> io::Result<()> {
+            Ok(())
+        }
+
+        pub(super) fn wait(
+            &self,
+            timeout: Option<Duration>,
+            mut each: impl FnMut(usize, Ready),
+        ) -> io::Result<()> {
+            // Rounded up: a wait that ends before its timer would only wait again.
+            let ms = timeout.map_or(-1, |t| {
+                let ms = t.as_nanos().div_ceil(1_000_000);
+                i32::try_from(ms).unwrap_or(i32::MAX)
+            });
+            let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+            // SAFETY: `events` holds `BATCH` writable entries for the kernel to fill.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.epoll.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    BATCH as libc::c_int,
+                    ms,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                return match e.kind() {
+                    io::ErrorKind::Interrupted => Ok(()),
+                    _ => Err(e),
+                };
+            }
+            for event in &events[..n as usize] {
+                let flags = event.events as libc::c_int;
+                let failed = flags & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
+                let ready = Ready {
+                    readable: flags & (libc::EPOLLIN | libc::EPOLLRDHUP) != 0 || failed,
+                    writable: flags & libc::EPOLLOUT != 0 || failed,
+                };
+                each(event.u64 as usize, ready);
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod sys {
+    use std::io;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use polling::{Event, Events, PollMode, Poller};
+    use socket2::Socket;
+
+    use super::Ready;
+
+    pub(super) struct Selector {
+        poller: Poller,
+        events: Mutex<Events>,
+    }
+
+    impl Selector {
+        pub(super) fn new() -> io::Result<Self> {
+            Ok(Selector {
+                poller: Poller::new()?,
+                events: Mutex::new(Events::new()),
+            })
+        }
+
+        /// # Safety
+        ///
+        /// `socket` must be deleted before it is closed.
+        pub(super) unsafe fn add(&self, socket: &Socket, key: usize) -> io::Result<()> {
+            // SAFETY: the caller's promise.
+            unsafe {
+                self.poller
+                    .add_with_mode(socket, Event::none(key), PollMode::Oneshot)
+            }
+        }
+
+        pub(super) fn delete(&self, socket: &Socket) -> io::Result<()> {
+            self.poller.delete(socket)
+        }
+
+        /// Oneshot registrations are armed before each park.
+        pub(super) fn arm(&self, socket: &Socket, key: usize, interest: Ready) -> io::Result<()> {
+            let event = match (interest.readable, interest.writable) {
+                (true, true) => Event::all(key),
+                (true, false) => Event::readable(key),
+                (false, true) => Event::writable(key),
+                (false, false) => Event::none(key),
+            };
+            self.poller
+                .modify_with_mode(socket, event, PollMode::Oneshot)
+        }
+
+        pub(super) fn wait(
+            &self,
+            timeout: Option<Duration>,
+            mut each: impl FnMut(usize, Ready),
+        ) -> io::Result<()> {
+            let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+            events.clear();
+            self.poller.wait(&mut events, timeout)?;
+            for ev in events.iter() {
+                each(
+                    ev.key,
+                    Ready {
+                        readable: ev.readable,
+                        writable: ev.writable,
+                    },
+                );
+            }
+            events.clear();
+            Ok(())
+        }
+    }
+}
