@@ -15,10 +15,12 @@ mod driver;
 mod job;
 mod recv;
 mod response;
+mod route;
 mod send;
 mod state;
 #[cfg(feature = "tls")]
 mod tls;
+mod tunnel;
 
 use std::cell::{RefCell, RefMut};
 use std::io::{self, Read};
@@ -43,6 +45,8 @@ use state::{Link, State};
 pub(crate) struct Target {
     pub(crate) origin: Origin,
     pub(crate) host_header: HeaderValue,
+    /// Directly or through a proxy.
+    pub(crate) route: route::Route,
 }
 
 /// An HTTP/1.1 connection to one host and port that can pipeline.
@@ -178,9 +182,11 @@ impl<P: Park> HttpConnection<P> {
             return Err(RequestError::UnsupportedScheme.into());
         }
         let host_header = origin.host_header()?;
+        let route = route::Route::new(origin, &host_header, &config.proxies)?;
         let target = Target {
             origin: origin.clone(),
             host_header,
+            route,
         };
         let state = RefCell::new(State::new(&config));
         Ok(HttpConnection {
