@@ -171,7 +171,8 @@ fn refusals_are_typed_errors_with_the_proxy_authenticate_values() {
 /// never a hang; the connect timeout covers the exchange.
 #[test]
 fn a_failing_proxy_is_a_typed_error_never_a_hang() {
-    let cases: [(&[u8], fn(&Error) -> bool); 3] = [
+    type Expected = fn(&Error) -> bool;
+    let cases: [(&[u8], Expected); 3] = [
         (b"", |e| {
             matches!(e, Error::ProxyTunnel(TunnelFailure::Closed))
         }),
@@ -599,4 +600,21 @@ mod https {
             other => panic!("expected EarlyData, got {other:?}"),
         }
     }
+}
+
+/// Without the `tls` feature an `https` origin is refused as before, proxy or not.
+#[cfg(not(feature = "tls"))]
+#[test]
+fn https_without_tls_is_the_usual_error() {
+    let config = config_via(Proxy::new("127.0.0.1", 9));
+    let got = HttpConnection::open(&Origin::new(Scheme::Https, "127.0.0.1", 443), config);
+    assert!(
+        matches!(
+            got,
+            Err(Error::InvalidRequest(
+                dugong::RequestError::UnsupportedScheme
+            ))
+        ),
+        "{got:?}"
+    );
 }

@@ -9,7 +9,6 @@ use super::route::Route;
 use super::Driver;
 use crate::error::{Error, Operation};
 use crate::io::Transport;
-use crate::proxy::TunnelFailure;
 
 /// A new connection, and the bytes that already came through it (from a tunnel, with the
 /// proxy's answer): the start of the stream.
@@ -60,7 +59,7 @@ fn secure(
         return Ok(transport);
     }
     if !early.is_empty() {
-        return Err(Error::ProxyTunnel(TunnelFailure::EarlyData));
+        return Err(Error::ProxyTunnel(crate::proxy::TunnelFailure::EarlyData));
     }
     let client = d.config.tls.client_config()?;
     let name = super::tls::server_name(&d.target.origin.host)?;

@@ -111,7 +111,8 @@ impl HttpConnection {
     ///
     /// # Errors
     ///
-    /// - [`Error::InvalidRequest`] when `host` cannot be used in a `Host` header.
+    /// - [`Error::InvalidRequest`] when `host` cannot be used in a `Host` header (or in a
+    ///   `CONNECT` target, through a proxy's tunnel).
     pub fn with_config(host: &str, port: u16, config: Config) -> Result<Self, Error> {
         Self::open(&Origin::new(Scheme::Http, host, port), config)
     }
@@ -228,12 +229,17 @@ impl<P: Park> HttpConnection<P> {
     /// # Errors
     ///
     /// - [`Error::Connect`] when no address accepted the connection (the last attempt's
-    ///   error is the source); [`Error::Timeout`] when the connect timeout passed.
+    ///   error is the source; through a proxy, the proxy's address); [`Error::Timeout`] when
+    ///   the connect timeout passed.
+    /// - Through a proxy's tunnel: [`Error::ProxyRefused`] when it answered `CONNECT` with a
+    ///   non-2xx status (407: credentials missing or refused), [`Error::ProxyTunnel`] when it
+    ///   closed or answered with something other than HTTP.
     /// - The error of a dead connection that still has unanswered requests (reported once).
     ///
     /// # Blocking
     ///
-    /// Up to the connect timeout (name resolution itself is not bounded by it).
+    /// Up to the connect timeout (name resolution itself is not bounded by it), which covers
+    /// a proxy's `CONNECT` exchange and the TLS handshake too.
     pub fn connect(&self) -> Result<(), Error> {
         let d = self.driver();
         let mut st = d.state()?;
@@ -270,6 +276,8 @@ impl<P: Park> HttpConnection<P> {
     ///   with requests unanswered (this request is not sent; the next call reconnects), or
     ///   when the server stops accepting bytes (pending responses can still be read).
     /// - [`Error::Connect`], [`Error::Timeout`], [`Error::BufferFull`], [`Error::Io`].
+    /// - When it connects through a proxy's tunnel: [`Error::ProxyRefused`],
+    ///   [`Error::ProxyTunnel`] (see [`connect`](Self::connect)).
     ///
     /// # Blocking
     ///

@@ -79,7 +79,7 @@ impl Route {
         buf.clear();
         buf.push_str(prefix);
         buf.push_str(path);
-        &**buf
+        buf
     }
 
     /// The credentials every request carries: a forward proxy's (a tunnel's go on the
