@@ -239,6 +239,30 @@ fn pipelining_through_both_kinds_of_proxy() {
     assert!(server.errors().is_empty(), "{:?}", server.errors());
 }
 
+/// Uploads in absolute-form, with a length and chunked, through every send path: the
+/// proxy forwards the bodies and the echoes come back whole.
+#[test]
+fn uploads_through_a_forward_proxy() {
+    let server = LoopbackServer::start();
+    let proxy = ForwardProxy::start();
+    for &path in SendPath::ALL {
+        let config = config_via(proxy_to(&proxy));
+        path.run_on(http("127.0.0.1", server.port()), config, |conn| {
+            let upload = pattern(300_000);
+            for body in [Body::Bytes(&upload), Body::Chunked] {
+                conn.send(&Method::PUT, "/echo", &HeaderMap::new(), body)
+                    .expect("send");
+                if body == Body::Chunked {
+                    conn.stream(&mut &upload[..]).expect("chunked body");
+                }
+                assert_eq!(conn.read_response().expect("head").status, StatusCode::OK);
+                assert_eq!(conn.read_all().expect("echo"), upload);
+            }
+        });
+    }
+    assert!(proxy.errors().is_empty(), "{:?}", proxy.errors());
+}
+
 /// 100 GETs of assorted sizes sent before any is read, then every body checked.
 fn pipeline_100(conn: &support::Client<'_>) {
     let targets: Vec<String> = (0..100)
