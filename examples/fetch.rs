@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --example fetch -- --depth 16 http://127.0.0.1:8080/a http://127.0.0.1:8080/b
 //! cargo run --example fetch -- --cacert ca.pem https://localhost:8443/a
+//! cargo run --example fetch -- --proxy http://user:pass@127.0.0.1:3128 http://example.com/
 //! ```
 
 use std::fmt;
@@ -19,7 +20,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 #[cfg(feature = "tls")]
 use dugong::rustls::RootCertStore;
-use dugong::{Body, Config, HttpConnection, Origin, Retry, Scheme};
+use dugong::{Body, Config, HttpConnection, Origin, Proxies, Proxy, Retry, Scheme};
 use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderMap, Method};
 
@@ -49,6 +50,14 @@ resolver that cannot answer now) before a response's body started is followed by
 on a new connection: at once after a response arrived, else after 100 ms, doubling up to
 5 s, at most N times in a row. Methods other than GET, HEAD, PUT, DELETE, OPTIONS and
 TRACE are never resent.
+
+--proxy http://[user:password@]host[:port] sends the connection through an HTTP proxy
+(port 80 by default; user and password percent-decoded, sent to the proxy only):
+http:// URLs as absolute-form requests, https:// URLs through a CONNECT tunnel.
+Only http:// proxies are supported. --proxy-from-env takes the proxy from
+http_proxy / https_proxy / all_proxy and skips it for hosts in no_proxy (uppercase
+forms too; lowercase wins), as curl does. A proxy that refuses the tunnel fails the
+connection: exit 1, with `error: the proxy refused the tunnel with status <status>`.
 
 Each complete response gets a line on stderr: <status> <METHOD> <target> <body bytes>.
 Exit status: 0 if every response arrived complete, whatever its status; 1 otherwise,
@@ -95,6 +104,13 @@ struct Cli {
     #[cfg(feature = "tls")]
     #[arg(long, value_name = "FILE", value_parser = parse_cacert)]
     cacert: Option<RootCertStore>,
+    /// Send the connection through this HTTP proxy, http://[user:password@]host[:port]
+    /// (see below)
+    #[arg(long, value_name = "URL", value_parser = parse_proxy, conflicts_with = "proxy_from_env")]
+    proxy: Option<Proxy>,
+    /// Take the proxy from http_proxy, https_proxy, all_proxy and no_proxy, as curl does
+    #[arg(long)]
+    proxy_from_env: bool,
     /// http://host[:port]/path or https://host[:port]/path URLs, all on one scheme, host and
     /// port
     #[arg(value_name = "URL", required = true, value_parser = parse_url)]
@@ -204,6 +220,11 @@ fn parse_url(s: &str) -> Result<Url, String> {
     let host = origin.host.to_ascii_lowercase();
     let origin = Origin::new(origin.scheme, &host, origin.port);
     Ok(Url { origin, target })
+}
+
+/// Reads `--proxy` with the library's [`Proxy::parse`].
+fn parse_proxy(s: &str) -> Result<Proxy, String> {
+    Proxy::parse(s).map_err(|e| chain(&e))
 }
 
 /// Reads `--cacert`: every certificate in a PEM file, as the only trust anchors.
@@ -453,6 +474,11 @@ impl<'a> Session<'a> {
         #[cfg(feature = "tls")]
         if let Some(roots) = &cli.cacert {
             config = config.tls(dugong::TlsConfig::with_root_certificates(roots.clone())?);
+        }
+        if let Some(proxy) = &cli.proxy {
+            config = config.proxy(proxy.clone());
+        } else if cli.proxy_from_env {
+            config = config.proxies(Proxies::from_env()?);
         }
         let conn = HttpConnection::open(&cli.urls[0].origin, config)?;
         let mut headers: HeaderMap = cli.headers.iter().cloned().collect();

@@ -5,6 +5,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::proto::{InFlight, ProtocolError, RequestError, StateError};
+use crate::proxy::{ProxyUrlError, TunnelFailure};
 
 /// Everything that can go wrong in a connection.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +107,25 @@ pub enum Error {
     /// how). Nothing was sent or consumed.
     #[error("the call does not fit the connection's state")]
     State(#[from] StateError),
+    /// A proxy URL cannot be used (the source says why): given to
+    /// [`Proxy::parse`](crate::Proxy::parse) or found in the environment.
+    #[error("invalid proxy url")]
+    InvalidProxy(#[source] ProxyUrlError),
+    /// The proxy answered `CONNECT` with a final status other than 2xx: there is no tunnel,
+    /// and the connection to the proxy is closed. A `407 Proxy Authentication Required` means
+    /// credentials are missing or refused; `proxy_authenticate` then says which schemes the
+    /// proxy accepts.
+    #[error("the proxy refused the tunnel with status {status}")]
+    ProxyRefused {
+        /// The proxy's status.
+        status: http::StatusCode,
+        /// The proxy's `Proxy-Authenticate` values, in order (usually only with a 407).
+        proxy_authenticate: Vec<http::HeaderValue>,
+    },
+    /// The proxy failed while opening a `CONNECT` tunnel (the source says how): it closed
+    /// the connection, or its answer was not valid HTTP. The connection to it is closed.
+    #[error("the proxy failed to open a tunnel")]
+    ProxyTunnel(#[source] TunnelFailure),
 }
 
 impl Error {
@@ -139,6 +159,10 @@ impl Error {
             Error::Timeout { .. } | Error::ConnectionClosed { .. } => true,
             Error::Poisoned { cause, .. } => cause.is_temporary(),
             Error::BufferFull { .. } | Error::Cancelled | Error::State(_) => false,
+            Error::InvalidProxy(_) => false,
+            // The proxy could not reach the origin, or is overloaded, for now.
+            Error::ProxyRefused { status, .. } => matches!(status.as_u16(), 408 | 429 | 502..=504),
+            Error::ProxyTunnel(failure) => matches!(failure, TunnelFailure::Closed),
         }
     }
 
@@ -230,6 +254,10 @@ impl From<Error> for io::Error {
             Error::Tls(_) => io::ErrorKind::InvalidData,
             Error::State(_) | Error::BufferFull { .. } => io::ErrorKind::Other,
             Error::Cancelled => io::ErrorKind::Interrupted,
+            Error::InvalidProxy(_) => io::ErrorKind::InvalidInput,
+            Error::ProxyRefused { .. } => io::ErrorKind::ConnectionRefused,
+            Error::ProxyTunnel(TunnelFailure::Closed) => io::ErrorKind::ConnectionAborted,
+            Error::ProxyTunnel(_) => io::ErrorKind::InvalidData,
         };
         io::Error::new(kind, e)
     }
@@ -399,6 +427,13 @@ mod tests {
             Error::BufferFull { limit: 10 },
             Error::Cancelled,
             Error::State(StateError::BodyTooLong),
+            Error::InvalidProxy(ProxyUrlError::UnsupportedScheme),
+            Error::ProxyRefused {
+                status: http::StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                proxy_authenticate: vec![http::HeaderValue::from_static("Basic realm=\"p\"")],
+            },
+            Error::ProxyTunnel(TunnelFailure::Closed),
+            Error::ProxyTunnel(TunnelFailure::Protocol(ProtocolError::SwitchingProtocols)),
         ];
         for e in &errors {
             let messages = chain(e);
@@ -448,6 +483,10 @@ mod tests {
         let poisoned = |cause| Error::Poisoned {
             cause,
             unanswered: vec![request.clone()],
+        };
+        let refused = |status: u16| Error::ProxyRefused {
+            status: http::StatusCode::from_u16(status).expect("a status"),
+            proxy_authenticate: Vec::new(),
         };
         let table: Vec<(Error, bool)> = vec![
             (connect(io::ErrorKind::ConnectionRefused), true),
@@ -499,6 +538,18 @@ mod tests {
             (Error::BufferFull { limit: 1 }, false),
             (Error::Cancelled, false),
             (Error::State(StateError::BodyTooLong), false),
+            (Error::InvalidProxy(ProxyUrlError::UnsupportedScheme), false),
+            (refused(407), false),
+            (refused(403), false),
+            (refused(502), true),
+            (refused(503), true),
+            (refused(504), true),
+            (Error::ProxyTunnel(TunnelFailure::Closed), true),
+            (Error::ProxyTunnel(TunnelFailure::EarlyData), false),
+            (
+                Error::ProxyTunnel(TunnelFailure::Protocol(ProtocolError::InvalidChunkSize)),
+                false,
+            ),
         ];
         for (e, temporary) in &table {
             assert_eq!(e.is_temporary(), *temporary, "{e:?}");

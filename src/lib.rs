@@ -169,9 +169,19 @@
 //!   differ only in how they wait: the connection's [`Park`] ([`Blocking`] in `poll(2)`, or
 //!   [`green::Green`]), or a coroutine suspending to its loop body or to a foreign event loop.
 //!
+//! # Proxies
+//!
+//! [`Config::proxy`] sends every connection through an HTTP proxy ([`Proxy`]; only `http://`
+//! proxies): `https://` origins through a `CONNECT` tunnel, `http://` origins with
+//! absolute-form request targets (or a tunnel, with [`HttpVia::Tunnel`]). The proxy sits
+//! below the driver: pipelining, cofunctions, `co_*` operations and green tasks work the same
+//! through it, and a reconnect goes through it again. [`Proxies::from_env`] reads
+//! `http_proxy`, `https_proxy` and `no_proxy` as curl does; nothing reads the environment
+//! unless asked.
+//!
 //! # Out of scope (for now)
 //!
-//! Proxies, HTTP/2, cookies, redirects, content decoding, connection pools.
+//! HTTPS and SOCKS proxies, HTTP/2, cookies, redirects, content decoding, connection pools.
 //!
 //! # Platforms
 //!
@@ -192,6 +202,7 @@ mod error;
 pub mod green;
 mod io;
 pub mod proto;
+mod proxy;
 
 #[cfg(feature = "tls")]
 pub use connection::TlsConfig;
@@ -206,6 +217,7 @@ pub use error::{ClosePhase, Error, Operation, PoisonCause};
 pub use io::sim;
 pub use io::{Blocking, DnsError, Park, Resolve, SystemResolver};
 pub use proto::{Body, InFlight, Origin, ProtocolError, RequestError, Scheme, StateError};
+pub use proxy::{HttpVia, NoProxy, Proxies, Proxy, ProxyUrlError, TunnelFailure};
 #[cfg(feature = "tls")]
 pub use rustls;
 

@@ -11,8 +11,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use dugong_harness::{
-    pattern, CloseMode, LoopbackServer, ScriptedServer, ServerOptions, Step, TestCa, TlsTerminator,
-    Validity,
+    pattern, CloseMode, ForwardProxy, LoopbackServer, ProxyAnswer, ScriptedServer, ServerOptions,
+    Step, TestCa, TlsTerminator, Validity,
 };
 
 /// Longest any one run of an example may take.
@@ -1170,4 +1170,136 @@ fn retry_resends_what_a_closing_server_left_unanswered() {
         run.stderr
     );
     assert_eq!(lines[lines.len() - 2], "unanswered: GET /x");
+}
+
+#[test]
+fn proxy_carries_plain_and_https_urls() {
+    let server = loopback();
+    let proxy = ForwardProxy::start();
+    let proxy_url = format!("http://me:p%40ss@127.0.0.1:{}", proxy.port());
+    let run = fetch(
+        &["--proxy", &proxy_url, "--depth", "4"],
+        server.port(),
+        &["/bytes/3", "/bytes/5"],
+    );
+    assert_exit(&run, 0);
+    assert_eq!(run.stdout, [pattern(3), pattern(5)].concat());
+    assert_eq!(
+        run.stderr_lines(),
+        ["200 GET /bytes/3 3", "200 GET /bytes/5 5"]
+    );
+    let port = server.port();
+    let heads = proxy.heads();
+    assert_eq!(heads.len(), 2, "{heads:?}");
+    for (head, target) in heads.iter().zip(["/bytes/3", "/bytes/5"]) {
+        assert!(
+            head.starts_with(&format!("GET http://127.0.0.1:{port}{target} HTTP/1.1\r\n")),
+            "{head}"
+        );
+        // Basic base64("me:p@ss").
+        assert!(
+            head.contains("proxy-authorization: Basic bWU6cEBzcw==\r\n"),
+            "{head}"
+        );
+    }
+
+    let peer = HttpsPeer::start();
+    let base = format!("https://127.0.0.1:{}", peer.tls.port());
+    let run = fetch_from(
+        &base,
+        &["--proxy", &proxy_url, "--cacert", peer.ca_arg()],
+        &["/bytes/7"],
+    );
+    assert_exit(&run, 0);
+    assert_eq!(run.stdout, pattern(7));
+    assert_eq!(run.stderr_lines(), ["200 GET /bytes/7 7"]);
+    let connect = format!("CONNECT 127.0.0.1:{} HTTP/1.1\r\n", peer.tls.port());
+    assert!(
+        proxy.heads()[2].starts_with(&connect),
+        "{:?}",
+        proxy.heads()
+    );
+}
+
+#[test]
+fn a_refused_tunnel_fails_like_a_connection() {
+    let proxy = ForwardProxy::start_with(ProxyAnswer::Refuse(
+        b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n".to_vec(),
+    ));
+    let proxy_url = format!("http://127.0.0.1:{}", proxy.port());
+    let run = fetch_from(
+        &format!("https://127.0.0.1:{}", closed_port()),
+        &["--proxy", &proxy_url, "--timeout", "5"],
+        &["/a", "/b"],
+    );
+    assert_exit(&run, 1);
+    assert_eq!(
+        run.stderr_lines(),
+        [
+            "unanswered: GET /a",
+            "unanswered: GET /b",
+            "error: the proxy refused the tunnel with status 407 Proxy Authentication Required",
+        ]
+    );
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn proxy_from_env_follows_http_proxy_and_no_proxy() {
+    let server = loopback();
+    let proxy = ForwardProxy::start();
+    let url = format!("http://127.0.0.1:{}/bytes/4", server.port());
+    let proxy_url = format!("http://127.0.0.1:{}", proxy.port());
+    for (no_proxy, proxied) in [("", 1), ("localhost,127.0.0.1", 0)] {
+        let child = Command::new(examples_dir().join("fetch"))
+            .args(["--proxy-from-env", &url])
+            .env_remove("HTTP_PROXY")
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy")
+            .env_remove("NO_PROXY")
+            .env("http_proxy", &proxy_url)
+            .env("no_proxy", no_proxy)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn fetch");
+        let before = proxy.heads().len();
+        let run = collect(child);
+        assert_exit(&run, 0);
+        assert_eq!(run.stdout, pattern(4));
+        assert_eq!(
+            proxy.heads().len() - before,
+            proxied,
+            "no_proxy={no_proxy:?}"
+        );
+    }
+    // Without the flag the environment is not read.
+    let child = Command::new(examples_dir().join("fetch"))
+        .arg(&url)
+        .env("http_proxy", &proxy_url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn fetch");
+    assert_exit(&collect(child), 0);
+    assert_eq!(proxy.heads().len(), 1);
+}
+
+#[test]
+fn proxy_argument_errors_exit_2() {
+    let url = format!("http://127.0.0.1:{}/a", closed_port());
+    for args in [
+        vec!["--proxy", "socks5://127.0.0.1:1080", &url],
+        vec!["--proxy", "https://127.0.0.1:3128", &url],
+        vec!["--proxy", "http://127.0.0.1:port", &url],
+        vec!["--proxy", "http://127.0.0.1:3128", "--proxy-from-env", &url],
+        vec!["--proxy", "http://127.0.0.1:3128/path", &url],
+    ] {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let run = run_example("fetch", &args);
+        assert_exit(&run, 2);
+        assert!(!run.stderr.trim().is_empty(), "no message for {args:?}");
+    }
 }

@@ -34,6 +34,9 @@
 //!   after the response; a malformed request gets `400` and a close.
 //! - [`DelayProxy`]: a TCP proxy adding a fixed one-way delay per direction
 //!   with many segments in flight, to model round-trip time.
+//! - [`ForwardProxy`]: an HTTP forward proxy (absolute-form requests and `CONNECT`
+//!   tunnels, to loopback upstreams only) that records the request heads it receives, or
+//!   answers with bytes the test chooses ([`ProxyAnswer`]).
 //! - [`TlsTerminator`]: TLS in front of any of them (certificates from a
 //!   [`TestCa`] made at test time), ending with or without `close_notify`.
 //!
@@ -51,6 +54,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod forward_proxy;
 mod memory;
 mod net;
 mod proxy;
@@ -59,6 +63,7 @@ mod scripted;
 mod server;
 mod tls;
 
+pub use forward_proxy::{ForwardProxy, ProxyAnswer};
 pub use memory::peak_rss_kib;
 pub use proxy::DelayProxy;
 pub use scripted::{ScriptedServer, Step, Transcript};

@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use crate::io::{Resolve, SystemResolver};
 use crate::proto::Limits;
+use crate::{Proxies, Proxy};
 
 /// Settings for an [`HttpConnection`](crate::HttpConnection).
 ///
 /// Built from [`Config::default`] with the builder methods, each named after the field it
 /// sets; the fields are public to read (and to set in place). `#[non_exhaustive]`: settings
-/// will be added (TLS, proxies), so start from the default.
+/// will be added, so start from the default.
 ///
 /// ```
 /// use std::time::Duration;
@@ -41,6 +42,8 @@ pub struct Config {
     /// How `https` connections verify the server (see [`TlsConfig`](crate::TlsConfig)).
     #[cfg(feature = "tls")]
     pub tls: crate::TlsConfig,
+    /// The proxy each origin goes through (see [`Config::proxies`](Self::proxies())).
+    pub proxies: Proxies,
     /// How host names become addresses (see [`Config::resolver`](Self::resolver())).
     pub resolver: Resolver,
 }
@@ -70,7 +73,7 @@ impl Default for Config {
     /// Connect timeout 10 s (it covers the TLS handshake), operation timeout 30 s, 1 s to
     /// wait for `100 Continue`, the [`Limits`] defaults, 16 MiB of response data buffered
     /// while a send waits, coalesced writes, the default [`TlsConfig`](crate::TlsConfig), and
-    /// the [`SystemResolver`].
+    /// no proxy (the environment is not read), and the [`SystemResolver`].
     fn default() -> Self {
         Config {
             connect_timeout: Some(Duration::from_secs(10)),
@@ -81,6 +84,7 @@ impl Default for Config {
             coalesce_writes: true,
             #[cfg(feature = "tls")]
             tls: crate::TlsConfig::default(),
+            proxies: Proxies::default(),
             resolver: Resolver::default(),
         }
     }
@@ -89,6 +93,8 @@ impl Default for Config {
 impl Config {
     /// Time allowed to establish a connection, over all addresses of the host. `None` waits
     /// as long as the OS does; `Some(Duration::ZERO)` is not "forever" but "now or never".
+    /// Through a proxy it bounds connecting to the proxy, the `CONNECT` exchange and the TLS
+    /// handshake together.
     pub fn connect_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connect_timeout = timeout;
         self
@@ -179,6 +185,34 @@ impl Config {
     /// `flush()` first if a request sent just before it must already be on the wire.
     pub fn coalesce_writes(mut self, on: bool) -> Self {
         self.coalesce_writes = on;
+        self
+    }
+
+    /// Sends every connection through `proxy`: `https://` origins through a `CONNECT`
+    /// tunnel, `http://` origins with absolute-form targets (see [`Proxy`]). Shorthand for
+    /// `proxies(Proxies::all(proxy))`.
+    ///
+    /// ```
+    /// let proxy = dugong::Proxy::parse("http://user:pass@127.0.0.1:3128")?;
+    /// let config = dugong::Config::default().proxy(proxy);
+    /// # let _ = config;
+    /// # Ok::<(), dugong::Error>(())
+    /// ```
+    pub fn proxy(self, proxy: Proxy) -> Self {
+        self.proxies(Proxies::all(proxy))
+    }
+
+    /// Which proxy each origin goes through, per scheme, with hosts that go direct (default:
+    /// none). [`Proxies::from_env`] reads them from `http_proxy`, `https_proxy` and
+    /// `no_proxy`, as curl does.
+    ///
+    /// ```no_run
+    /// let config = dugong::Config::default().proxies(dugong::Proxies::from_env()?);
+    /// # let _ = config;
+    /// # Ok::<(), dugong::Error>(())
+    /// ```
+    pub fn proxies(mut self, proxies: Proxies) -> Self {
+        self.proxies = proxies;
         self
     }
 

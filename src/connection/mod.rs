@@ -16,10 +16,12 @@ mod job;
 mod recv;
 mod response;
 mod retry;
+mod route;
 mod send;
 mod state;
 #[cfg(feature = "tls")]
 mod tls;
+mod tunnel;
 
 use std::cell::{RefCell, RefMut};
 use std::io::{self, Read};
@@ -45,6 +47,8 @@ use state::{Link, State};
 pub(crate) struct Target {
     pub(crate) origin: Origin,
     pub(crate) host_header: HeaderValue,
+    /// Directly or through a proxy.
+    pub(crate) route: route::Route,
 }
 
 /// An HTTP/1.1 connection to one host and port that can pipeline.
@@ -109,7 +113,8 @@ impl HttpConnection {
     ///
     /// # Errors
     ///
-    /// - [`Error::InvalidRequest`] when `host` cannot be used in a `Host` header.
+    /// - [`Error::InvalidRequest`] when `host` cannot be used in a `Host` header (or in a
+    ///   `CONNECT` target, through a proxy's tunnel).
     pub fn with_config(host: &str, port: u16, config: Config) -> Result<Self, Error> {
         Self::open(&Origin::new(Scheme::Http, host, port), config)
     }
@@ -180,9 +185,11 @@ impl<P: Park> HttpConnection<P> {
             return Err(RequestError::UnsupportedScheme.into());
         }
         let host_header = origin.host_header()?;
+        let route = route::Route::new(origin, &host_header, &config.proxies)?;
         let target = Target {
             origin: origin.clone(),
             host_header,
+            route,
         };
         let state = RefCell::new(State::new(&config));
         Ok(HttpConnection {
@@ -224,12 +231,17 @@ impl<P: Park> HttpConnection<P> {
     /// # Errors
     ///
     /// - [`Error::Connect`] when no address accepted the connection (the last attempt's
-    ///   error is the source); [`Error::Timeout`] when the connect timeout passed.
+    ///   error is the source; through a proxy, the proxy's address); [`Error::Timeout`] when
+    ///   the connect timeout passed.
+    /// - Through a proxy's tunnel: [`Error::ProxyRefused`] when it answered `CONNECT` with a
+    ///   non-2xx status (407: credentials missing or refused), [`Error::ProxyTunnel`] when it
+    ///   closed or answered with something other than HTTP.
     /// - The error of a dead connection that still has unanswered requests (reported once).
     ///
     /// # Blocking
     ///
-    /// Up to the connect timeout (name resolution itself is not bounded by it).
+    /// Up to the connect timeout (name resolution itself is not bounded by it), which covers
+    /// a proxy's `CONNECT` exchange and the TLS handshake too.
     pub fn connect(&self) -> Result<(), Error> {
         let d = self.driver();
         let mut st = d.state()?;
@@ -266,6 +278,8 @@ impl<P: Park> HttpConnection<P> {
     ///   with requests unanswered (this request is not sent; the next call reconnects), or
     ///   when the server stops accepting bytes (pending responses can still be read).
     /// - [`Error::Connect`], [`Error::Timeout`], [`Error::BufferFull`], [`Error::Io`].
+    /// - When it connects through a proxy's tunnel: [`Error::ProxyRefused`],
+    ///   [`Error::ProxyTunnel`] (see [`connect`](Self::connect)).
     ///
     /// # Blocking
     ///

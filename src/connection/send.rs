@@ -12,7 +12,7 @@ use super::driver::{drain, send_error, Deadline, Driver, Held};
 use super::state::{Link, Outgoing, Sender, State};
 use crate::error::{ClosePhase, Error, Operation, PoisonCause};
 use crate::io::{Ready, Wake};
-use crate::proto::{encode_request_head, Body, HeadStep, InFlight, StateError};
+use crate::proto::{encode_head, Body, Head, HeadStep, InFlight, StateError};
 
 /// Bytes read from a body source per piece.
 const PIECE: usize = 64 * 1024;
@@ -68,14 +68,20 @@ pub(crate) fn prepare<'b>(
     let framing = body.framing(request.method);
     let mut head = std::mem::take(&mut st.send.head_buf);
     head.clear();
-    let encoded = encode_request_head(
-        request.method,
-        request.path,
-        request.headers,
-        &d.target.host_header,
+    let mut target_buf = std::mem::take(&mut st.send.target_buf);
+    let route = &d.target.route;
+    let encoded = encode_head(
+        &Head {
+            method: request.method,
+            target: route.request_target(request.path, &mut target_buf),
+            headers: request.headers,
+            host: &d.target.host_header,
+            proxy_authorization: route.request_credentials(),
+        },
         framing,
         &mut head,
     );
+    st.send.target_buf = target_buf;
     let ready = encoded
         .map_err(Error::from)
         .and_then(|()| st.ready_to_send(d))

@@ -74,6 +74,8 @@ pub(crate) struct Sending {
     pub(crate) outbox: Vec<u8>,
     /// Reused for encoding request heads.
     pub(crate) head_buf: Vec<u8>,
+    /// Reused for absolute-form request targets (to a forward proxy).
+    pub(crate) target_buf: String,
     /// The request whose body was refused must not leave the connection open.
     pub(crate) close_after_response: bool,
     /// The one request in flight has just been sent on an idle connection: its answer cannot
@@ -118,6 +120,7 @@ impl State {
                 sender: Sender::Caller,
                 outbox: Vec::new(),
                 head_buf: Vec::with_capacity(256),
+                target_buf: String::new(),
                 close_after_response: false,
                 just_sent: false,
                 body_cut: false,
@@ -238,8 +241,10 @@ impl State {
 
     /// Opens a new connection (see [`connect::open`](super::connect::open)).
     fn connect(&mut self, d: &Driver<'_>) -> Result<(), Error> {
-        let transport = super::connect::open(d)?;
-        self.reset(Link::Open(Arc::new(transport)));
+        let opened = super::connect::open(d)?;
+        self.reset(Link::Open(Arc::new(opened.transport)));
+        // What came through a proxy's tunnel with its answer is the start of the stream.
+        self.recv.buf.push(&opened.early);
         Ok(())
     }
 

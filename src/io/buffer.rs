@@ -141,6 +141,20 @@ impl ReadBuffer {
         }
     }
 
+    /// Appends bytes that were received before the buffer was (a proxy's tunnel delivered
+    /// them together with its answer to `CONNECT`).
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.make_room(self.len() + bytes.len());
+        if self.buf.len() - self.end < bytes.len() {
+            self.buf.resize(self.end + bytes.len(), 0);
+        }
+        self.buf[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+    }
+
     /// Records a clean end of stream seen by a read that bypassed the buffer.
     pub(crate) fn set_closed(&mut self) {
         self.eof = true;

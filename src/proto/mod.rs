@@ -6,6 +6,7 @@
 
 mod body;
 mod chunked;
+mod connect;
 mod error;
 mod framing;
 mod head;
@@ -17,12 +18,14 @@ mod request_body;
 mod response;
 
 pub use body::{BodyDecoder, Decoded};
+pub(crate) use connect::{connect_authority, encode_connect_head, ConnectReader, ConnectStep};
 pub use error::{ProtocolError, RequestError, StateError};
 pub use framing::{BodyKind, Framing};
 pub use head::ResponseHead;
 pub use limits::Limits;
 pub use origin::{Origin, Scheme};
 pub use pipeline::{InFlight, Pipeline};
+pub(crate) use request::{encode_head, Head};
 pub use request::{encode_request_head, host_header, Body, RequestFraming};
 pub use request_body::{BodyEncoder, Frame};
 pub use response::{HeadStep, ResponseReader};

@@ -123,7 +123,7 @@ impl Origin {
     ///
     /// [`RequestError::InvalidHost`] when the host is empty or not a valid field value.
     pub fn host_header(&self) -> Result<HeaderValue, RequestError> {
-        host_header_with_default(&self.host, self.port, self.scheme.default_port())
+        host_header_with_default(&self.host, self.port, Some(self.scheme.default_port()))
     }
 }
 

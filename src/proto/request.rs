@@ -1,6 +1,6 @@
 //! Request head encoding (RFC 9112 §3, §6) with validation before any byte is produced.
 
-use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HOST, PROXY_AUTHORIZATION, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Method};
 
 use super::RequestError;
@@ -74,6 +74,43 @@ pub fn encode_request_head(
     framing: RequestFraming,
     out: &mut Vec<u8>,
 ) -> Result<(), RequestError> {
+    let head = Head {
+        method,
+        target,
+        headers,
+        host,
+        proxy_authorization: None,
+    };
+    encode_head(&head, framing, out)
+}
+
+/// What a request head is made of: [`encode_request_head`]'s arguments, plus the proxy
+/// credentials a request to a proxy carries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Head<'a> {
+    pub(crate) method: &'a Method,
+    /// Origin-form, absolute-form (to a forward proxy) or authority-form (`CONNECT`).
+    pub(crate) target: &'a str,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) host: &'a HeaderValue,
+    /// `Proxy-Authorization` to add, unless `headers` has one (RFC 9110 §11.7.2); only for
+    /// the proxy itself, never through a tunnel.
+    pub(crate) proxy_authorization: Option<&'a HeaderValue>,
+}
+
+/// The one request head encoder (see [`encode_request_head`]).
+pub(crate) fn encode_head(
+    head: &Head<'_>,
+    framing: RequestFraming,
+    out: &mut Vec<u8>,
+) -> Result<(), RequestError> {
+    let Head {
+        method,
+        target,
+        headers,
+        host,
+        proxy_authorization,
+    } = *head;
     validate_target(target)?;
     for (name, value) in headers {
         if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
@@ -83,6 +120,11 @@ pub fn encode_request_head(
         validate_value(value.as_bytes())?;
     }
     validate_value(host.as_bytes())?;
+    let proxy_authorization =
+        proxy_authorization.filter(|_| !headers.contains_key(PROXY_AUTHORIZATION));
+    if let Some(value) = proxy_authorization {
+        validate_value(value.as_bytes())?;
+    }
 
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
@@ -90,6 +132,9 @@ pub fn encode_request_head(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     if !headers.contains_key(HOST) {
         put_header(out, b"host", host.as_bytes());
+    }
+    if let Some(value) = proxy_authorization {
+        put_header(out, b"proxy-authorization", value.as_bytes());
     }
     for (name, value) in headers {
         put_header(out, name.as_str().as_bytes(), value.as_bytes());
@@ -113,20 +158,21 @@ pub fn encode_request_head(
 ///
 /// [`RequestError::InvalidHost`] when the host is empty or not a valid field value.
 pub fn host_header(host: &str, port: u16) -> Result<HeaderValue, RequestError> {
-    host_header_with_default(host, port, 80)
+    host_header_with_default(host, port, Some(80))
 }
 
-/// [`host_header`], leaving out `default_port` (443 for `https`).
+/// [`host_header`], leaving out `default_port` (443 for `https`; `None` keeps every port, as
+/// a `CONNECT` target needs).
 pub(crate) fn host_header_with_default(
     host: &str,
     port: u16,
-    default_port: u16,
+    default_port: Option<u16>,
 ) -> Result<HeaderValue, RequestError> {
     if host.is_empty() || host.bytes().any(|b| b <= b' ' || b >= 0x7f || b == b'/') {
         return Err(RequestError::InvalidHost);
     }
     let bracketed = host.contains(':') && !host.starts_with('[');
-    let text = match (bracketed, port == default_port) {
+    let text = match (bracketed, Some(port) == default_port) {
         (false, true) => host.to_owned(),
         (true, true) => format!("[{host}]"),
         (false, false) => format!("{host}:{port}"),
@@ -279,6 +325,33 @@ mod tests {
         }
         assert_eq!(validate_value(b"a\tb \xff"), Ok(()));
         assert_eq!(validate_name(b"a:b"), Err(RequestError::InvalidHeaderName));
+    }
+
+    #[test]
+    fn proxy_credentials_go_after_host_unless_the_caller_set_them() {
+        let host = host_header("h", 8080).expect("host");
+        let auth = HeaderValue::from_static("Basic dTpw");
+        let encode = |headers: &HeaderMap| {
+            let head = Head {
+                method: &Method::GET,
+                target: "http://h:8080/a",
+                headers,
+                host: &host,
+                proxy_authorization: Some(&auth),
+            };
+            let mut out = Vec::new();
+            encode_head(&head, RequestFraming::None, &mut out).expect("encodes");
+            String::from_utf8(out).expect("ascii")
+        };
+        assert_eq!(
+            encode(&HeaderMap::new()),
+            "GET http://h:8080/a HTTP/1.1\r\nhost: h:8080\r\nproxy-authorization: Basic dTpw\r\n\r\n"
+        );
+        let mut own = HeaderMap::new();
+        own.insert(PROXY_AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        let head = encode(&own);
+        assert_eq!(head.matches("proxy-authorization").count(), 1);
+        assert!(head.contains("proxy-authorization: Bearer t\r\n"));
     }
 
     #[test]
