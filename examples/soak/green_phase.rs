@@ -49,8 +49,10 @@ pub(crate) struct Report {
     /// `/hang/` requests sent (nginx counts them).
     pub(crate) hangs: u64,
     /// RSS and fds each time another tenth of the tasks finished or began to wait for
-    /// cancellation, then once after the last wave's runtime was dropped.
+    /// cancellation.
     pub(crate) curve: Curve,
+    /// RSS and fds after each wave's runtime was dropped (`at`: tasks run so far).
+    pub(crate) after_waves: Curve,
     pub(crate) problems: Vec<String>,
     pub(crate) duration: Duration,
 }
@@ -154,12 +156,12 @@ pub(crate) fn run(plan: Plan) -> Report {
     let mut report = Report::default();
     for wave_start in (0..plan.tasks).step_by(plan.wave.max(1)) {
         let wave = wave_start..(wave_start + plan.wave).min(plan.tasks);
+        let end = wave.end;
         run_wave(&plan, wave, &dooms, &shared, &mut report);
         report.waves += 1;
+        report.after_waves.push(Sample::take(end as u64));
     }
-    let mut curve = shared.curve.take();
-    curve.push(Sample::take(plan.tasks as u64));
-    report.curve = curve;
+    report.curve = shared.curve.take();
     report.hangs = shared.hangs.get();
     check(&plan, &dooms, &shared.outcomes.borrow(), &mut report);
     report.duration = started.elapsed();

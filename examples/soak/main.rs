@@ -184,12 +184,13 @@ fn cofun_phase(
 
     curve.print("phase 1", "answered");
     println!(
-        "phase 1: {} answered of {requests} in {secs:.1} s ({:.0}/s); {} sends, {} resends \
-         after {} unanswered lists, {} refused sends",
+        "phase 1: {} answered of {requests} in {secs:.1} s ({:.0}/s); {} sends, {} resends of \
+         {} listed unanswered in {} lists, {} refused sends",
         tally.answered,
         tally.answered as f64 / secs,
         tally.sends,
         tally.resends,
+        tally.listed,
         tally.reports,
         tally.refused_sends
     );
@@ -208,9 +209,15 @@ fn cofun_phase(
             tally.answered, tally.anomaly_count, tally.anomalies
         ));
     }
+    if tally.resends != tally.listed {
+        failures.push(format!(
+            "phase 1: {} requests listed unanswered but {} resent",
+            tally.listed, tally.resends
+        ));
+    }
     if served != requests {
         failures.push(format!(
-            "phase 1: nginx served {served} requests for {requests} answers (a request served twice, or lost)"
+            "phase 1: nginx served {served} requests for {requests} GETs (one served twice, or never)"
         ));
     }
     match curve.after_warm_up() {
@@ -293,22 +300,32 @@ fn green(nginx: &Nginx, plan: green_phase::Plan, before: Counters, failures: &mu
         report.cancelled
     );
     println!(
-        "phase 2: {} answered, {} sends, {} resends after {} unanswered lists, {} closes \
-         announced, {} never-answered /hang requests; nginx accepted {accepts} connections and \
-         served {served} requests",
-        t.answered, t.sends, t.resends, t.reports, t.closes, report.hangs
+        "phase 2: {} answered, {} sends, {} resends of {} listed unanswered in {} lists, {} \
+         closes announced, {} never-answered /hang requests; nginx accepted {accepts} \
+         connections and served {served} requests",
+        t.answered, t.sends, t.resends, t.listed, t.reports, t.closes, report.hangs
     );
-    if let Some(range) = report.curve.after_warm_up() {
+    if let Some(range) = report.curve.range() {
         println!(
-            "phase 2: rss min {} KiB max {} KiB over the tenths (before the phase {rss_before} KiB); fds before {fds_before}, peak sampled {}, after {fds_after}",
-            range.rss_kib.0, range.rss_kib.1, range.fds.1
+            "phase 2 over the tenths: rss min {} KiB max {} KiB, fds min {} max {} \
+             (before the phase: rss {rss_before} KiB, fds {fds_before})",
+            range.rss_kib.0, range.rss_kib.1, range.fds.0, range.fds.1
         );
     }
+    report
+        .after_waves
+        .print("phase 2 after the wave's runtime dropped:", "tasks");
     let expected_served = t.answered + report.hangs;
     if served != expected_served {
         failures.push(format!(
             "phase 2: nginx served {served} requests, expected {expected_served} ({} answers + {} hangs)",
             t.answered, report.hangs
+        ));
+    }
+    if t.resends != t.listed {
+        failures.push(format!(
+            "phase 2: {} requests listed unanswered but {} resent",
+            t.listed, t.resends
         ));
     }
     if t.anomaly_count > 0 {
@@ -323,9 +340,16 @@ fn green(nginx: &Nginx, plan: green_phase::Plan, before: Counters, failures: &mu
     {
         failures.push(format!("phase 2: problems: {:#?}", report.problems));
     }
-    // Every socket and the runtimes' pollers are closed; a sample of /proc/self/fd may
-    // differ by the descriptor an allocator or the standard library holds briefly.
-    if fds_after > fds_before + 1 {
+    // Every wave's sockets and poller are closed with its runtime.
+    for s in &report.after_waves.samples {
+        if s.fds > fds_before {
+            failures.push(format!(
+                "phase 2: {fds_before} fds open before, {} after the wave ending at task {}: leaked descriptors",
+                s.fds, s.at
+            ));
+        }
+    }
+    if fds_after > fds_before {
         failures.push(format!(
             "phase 2: {fds_before} fds open before, {fds_after} after: leaked descriptors"
         ));

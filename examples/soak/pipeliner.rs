@@ -50,6 +50,8 @@ pub(crate) struct Tally {
     pub(crate) resends: u64,
     /// Errors that listed unanswered requests.
     pub(crate) reports: u64,
+    /// Requests those errors listed, in all: each must be resent exactly once.
+    pub(crate) listed: u64,
     /// Responses that announced the close (`Connection: close`).
     pub(crate) closes: u64,
     /// Sends refused before any byte went out (the request waits and is sent later).
@@ -64,6 +66,7 @@ impl Tally {
         self.sends += other.sends;
         self.resends += other.resends;
         self.reports += other.reports;
+        self.listed += other.listed;
         self.closes += other.closes;
         self.refused_sends += other.refused_sends;
         self.anomaly_count += other.anomaly_count;
@@ -333,6 +336,7 @@ impl<'c, P: Park> Pipeliner<'c, P> {
             return Ok(());
         }
         self.tally.reports += 1;
+        self.tally.listed += listed.len() as u64;
         if !listed.iter().eq(self.in_flight.iter()) {
             self.tally.anomaly(format!(
                 "listed unanswered {} requests ({:?}…), in flight {} ({:?}…): {e}",

@@ -41,19 +41,18 @@ impl Curve {
         self.samples.push(sample);
     }
 
+    /// The range over all samples.
+    pub(crate) fn range(&self) -> Option<Range> {
+        range_of(&self.samples)
+    }
+
     /// The range over the samples after the first (the warm-up), or over all of them when
     /// there is only one.
     pub(crate) fn after_warm_up(&self) -> Option<Range> {
-        let rest = self.samples.get(1..).filter(|r| !r.is_empty());
-        let samples = rest.or(self.samples.get(..1))?;
-        let span = |f: fn(&Sample) -> u64| {
-            let values = samples.iter().map(f);
-            (values.clone().min().unwrap_or(0), values.max().unwrap_or(0))
-        };
-        Some(Range {
-            rss_kib: span(|s| s.rss_kib),
-            fds: span(|s| s.fds),
-        })
+        self.samples
+            .get(1..)
+            .and_then(range_of)
+            .or_else(|| self.range())
     }
 
     /// Prints one line per sample, `what` naming the unit of `at`.
@@ -65,6 +64,17 @@ impl Curve {
             );
         }
     }
+}
+
+fn range_of(samples: &[Sample]) -> Option<Range> {
+    let span = |f: fn(&Sample) -> u64| {
+        let values = samples.iter().map(f);
+        Some((values.clone().min()?, values.max()?))
+    };
+    Some(Range {
+        rss_kib: span(|s| s.rss_kib)?,
+        fds: span(|s| s.fds)?,
+    })
 }
 
 /// The process's resident set (Linux `VmRSS`) in KiB, or 0 where unknown.
