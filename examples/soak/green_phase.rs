@@ -156,14 +156,21 @@ pub(crate) fn run(plan: Plan) -> Report {
     let mut report = Report::default();
     for wave_start in (0..plan.tasks).step_by(plan.wave.max(1)) {
         let wave = wave_start..(wave_start + plan.wave).min(plan.tasks);
-        let end = wave.end;
-        run_wave(&plan, wave, &dooms, &shared, &mut report);
+        run_wave(&plan, wave.clone(), &dooms, &shared, &mut report);
+        // Checked and dropped wave by wave, so what the soak itself keeps does not grow
+        // with the number of tasks (the RSS after each wave should be flat).
+        check(
+            &plan,
+            wave.clone(),
+            &dooms,
+            &shared.outcomes.take(),
+            &mut report,
+        );
         report.waves += 1;
-        report.after_waves.push(Sample::take(end as u64));
+        report.after_waves.push(Sample::take(wave.end as u64));
     }
     report.curve = shared.curve.take();
     report.hangs = shared.hangs.get();
-    check(&plan, &dooms, &shared.outcomes.borrow(), &mut report);
     report.duration = started.elapsed();
     report
 }
@@ -295,11 +302,27 @@ fn await_cancel(
     outcome
 }
 
-/// Checks every task's outcome against its plan.
-fn check(plan: &Plan, dooms: &[Option<Doom>], outcomes: &[Outcome], report: &mut Report) {
-    let mut seen = vec![false; plan.tasks];
+/// Checks the outcome of every task of `wave` against its plan.
+fn check(
+    plan: &Plan,
+    wave: std::ops::Range<usize>,
+    dooms: &[Option<Doom>],
+    outcomes: &[Outcome],
+    report: &mut Report,
+) {
+    let mut seen = vec![false; wave.len()];
     for outcome in outcomes {
-        if std::mem::replace(&mut seen[outcome.task], true) {
+        let Some(seen) = outcome
+            .task
+            .checked_sub(wave.start)
+            .and_then(|i| seen.get_mut(i))
+        else {
+            report
+                .problems
+                .push(format!("task {} ended outside its wave", outcome.task));
+            continue;
+        };
+        if std::mem::replace(seen, true) {
             report
                 .problems
                 .push(format!("task {} ended twice", outcome.task));

@@ -340,6 +340,20 @@ fn green(nginx: &Nginx, plan: green_phase::Plan, before: Counters, failures: &mu
     {
         failures.push(format!("phase 2: problems: {:#?}", report.problems));
     }
+    // With several waves, what each leaves behind must not add up (the first is warm-up).
+    let several_waves = report.after_waves.samples.len() > 1;
+    if let Some(range) = report.after_waves.after_warm_up().filter(|_| several_waves) {
+        let growth = range.rss_kib.1 - range.rss_kib.0;
+        println!(
+            "phase 2 after warm-up wave: rss min {} KiB max {} KiB (spread {growth} KiB, bound {RSS_GROWTH_BOUND_KIB})",
+            range.rss_kib.0, range.rss_kib.1
+        );
+        if growth > RSS_GROWTH_BOUND_KIB {
+            failures.push(format!(
+                "phase 2: RSS after the waves spread {growth} KiB after the first, more than {RSS_GROWTH_BOUND_KIB} KiB"
+            ));
+        }
+    }
     // Every wave's sockets and poller are closed with its runtime.
     for s in &report.after_waves.samples {
         if s.fds > fds_before {
