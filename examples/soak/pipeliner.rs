@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 
-use dugong::{ClosePhase, Error, HttpConnection, Park, PoisonCause};
+use dugong::{ClosePhase, Error, HttpConnection, Park};
 use http::{HeaderMap, Method, StatusCode};
 
 use crate::probe::{Curve, Sample};
@@ -300,11 +300,8 @@ impl<'c, P: Park> Pipeliner<'c, P> {
     fn on_error(&mut self, e: Error) -> Result<(), Error> {
         let cut = match &e {
             Error::ConnectionClosed { phase, .. } => is_inside_response(*phase),
-            Error::Poisoned {
-                cause: PoisonCause::Closed(phase),
-                ..
-            } => is_inside_response(*phase),
-            // A send failure (a reset, say) may leave a response cut short.
+            // Lists the requests behind an earlier failure; that failure's own error (a
+            // protocol error, a reset, a timeout) ended the run already.
             Error::Poisoned { .. } => false,
             _ => return Err(e),
         };
