@@ -1,0 +1,237 @@
+//! The soak's own nginx: a generated config in a temp dir, a free loopback port, killed and
+//! reaped on drop. Two locations matter: `/n/…` answers every request with its own URI (so
+//! each response names its request) and `/hang/…` never answers (it proxies to a listener
+//! that never accepts), which is where green tasks wait to be cancelled.
+
+use std::fs::{self, File};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dugong::{Body, HttpConnection};
+use http::{HeaderMap, Method};
+
+/// nginx's connection limit. Each green task holds one client connection, and a cancelled
+/// one an upstream connection to the black hole too.
+pub(crate) const WORKER_CONNECTIONS: u64 = 20_000;
+
+/// A running nginx.
+#[derive(Debug)]
+pub(crate) struct Nginx {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+    /// Accepts nothing: `/hang/` requests wait on its backlog until their client goes.
+    _black_hole: TcpListener,
+}
+
+/// nginx's counters (`stub_status`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Counters {
+    pub(crate) accepts: u64,
+    pub(crate) requests: u64,
+}
+
+/// `explicit`, else `nginx` on `PATH`, else `/usr/sbin/nginx`.
+pub(crate) fn find(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(path) = explicit {
+        return if path.is_file() {
+            Ok(path.to_owned())
+        } else {
+            Err(format!("--nginx {} does not exist", path.display()))
+        };
+    }
+    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("nginx")).collect())
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin/nginx")])
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            "nginx not found on PATH nor at /usr/sbin/nginx (apt-get install nginx-light, or pass --nginx PATH)"
+                .to_owned()
+        })
+}
+
+impl Nginx {
+    /// Starts `binary` with the soak's config.
+    pub(crate) fn start(binary: &Path) -> Result<Nginx, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("dugong-soak-")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        fs::create_dir_all(dir.path().join("logs")).map_err(|e| format!("logs dir: {e}"))?;
+        let black_hole = black_hole().map_err(|e| format!("black-hole listener: {e}"))?;
+        let hole_port = black_hole
+            .local_addr()
+            .map_err(|e| format!("black-hole address: {e}"))?
+            .port();
+        // The port is free when picked but may be taken before nginx binds it: retry.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port().map_err(|e| format!("free port: {e}"))?;
+            let conf = dir.path().join("nginx.conf");
+            fs::write(&conf, config(dir.path(), port, hole_port))
+                .map_err(|e| format!("write nginx.conf: {e}"))?;
+            let log = dir.path().join("logs/error.log");
+            let stderr = File::create(dir.path().join("logs/stderr.log"))
+                .map_err(|e| format!("stderr log: {e}"))?;
+            let mut child = Command::new(binary)
+                .arg("-e")
+                .arg(&log)
+                .arg("-p")
+                .arg(dir.path())
+                .arg("-c")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(stderr))
+                .spawn()
+                .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+            match wait_listening(&mut child, port) {
+                Ok(()) => {
+                    return Ok(Nginx {
+                        child,
+                        port,
+                        dir,
+                        _black_hole: black_hole,
+                    })
+                }
+                Err(why) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let stderr =
+                        fs::read_to_string(dir.path().join("logs/stderr.log")).unwrap_or_default();
+                    let log = fs::read_to_string(&log).unwrap_or_default();
+                    last_error = format!("{why}\nstderr: {stderr}\nerror.log: {log}");
+                    if !last_error.contains("Address already in use") {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(format!("nginx did not start: {last_error}"))
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// nginx's accepted connections and requests so far, the query's own included.
+    pub(crate) fn counters(&self) -> Result<Counters, String> {
+        let conn = HttpConnection::new("127.0.0.1", self.port).map_err(|e| e.to_string())?;
+        conn.send_request(&Method::GET, "/status", &HeaderMap::new(), Body::Empty)
+            .and_then(|()| conn.read_response())
+            .and_then(|_| conn.read_all())
+            .map_err(|e| format!("GET /status: {e}"))
+            .and_then(|body| parse_status(&String::from_utf8_lossy(&body)))
+    }
+
+    /// `[alert]` and `[crit]` lines of nginx's error log (it logs at `crit` and above).
+    pub(crate) fn error_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `stub_status` output: "Active connections: 1 \nserver accepts handled requests\n a h r \n…".
+fn parse_status(text: &str) -> Result<Counters, String> {
+    let numbers: Vec<u64> = text
+        .lines()
+        .nth(2)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    match numbers[..] {
+        [accepts, _handled, requests] => Ok(Counters { accepts, requests }),
+        _ => Err(format!("unexpected stub_status output: {text:?}")),
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+}
+
+/// A loopback listener that never accepts. Its backlog is as long as the system allows
+/// (`somaxconn`), so nginx's upstream connections complete and then wait for an answer
+/// that never comes; std's `bind` would listen with a backlog of 128 only.
+fn black_hole() -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    socket.listen(i32::MAX)?; // the kernel caps it at somaxconn
+    Ok(socket.into())
+}
+
+/// Waits (at most 10 s) until `port` accepts connections, or the child exits.
+fn wait_listening(child: &mut Child, port: u16) -> Result<(), String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("nginx exited at startup: {status}"));
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("nginx did not accept on port {port} within 10 s"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The config. One process (`master_process off`), so nginx runs as whoever started it, is
+/// stopped with one kill, and inherits the soak's raised descriptor limit
+/// (`worker_rlimit_nofile` is applied by worker processes only, so it is not set).
+fn config(root: &Path, port: u16, hole_port: u16) -> String {
+    let r = root.display();
+    format!(
+        r#"# generated by examples/soak
+daemon off;
+master_process off;
+worker_processes 1;
+pid {r}/logs/nginx.pid;
+error_log {r}/logs/error.log crit;
+events {{ worker_connections {WORKER_CONNECTIONS}; }}
+http {{
+    access_log off;
+    tcp_nodelay on;
+    # the subject of the soak: every connection closes after its 100th response
+    keepalive_requests 100;
+    keepalive_timeout 300s;
+    client_body_temp_path {r}/body;
+    proxy_temp_path {r}/proxy;
+    fastcgi_temp_path {r}/fastcgi;
+    uwsgi_temp_path {r}/uwsgi;
+    scgi_temp_path {r}/scgi;
+    default_type text/plain;
+    server {{
+        # the green phase connects thousands of tasks at once
+        listen 127.0.0.1:{port} backlog=65535;
+        # each response names its request
+        location /n/ {{ return 200 "$request_uri\n"; }}
+        # never answered: the upstream accepts nothing; nginx drops it when the client goes
+        location /hang/ {{
+            proxy_pass http://127.0.0.1:{hole_port};
+            proxy_connect_timeout 3600s;
+            proxy_send_timeout 3600s;
+            proxy_read_timeout 3600s;
+        }}
+        location = /status {{ stub_status; }}
+    }}
+}}
+"#
+    )
+}
