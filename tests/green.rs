@@ -289,3 +289,69 @@ fn the_crawl_example_fetches_everything_on_one_thread() {
     );
     assert!(stdout.contains("requests/s, peak RSS"), "{stdout}");
 }
+
+/// `cancel`: a task waiting on a silent server, one mid-sleep and one not started yet are
+/// cancelled from another task; the first two see `Cancelled` at their wait (and at every
+/// wait after it) and return through their own code, the third never runs. The others
+/// finish normally.
+#[test]
+fn cancelled_tasks_stop_at_their_wait_and_the_rest_finish() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let server = LoopbackServer::start();
+    let port = server.port();
+    let ran = Rc::new(RefCell::new(false));
+    let flag = Rc::clone(&ran);
+    let started = Instant::now();
+    let (waiting, sleeping, unstarted, normal) = green::run(move |task| {
+        let waiting = task.spawn(move |task| -> Result<(), Error> {
+            let conn = task.connect("127.0.0.1", silent_port)?;
+            conn.send_request(&Method::GET, "/", &HeaderMap::new(), Body::Empty)?;
+            let first = conn.read_response().map(drop);
+            // Every later wait is cancelled too: the task cannot get stuck on another one.
+            let again = conn.read_response().map(drop);
+            assert!(matches!(again, Err(Error::Cancelled)), "{again:?}");
+            first
+        });
+        let sleeping = task.spawn(move |task| -> Result<(), Error> {
+            task.sleep(Duration::from_secs(30));
+            let conn = task.connect("127.0.0.1", port)?;
+            conn.send_request(&Method::GET, "/bytes/1", &HeaderMap::new(), Body::Empty)?;
+            conn.read_response().map(drop)
+        });
+        let normal = task.spawn(move |task| -> Result<Vec<u8>, Error> {
+            let conn = task.connect("127.0.0.1", port)?;
+            conn.send_request(&Method::GET, "/bytes/5", &HeaderMap::new(), Body::Empty)?;
+            conn.read_response()?;
+            conn.read_all()
+        });
+        task.sleep(Duration::from_millis(50));
+        let unstarted = task.spawn(move |_| *flag.borrow_mut() = true);
+        task.cancel(&unstarted);
+        task.cancel(&waiting);
+        task.cancel(&sleeping);
+        (
+            task.join(waiting).expect("no panic"),
+            task.join(sleeping).expect("no panic"),
+            task.join(unstarted).is_err(),
+            task.join(normal).expect("no panic"),
+        )
+    })
+    .expect("main task");
+    assert!(matches!(waiting, Err(Error::Cancelled)), "{waiting:?}");
+    // Its sleep ended early and its first connection wait was cancelled.
+    assert!(matches!(sleeping, Err(Error::Cancelled)), "{sleeping:?}");
+    assert!(
+        unstarted,
+        "a task cancelled before it started joins with an error"
+    );
+    assert!(
+        !*ran.borrow(),
+        "a task cancelled before it started never runs"
+    );
+    assert_eq!(normal.expect("the uncancelled task finishes"), pattern(5));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cancelled at once"
+    );
+}

@@ -65,6 +65,8 @@ struct Shared {
     reactor: Arc<Reactor>,
     /// Tasks spawned since the scheduler last looked.
     spawned: RefCell<Vec<(u64, Body, PanicSink)>>,
+    /// Tasks cancelled since the scheduler last looked.
+    cancelled: RefCell<Vec<u64>>,
     next_id: Cell<u64>,
 }
 
@@ -162,6 +164,12 @@ impl<'a> Task<'a> {
     pub fn yield_now(&self) {
         self.suspend(Parked::Yield);
     }
+
+    /// Cancels the task behind `handle` (see [`Runtime::cancel`]); it notices when this task
+    /// next suspends.
+    pub fn cancel<T>(&self, handle: &JoinHandle<T>) {
+        self.shared.cancelled.borrow_mut().push(handle.id);
+    }
 }
 
 /// The result of a spawned task, once it has finished: [`Task::join`] inside the runtime,
@@ -223,6 +231,8 @@ struct Slot {
     timer: Option<Instant>,
     /// Whether it is in the ready queue already.
     queued: bool,
+    /// Whether it was cancelled: every park of it ends at once with `Wake::Cancel`.
+    cancelled: bool,
 }
 
 /// A single-threaded runtime for green tasks. [`run`] covers the common case.
@@ -264,6 +274,7 @@ impl Runtime {
             shared: Rc::new(Shared {
                 reactor: Reactor::new()?,
                 spawned: RefCell::new(Vec::new()),
+                cancelled: RefCell::new(Vec::new()),
                 next_id: Cell::new(0),
             }),
             tasks: HashMap::new(),
@@ -281,6 +292,38 @@ impl Runtime {
     /// [`block_on`](Self::block_on)).
     pub fn spawn<T: 'static>(&mut self, f: impl FnOnce(&Task<'_>) -> T + 'static) -> JoinHandle<T> {
         spawn_on(&self.shared, f)
+    }
+
+    /// Cancels the task behind `handle`: its current wait (or its next, if it is running or
+    /// ready) ends at once — a connection's call with [`Error::Cancelled`], a
+    /// [`join`](Task::join) with an error payload, a sleep early — and so does every wait
+    /// after it, so the task returns soon, through its own code: no stack is unwound. Its
+    /// connections are closed when they drop. A task that has not started never runs, and
+    /// its join gives an error payload. Cancelling a finished task does nothing.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// // A server that accepts connections and never answers.
+    /// let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let port = silent.local_addr()?.port();
+    ///
+    /// let mut runtime = dugong::green::Runtime::new()?;
+    /// let slow = runtime.spawn(move |task| -> Result<(), dugong::Error> {
+    ///     let conn = task.connect("127.0.0.1", port)?;
+    ///     conn.send_request(&http::Method::GET, "/", &http::HeaderMap::new(), dugong::Body::Empty)?;
+    ///     conn.read_response()?; // waits for the 30 s operation timeout, unless cancelled
+    ///     Ok(())
+    /// });
+    /// let canceller = runtime.spawn(move |task| task.sleep(Duration::from_millis(20)));
+    /// runtime.block_on(canceller).expect("no panic");
+    /// runtime.cancel(&slow);
+    /// let outcome = runtime.block_on(slow).expect("no panic");
+    /// assert!(matches!(outcome, Err(dugong::Error::Cancelled)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn cancel<T>(&mut self, handle: &JoinHandle<T>) {
+        self.shared.cancelled.borrow_mut().push(handle.id);
     }
 
     /// Runs until every task has finished.
@@ -327,7 +370,7 @@ impl Runtime {
         }
     }
 
-    /// Moves newly spawned tasks into the table, ready to start.
+    /// Moves newly spawned tasks into the table, ready to start, and files cancellations.
     fn adopt_spawned(&mut self) -> std::io::Result<()> {
         let spawned = std::mem::take(&mut *self.shared.spawned.borrow_mut());
         for (id, body, on_panic) in spawned {
@@ -337,9 +380,25 @@ impl Runtime {
                 io_key: None,
                 timer: None,
                 queued: false,
+                cancelled: false,
             };
             self.tasks.insert(id, slot);
             self.wake(id, Wake::Start);
+        }
+        let cancelled = std::mem::take(&mut *self.shared.cancelled.borrow_mut());
+        for id in cancelled {
+            let Some(slot) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            slot.cancelled = true;
+            if let Run::NotStarted(body) = &mut slot.run {
+                // Dropped unrun; its `Start` wake-up, if queued, finds nothing to start.
+                drop(body.take());
+                self.finished(id, Some(Box::new("cancelled before it started")));
+            } else {
+                // Suspended: woken now. Queued or running: its next park is cancelled.
+                self.wake(id, Wake::Cancel);
+            }
         }
         Ok(())
     }
@@ -406,6 +465,9 @@ impl Runtime {
         let Some(slot) = self.tasks.get_mut(&id) else {
             return;
         };
+        if slot.cancelled {
+            return self.wake(id, Wake::Cancel);
+        }
         match parked {
             Parked::Io {
                 key,
