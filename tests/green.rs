@@ -355,3 +355,33 @@ fn cancelled_tasks_stop_at_their_wait_and_the_rest_finish() {
         "cancelled at once"
     );
 }
+
+/// The reactor is edge-triggered: a response that arrives while its task sleeps is reported
+/// to nobody, and must still end the task's next wait at once (the first wait after a send
+/// on an idle connection parks before trying to receive). Likewise for a server's close.
+#[test]
+fn readiness_that_arrives_while_a_task_sleeps_is_not_lost() {
+    let server = LoopbackServer::start();
+    let port = server.port();
+    let took = green::run(move |task| -> Result<Duration, Error> {
+        let config = Config::default().timeout(Some(Duration::from_secs(5)));
+        let conn = task.connect_with("127.0.0.1", port, config)?;
+        let mut longest = Duration::ZERO;
+        for i in 0..5 {
+            conn.send_request(&Method::GET, "/bytes/3", &HeaderMap::new(), Body::Empty)?;
+            // The answer arrives during the sleep; the runtime's wait sees it first.
+            task.sleep(Duration::from_millis(20 + i));
+            let started = Instant::now();
+            conn.read_response()?;
+            assert_eq!(conn.read_all()?, pattern(3));
+            longest = longest.max(started.elapsed());
+        }
+        Ok(longest)
+    })
+    .expect("no panic")
+    .expect("answered");
+    assert!(
+        took < Duration::from_secs(1),
+        "a read waited {took:?} for readiness reported while its task slept"
+    );
+}
