@@ -19,6 +19,7 @@ mod send;
 mod state;
 #[cfg(feature = "tls")]
 mod tls;
+mod trace;
 
 use std::cell::{RefCell, RefMut};
 use std::io::{self, Read};

@@ -14,6 +14,7 @@ pub mod sim;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
+mod wire_log;
 
 pub(crate) use buffer::ReadBuffer;
 pub(crate) use dns::{ip_literal, Lookup};
@@ -25,6 +26,7 @@ pub(crate) use queue::flush_thread;
 #[cfg(feature = "tls")]
 pub(crate) use tls::TlsSession;
 pub(crate) use transport::{Reactor, Ready, Transport};
+pub(crate) use wire_log::LIFECYCLE as LOG_TARGET;
 
 use std::io;
 
