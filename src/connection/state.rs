@@ -242,8 +242,7 @@ impl State {
 
     /// Opens a new connection (see [`connect::open`](super::connect::open)).
     fn connect(&mut self, d: &Driver<'_>) -> Result<(), Error> {
-        let mut transport =
-            super::connect::open(d).inspect_err(|e| trace::connect_failed(d, e))?;
+        let mut transport = super::connect::open(d).inspect_err(|e| trace::connect_failed(d, e))?;
         transport.assign_log_id();
         trace::connected(d, &transport);
         self.reset(Link::Open(Arc::new(transport)));
