@@ -21,7 +21,8 @@ pub(crate) const WIRE: &str = "dugong::wire";
 /// The log target of everything else dugong logs.
 pub(crate) const LIFECYCLE: &str = "dugong";
 
-/// Bytes shown per log line: a longer send or receive takes several lines.
+/// Most bytes shown per log line: a longer send or receive takes several lines. A line also
+/// ends after each LF, so a message head shows one field per line.
 const LINE_BYTES: usize = 64;
 
 /// The next connection number: per process, from 1.
@@ -126,11 +127,22 @@ impl WireLog {
     }
 }
 
-/// `bytes` in lines of [`LINE_BYTES`], each escaped as Rust escapes a byte string (`\r`,
-/// `\n`, `\"`, `\xNN`, ...), with each run of secret bytes shown as [`REDACTED`].
+/// `bytes` in lines of at most [`LINE_BYTES`] that end after an LF, each escaped as Rust
+/// escapes a byte string (`\r`, `\n`, `\"`, `\xNN`, ...), with each run of secret bytes
+/// shown as [`REDACTED`].
 fn escaped_lines(redactor: &mut Redactor, bytes: &[u8]) -> Vec<String> {
-    bytes
-        .chunks(LINE_BYTES)
+    let mut start = 0;
+    let pieces = std::iter::from_fn(|| {
+        let rest = &bytes[start..];
+        let window = &rest[..rest.len().min(LINE_BYTES)];
+        let len = window
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(window.len(), |lf| lf + 1);
+        start += len;
+        (len > 0).then_some(&window[..len])
+    });
+    pieces
         .map(|piece| {
             let mut line = String::with_capacity(piece.len() + 8);
             let mut in_secret = false;
@@ -158,12 +170,10 @@ mod tests {
         let mut bytes = b"HTTP/1.1 200 OK\r\n\"q\"\x00\xff".to_vec();
         bytes.extend([b'a'; 60]);
         let lines = escaped_lines(&mut r, &bytes);
-        assert_eq!(lines.len(), 2);
-        assert_eq!(
-            lines[0],
-            format!("HTTP/1.1 200 OK\\r\\n\\\"q\\\"\\x00\\xff{}", "a".repeat(42))
-        );
-        assert_eq!(lines[1], "a".repeat(18));
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0], "HTTP/1.1 200 OK\\r\\n");
+        assert_eq!(lines[1], format!("\\\"q\\\"\\x00\\xff{}", "a".repeat(59)));
+        assert_eq!(lines[2], "a");
     }
 
     #[test]
@@ -172,7 +182,8 @@ mod tests {
         let head = format!("Cookie: {}\r\nX: y\r\n", "s".repeat(100));
         let lines = escaped_lines(&mut r, head.as_bytes());
         assert_eq!(lines[0], "Cookie: <redacted>");
-        assert_eq!(lines[1], "<redacted>\\r\\nX: y\\r\\n");
+        assert_eq!(lines[1], "<redacted>\\r\\n");
+        assert_eq!(lines[2], "X: y\\r\\n");
         assert!(lines.iter().all(|l| !l.contains('s')));
     }
 
@@ -182,7 +193,7 @@ mod tests {
         let mut r = log.redactors();
         let first = escaped_lines(&mut r[0], b"GET / HTTP/1.1\r\nAuthor");
         let second = escaped_lines(&mut r[0], b"ization: Bearer xyz\r\n\r\n");
-        assert_eq!(first, ["GET / HTTP/1.1\\r\\nAuthor"]);
-        assert_eq!(second, ["ization: <redacted>\\r\\n\\r\\n"]);
+        assert_eq!(first, ["GET / HTTP/1.1\\r\\n", "Author"]);
+        assert_eq!(second, ["ization: <redacted>\\r\\n", "\\r\\n"]);
     }
 }
