@@ -111,6 +111,10 @@ struct Cli {
     /// Take the proxy from http_proxy, https_proxy, all_proxy and no_proxy, as curl does
     #[arg(long)]
     proxy_from_env: bool,
+    /// Print dugong's log on stderr: -v connections, request and response lines; -vv also
+    /// header fields and every byte on the wire (secret header values redacted)
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    verbose: u8,
     /// http://host[:port]/path or https://host[:port]/path URLs, all on one scheme, host and
     /// port
     #[arg(value_name = "URL", required = true, value_parser = parse_url)]
@@ -742,6 +746,42 @@ fn resendable(retry: &Retry, cli: &Cli, fail: &(dyn std::error::Error + 'static)
     !cut_in_body && retry.allows(e, [&cli.method])
 }
 
+/// `-v`: log records on stderr, one line each.
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let line = format!(
+                "{} {}: {}\n",
+                record.level(),
+                record.target(),
+                record.args()
+            );
+            let _ = io::stderr().write_all(line.as_bytes());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Logs at debug level for `-v`, at trace level (wire bytes included) for `-vv`.
+fn start_log(verbose: u8) {
+    static LOG: StderrLog = StderrLog;
+    let level = match verbose {
+        0 => return,
+        1 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    if log::set_logger(&LOG).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(msg) = check(&cli) {
@@ -749,6 +789,7 @@ fn main() -> ExitCode {
             .error(ErrorKind::ArgumentConflict, msg)
             .exit();
     }
+    start_log(cli.verbose);
     let mut output = Output::new();
     let mut result = run(&cli, &mut output);
     // Bodies still held may yet fail to go out: the run then stopped where they start.

@@ -151,6 +151,56 @@
 //! reads), `co_*` a [`CoOp`] (a stepped operation), and everything else blocks (or suspends a
 //! green task).
 //!
+//! # Logging
+//!
+//! dugong logs through the [`log`] facade, as ureq does: a synchronous library needs no
+//! subscriber or span machinery (`tracing` subscribers still receive the records through
+//! `tracing-log`), and while no logger takes a level, each log point costs the facade's level
+//! check, one atomic load: nothing is formatted or allocated. Two targets:
+//!
+//! - `dugong`: at debug, the connection lifecycle and each request and response line; at trace,
+//!   their header fields as sent and as parsed. Lifecycle lines: connected (host and port, the
+//!   address, plain TCP or the TLS version and ALPN protocol), connecting failed (the error), an
+//!   idle connection reused (once per request that starts with nothing in flight, never per
+//!   pipelined request), a stale idle connection closed, closed by the server (the phase and
+//!   the number of unanswered requests), poisoned (the cause and the unanswered count), the
+//!   server stopped reading requests, disconnected by the caller, socket closed. A request line
+//!   is logged when its head goes out, with `(queued)` when it waits to go out with the next
+//!   ones ([`Config::coalesce_writes`]); a response line names the request it answers.
+//! - `dugong::wire`: at trace, every byte sent (`>>`) and received (`<<`), once, as the
+//!   connection took it: after the send queue (a byte queued or sent partially shows once, when
+//!   it is taken) and, over `https`, as plaintext. Bytes are escaped like a Rust byte string, at
+//!   most 64 to a line, a line ending after each LF.
+//!
+//! Every line starts with the connection's number (`#1`), counted per process. The values of
+//! `Authorization`, `Proxy-Authorization`, `Cookie` and `Set-Cookie` fields never appear: they
+//! show as `<redacted>` in header lines and wire lines alike (in the wire log, any line that
+//! starts like such a field, body lines included). `fetch -vv` (see the README) shows it:
+//!
+//! ```text
+//! DEBUG dugong: #1 connected to 127.0.0.1:39327 (127.0.0.1:39327, plain TCP)
+//! TRACE dugong::wire: #1 >> 72 bytes, 1/4: "GET /a HTTP/1.1\r\n"
+//! TRACE dugong::wire: #1 >> 72 bytes, 2/4: "host: 127.0.0.1:39327\r\n"
+//! TRACE dugong::wire: #1 >> 72 bytes, 3/4: "authorization: <redacted>\r\n"
+//! TRACE dugong::wire: #1 >> 72 bytes, 4/4: "\r\n"
+//! DEBUG dugong: #1 -> GET /a HTTP/1.1
+//! TRACE dugong: #1 -> host: 127.0.0.1:39327
+//! TRACE dugong: #1 -> authorization: <redacted>
+//! DEBUG dugong: #1 -> GET /b HTTP/1.1 (queued)
+//! ...
+//! TRACE dugong::wire: #1 << 105 bytes, 1/7: "HTTP/1.1 200 OK\r\n"
+//! TRACE dugong::wire: #1 << 105 bytes, 2/7: "Content-Length: 3\r\n"
+//! TRACE dugong::wire: #1 << 105 bytes, 3/7: "Set-Cookie: <redacted>\r\n"
+//! TRACE dugong::wire: #1 << 105 bytes, 4/7: "\r\n"
+//! TRACE dugong::wire: #1 << 105 bytes, 5/7: "abcHTTP/1.1 404 Not Found\r\n"
+//! ...
+//! DEBUG dugong: #1 <- 200 OK (GET /a)
+//! TRACE dugong: #1 <- content-length: 3
+//! TRACE dugong: #1 <- set-cookie: <redacted>
+//! DEBUG dugong: #1 <- 404 Not Found (GET /b)
+//! DEBUG dugong: #1 socket closed
+//! ```
+//!
 //! # Correctness
 //!
 //! Responses are framed exactly per RFC 9112 §6.3 (HEAD, 1xx, 204 and 304 have no body;

@@ -489,6 +489,50 @@ fn headers_and_method_go_out_as_given() {
 }
 
 #[test]
+fn verbose_prints_the_log_on_stderr_with_secrets_redacted() {
+    let server = loopback();
+    let port = server.port();
+    let run = fetch(&["-v"], port, &["/bytes/3"]);
+    assert_exit(&run, 0);
+    assert_eq!(run.stdout, b"abc");
+    let lines = run.stderr_lines();
+    assert!(lines.contains(&"200 GET /bytes/3 3"), "{lines:#?}");
+    let logged = |suffix: &str| {
+        lines
+            .iter()
+            .any(|l| l.starts_with("DEBUG dugong: #") && l.ends_with(suffix))
+    };
+    assert!(logged(" -> GET /bytes/3 HTTP/1.1"), "{lines:#?}");
+    assert!(logged(" <- 200 OK (GET /bytes/3)"), "{lines:#?}");
+    assert!(!run.stderr.contains("dugong::wire"), "{lines:#?}");
+
+    let args = ["-vv", "-H", "Authorization: Bearer TOPSECRET"];
+    let run = fetch(&args, port, &["/bytes/3"]);
+    assert_exit(&run, 0);
+    assert_eq!(run.stdout, b"abc");
+    let lines = run.stderr_lines();
+    let wire = |arrows: &str, text: &str| {
+        lines.iter().any(|l| {
+            l.starts_with("TRACE dugong::wire: #") && l.contains(arrows) && l.contains(text)
+        })
+    };
+    assert!(wire(" >> ", "GET /bytes/3 HTTP/1.1\\r\\n"), "{lines:#?}");
+    assert!(
+        wire(" >> ", "\"authorization: <redacted>\\r\\n\""),
+        "{lines:#?}"
+    );
+    assert!(wire(" << ", "HTTP/1.1 200 OK\\r\\n"), "{lines:#?}");
+    assert!(wire(" << ", "abc\""), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(" -> authorization: <redacted>")),
+        "{lines:#?}"
+    );
+    assert!(!run.stderr.contains("TOPSECRET"), "{lines:#?}");
+}
+
+#[test]
 fn argument_errors_exit_2() {
     let server = loopback();
     let url = format!("http://127.0.0.1:{}/a", server.port());

@@ -21,6 +21,7 @@ mod send;
 mod state;
 #[cfg(feature = "tls")]
 mod tls;
+mod trace;
 mod tunnel;
 
 use std::cell::{RefCell, RefMut};

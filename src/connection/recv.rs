@@ -7,6 +7,7 @@ use std::io;
 
 use super::driver::{Deadline, Driver, Held, Receive};
 use super::state::{Dead, Link, State};
+use super::trace;
 use super::Response;
 use crate::error::{ClosePhase, Error, PoisonCause};
 use crate::io::is_peer_gone;
@@ -36,13 +37,17 @@ pub(crate) fn read_response(d: &Driver<'_>, deadline: &mut Deadline) -> Result<R
                 st.pipeline.pop();
                 return Err(st.poison(PoisonCause::Protocol(e), e.into()));
             }
-            Ok(HeadStep::Interim { len, .. }) => st.recv.buf.consume(len),
+            Ok(HeadStep::Interim { status, len }) => {
+                st.recv.buf.consume(len);
+                trace::interim(&held.transport, status);
+            }
             Ok(HeadStep::Final { head, framing, len }) => {
                 st.recv.buf.consume(len);
                 st.recv.keep_alive = framing.keep_alive;
                 let Some(request) = st.pipeline.pop() else {
                     return Err(StateError::NoResponsePending.into());
                 };
+                trace::response(&held.transport, &request, &head);
                 let response = Response::new(request, head, framing.body);
                 if !st.recv.reader.has_body() {
                     finish_response(&mut st);

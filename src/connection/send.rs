@@ -10,6 +10,7 @@ use http::{HeaderMap, Method, StatusCode};
 
 use super::driver::{drain, send_error, Deadline, Driver, Held};
 use super::state::{Link, Outgoing, Sender, State};
+use super::trace;
 use crate::error::{ClosePhase, Error, Operation, PoisonCause};
 use crate::io::{Ready, Wake};
 use crate::proto::{encode_head, Body, Head, HeadStep, InFlight, StateError};
@@ -144,6 +145,7 @@ pub(crate) fn transmit(d: &Driver<'_>, prepared: Prepared<'_>) -> Result<(), Err
             st.send.just_sent = st.pipeline.len() == 1 && !st.send.encoder.is_owed();
         }
     }
+    trace::request(&held.transport, &head, queued);
     if let Ok(mut st) = d.state() {
         if st.send.head_buf.capacity() < head.capacity() {
             let mut head = head;
@@ -217,6 +219,7 @@ fn await_continue(d: &Driver<'_>, held: &Held, request: u64, method: &Method) ->
             }
             Ok(HeadStep::Interim { status, len }) => {
                 st.recv.buf.consume(len);
+                trace::interim(&held.transport, status);
                 if status == StatusCode::CONTINUE {
                     st.send.encoder.continue_granted();
                     return Ok(());

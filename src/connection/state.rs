@@ -8,6 +8,7 @@ use std::io;
 use std::sync::Arc;
 
 use super::driver::Held;
+use super::trace;
 use super::{Config, Driver};
 use crate::coroutine::StackPool;
 use crate::error::{ClosePhase, Error, PoisonCause};
@@ -192,14 +193,17 @@ impl State {
                 // Responses already sent may still arrive: they must be read first.
                 return Err(super::driver::send_error(io::ErrorKind::BrokenPipe.into()));
             }
+            trace::closed_after_stop(&self.link);
             self.reset(Link::Idle);
         }
         if let Link::Open(t) = &self.link {
-            if self.pipeline.is_empty()
-                && !self.recv.reader.has_body()
-                && self.is_stale(&Arc::clone(t))
-            {
-                self.reset(Link::Idle);
+            if self.pipeline.is_empty() && !self.recv.reader.has_body() {
+                if self.is_stale(&Arc::clone(t)) {
+                    trace::stale(&self.link);
+                    self.reset(Link::Idle);
+                } else {
+                    trace::reused(&self.link);
+                }
             }
         }
         if matches!(self.link, Link::Idle) {
@@ -241,7 +245,9 @@ impl State {
 
     /// Opens a new connection (see [`connect::open`](super::connect::open)).
     fn connect(&mut self, d: &Driver<'_>) -> Result<(), Error> {
-        let opened = super::connect::open(d)?;
+        let mut opened = super::connect::open(d).inspect_err(|e| trace::connect_failed(d, e))?;
+        opened.transport.assign_log_id();
+        trace::connected(d, &opened.transport);
         self.reset(Link::Open(Arc::new(opened.transport)));
         // What came through a proxy's tunnel with its answer is the start of the stream.
         self.recv.buf.push(&opened.early);
@@ -268,6 +274,7 @@ impl State {
     /// The caller's own disconnect: everything tied to the link is forgotten, including a
     /// body being written (further writes are misuse, not a close to report).
     pub(crate) fn disconnect(&mut self) {
+        trace::disconnected(&self.link, self.pipeline.len());
         self.reset(Link::Idle);
         self.send.body_cut = false;
     }
@@ -276,6 +283,7 @@ impl State {
     /// kept for the caller to learn about.
     pub(crate) fn close(&mut self, phase: ClosePhase) {
         let unanswered = self.pipeline.take_all();
+        trace::closed(&self.link, phase, unanswered.len());
         if unanswered.is_empty() {
             self.reset(Link::Idle);
         } else {
@@ -291,6 +299,7 @@ impl State {
     /// the reader, when a read lost it).
     pub(crate) fn poison(&mut self, cause: PoisonCause, now: Error) -> Error {
         let unanswered = self.pipeline.take_all();
+        trace::poisoned(&self.link, cause, unanswered.len());
         self.reset(Link::Dead {
             why: Dead::Poisoned(cause),
             unanswered,
@@ -314,6 +323,7 @@ impl State {
     /// The server closed the connection in `phase`: the error to report, after closing.
     pub(crate) fn closed_error(&mut self, phase: ClosePhase) -> Error {
         let unanswered = self.pipeline.take_all();
+        trace::closed(&self.link, phase, unanswered.len());
         self.reset(Link::Idle);
         Error::ConnectionClosed { phase, unanswered }
     }
@@ -330,6 +340,7 @@ impl State {
         }
         let cause = match e {
             Error::ConnectionClosed { .. } => {
+                trace::stopped_reading(&self.link, self.pipeline.len());
                 self.send.outgoing = Outgoing::Broken;
                 return e;
             }

@@ -15,6 +15,7 @@ pub mod sim;
 #[cfg(feature = "tls")]
 mod tls;
 mod transport;
+mod wire_log;
 
 pub(crate) use buffer::ReadBuffer;
 pub(crate) use dns::{ip_literal, Lookup};
@@ -27,6 +28,7 @@ pub(crate) use reactor::Reactor;
 #[cfg(feature = "tls")]
 pub(crate) use tls::TlsSession;
 pub(crate) use transport::{Ready, Transport};
+pub(crate) use wire_log::LIFECYCLE as LOG_TARGET;
 
 use std::io;
 

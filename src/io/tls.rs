@@ -154,6 +154,18 @@ impl TlsSession {
         Ok(got)
     }
 
+    /// For the log: the protocol version and the ALPN protocol agreed.
+    pub(crate) fn summary(&self) -> String {
+        let conn = self.lock();
+        let version = conn
+            .protocol_version()
+            .map_or_else(|| "TLS".to_owned(), |v| format!("{v:?}"));
+        match conn.alpn_protocol() {
+            Some(alpn) => format!("{version}, ALPN {}", alpn.escape_ascii()),
+            None => version,
+        }
+    }
+
     /// Whether records wait to be written: a wait must include writability then.
     pub(crate) fn wants_write(&self) -> bool {
         self.lock().wants_write()

@@ -13,6 +13,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::queue::{mark_dirty, QUEUE_LIMIT};
 use super::reactor::Reactor;
+use super::wire_log::WireLog;
 
 /// A socket's place in a [`Reactor`].
 #[derive(Debug)]
@@ -44,6 +45,8 @@ pub(crate) struct Transport {
     /// The TLS session over the socket, for an `https` connection.
     #[cfg(feature = "tls")]
     tls: Option<super::tls::TlsSession>,
+    /// The connection's number and the wire log's state (see [`wire_log`](super::wire_log)).
+    log: WireLog,
 }
 
 /// What carries the bytes: a socket, or (feature `sim`) a simulated peer.
@@ -217,7 +220,32 @@ impl Transport {
             receive_timeout: AtomicU64::new(u64::MAX),
             #[cfg(feature = "tls")]
             tls: None,
+            log: WireLog::default(),
         }
+    }
+
+    /// Numbers the transport as a new connection in log lines; returns its number.
+    pub(crate) fn assign_log_id(&mut self) -> u64 {
+        self.log.assign_id()
+    }
+
+    /// The connection's number in log lines (0: not a connection).
+    pub(crate) fn log_id(&self) -> u64 {
+        self.log.id()
+    }
+
+    /// The address connected to, if the stream is a socket.
+    pub(crate) fn peer_addr(&self) -> Option<SocketAddr> {
+        self.socket()?.peer_addr().ok()?.as_socket()
+    }
+
+    /// For the log: the TLS version and ALPN protocol agreed, or `None` without TLS.
+    pub(crate) fn tls_summary(&self) -> Option<String> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return Some(tls.summary());
+        }
+        None
     }
 
     /// The socket, if the stream is one.
@@ -346,8 +374,15 @@ impl Transport {
         }
     }
 
-    /// [`send`](Self::send) without the queue.
+    /// [`send`](Self::send) without the queue: the one place plaintext leaves, so the wire
+    /// log sees each byte taken once.
     fn send_now(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let sent = self.send_plaintext(bufs);
+        self.log.sent(bufs, &sent);
+        sent
+    }
+
+    fn send_plaintext(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             return tls.send(&mut Wire(&self.stream), bufs);
@@ -361,6 +396,12 @@ impl Transport {
     /// for the receive, or the next send, to report.
     pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         let _ = self.flush();
+        let got = self.recv_plaintext(buf);
+        self.log.received(buf, &got);
+        got
+    }
+
+    fn recv_plaintext(&self, buf: &mut [u8]) -> io::Result<usize> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             return tls.recv(&mut Wire(&self.stream), buf);
@@ -413,7 +454,9 @@ impl Transport {
             socket.set_read_timeout(limit)?;
             self.receive_timeout.store(micros, Ordering::Relaxed);
         }
-        match recv_socket(socket, buf, 0) {
+        let got = recv_socket(socket, buf, 0);
+        self.log.received(buf, &got);
+        match got {
             // A signal: the caller works out how much of its deadline is left and waits again.
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                 Err(io::ErrorKind::WouldBlock.into())
@@ -554,6 +597,7 @@ impl Drop for Transport {
         // Queued requests go out as far as the socket takes them at once: a request sent
         // just before the connection is dropped still reaches the server.
         let _ = self.flush();
+        self.log.closed();
         // Errors are ignored: the descriptor is closed right after either way.
         if let (Some(Registration { reactor, key }), Some(socket)) =
             (&self.registration, self.socket())
