@@ -102,9 +102,28 @@ impl Report {
 enum Doom {
     /// Right after it is spawned.
     BeforeStart,
-    /// Once it has read `answered` responses, after `delay`.
-    After { answered: u64, delay: Delay },
+    /// Once it has read `answered` responses, after `delay` (and then, if aimed, once it is
+    /// seen in that kind of call).
+    After {
+        answered: u64,
+        delay: Delay,
+        aim: Aim,
+    },
 }
+
+/// Where an aimed cancel waits for its task to be. Unaimed cancels land mostly on head waits
+/// (that is where tasks spend their time), so some are aimed at the rarer waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Aim {
+    Anywhere,
+    /// In a cofunction's send (armed a little before one of the task's POSTs is sent).
+    Sending,
+    /// Reading a large body (armed a little before one of the task's large responses).
+    LargeBody,
+}
+
+/// Polls an aimed canceller makes at most before it cancels wherever its task is.
+const AIM_POLLS: u32 = 20_000;
 
 #[derive(Debug, Clone, Copy)]
 enum Delay {
@@ -141,16 +160,42 @@ fn dooms(plan: &Plan) -> Vec<Option<Doom>> {
     }
     let mut dooms = vec![None; plan.tasks];
     for &task in &order[..doomed.min(plan.tasks)] {
-        dooms[task] = Some(if rng.below(10) == 0 {
-            Doom::BeforeStart
+        let first = task as u64 * plan.per_task;
+        let ids = first..first + plan.per_task;
+        let posts: Vec<u64> = ids.clone().filter(|&id| plan.mix.is_post(id)).collect();
+        let larges: Vec<u64> = ids.filter(|&id| plan.mix.is_large(id)).collect();
+        let delay = if rng.below(2) == 0 {
+            Delay::Yields(rng.below(64) as u32)
         } else {
-            let answered = rng.below(plan.per_task);
-            let delay = if rng.below(2) == 0 {
-                Delay::Yields(rng.below(64) as u32)
-            } else {
-                Delay::Sleep(Duration::from_micros(rng.below(2000)))
-            };
-            Doom::After { answered, delay }
+            Delay::Sleep(Duration::from_micros(rng.below(2000)))
+        };
+        let depth = plan.depth as u64;
+        let pick = |rng: &mut Rng, of: &[u64]| of[rng.below(of.len() as u64) as usize] - first;
+        dooms[task] = Some(match rng.below(10) {
+            0 => Doom::BeforeStart,
+            // Armed before the POST is sent: its request enters the window `depth`
+            // answers before its own.
+            1 | 2 if !posts.is_empty() => {
+                let at = pick(&mut rng, &posts);
+                Doom::After {
+                    answered: at.saturating_sub(depth + rng.below(3)),
+                    delay: Delay::Yields(0),
+                    aim: Aim::Sending,
+                }
+            }
+            3 | 4 if !larges.is_empty() => {
+                let at = pick(&mut rng, &larges);
+                Doom::After {
+                    answered: at.saturating_sub(rng.below(3)),
+                    delay: Delay::Yields(0),
+                    aim: Aim::LargeBody,
+                }
+            }
+            _ => Doom::After {
+                answered: rng.below(plan.per_task),
+                delay,
+                aim: Aim::Anywhere,
+            },
         });
     }
     dooms
@@ -294,18 +339,28 @@ fn run_wave(
 
 /// One task: its requests over its own connection; if doomed, it spawns its canceller once
 /// it has read the chosen number of responses.
-fn run_task(task: &Task<'_>, plan: &Plan, index: usize, doom: Option<Doom>, wave: &Rc<Wave>) -> Outcome {
+fn run_task(
+    task: &Task<'_>,
+    plan: &Plan,
+    index: usize,
+    doom: Option<Doom>,
+    wave: &Rc<Wave>,
+) -> Outcome {
     let watch = &wave.watches[index - wave.first];
     watch.started.set(true);
     let trigger = match doom {
-        Some(Doom::After { answered, delay }) => Some((answered, delay)),
+        Some(Doom::After {
+            answered,
+            delay,
+            aim,
+        }) => Some((answered, delay, aim)),
         _ => None,
     };
     let arm = |answered: u64| {
-        if let Some((_, delay)) = trigger.filter(|&(at, _)| at == answered) {
+        if let Some((_, delay, aim)) = trigger.filter(|&(at, ..)| at == answered) {
             let wave = Rc::clone(wave);
             // Detached: it finishes on its own; the runtime runs until it has.
-            let _canceller = task.spawn(move |task| cancel_later(task, &wave, index, delay));
+            let _canceller = task.spawn(move |task| cancel_later(task, &wave, index, delay, aim));
         }
     };
     arm(0);
@@ -318,9 +373,14 @@ fn run_task(task: &Task<'_>, plan: &Plan, index: usize, doom: Option<Doom>, wave
     };
     match task.connect_with("127.0.0.1", plan.port, config()) {
         Ok(conn) => {
+            let shrunk = Cell::new(-1);
+            let on_answer = |answered: u64| {
+                shrink_send_buffer(&conn, &shrunk);
+                arm(answered);
+            };
             let mut pipeliner = Pipeliner::new(&conn, plan.depth, first, plan.per_task)
                 .mix(plan.mix)
-                .watched(&watch.probe, &arm);
+                .watched(&watch.probe, &on_answer);
             outcome.result = pipeliner.run();
             outcome.prefix = pipeliner.answered_prefix();
             outcome.tally = pipeliner.tally;
@@ -331,18 +391,67 @@ fn run_task(task: &Task<'_>, plan: &Plan, index: usize, doom: Option<Doom>, wave
     outcome
 }
 
-/// A doomed task's canceller: waits `delay`, then cancels task `index`.
-fn cancel_later(task: &Task<'_>, wave: &Wave, index: usize, delay: Delay) {
+/// Socket send buffer the tasks' connections get once open. Loopback sockets otherwise take
+/// a 128 KiB POST body in one write, and a cofunction's send never waits.
+const SEND_BUFFER: libc::c_int = 8 * 1024;
+
+/// Sets `conn`'s socket send buffer to [`SEND_BUFFER`], once per socket (`done` holds the
+/// last descriptor done).
+#[allow(unsafe_code)] // setsockopt has no safe wrapper among the dependencies
+fn shrink_send_buffer<P: dugong::Park>(conn: &dugong::HttpConnection<P>, done: &Cell<i32>) {
+    use std::os::fd::AsRawFd;
+    let fd = conn.as_raw_fd();
+    if fd < 0 || fd == done.get() {
+        return;
+    }
+    done.set(fd);
+    let size = SEND_BUFFER;
+    // SAFETY: `fd` is the connection's open socket; `size` is a valid `c_int` read by the
+    // call only, and its length is passed.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            std::ptr::addr_of!(size).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// A doomed task's canceller: waits `delay` (and, if aimed, until the task is seen in that
+/// kind of call), then cancels task `index`.
+fn cancel_later(task: &Task<'_>, wave: &Wave, index: usize, delay: Delay, aim: Aim) {
     match delay {
         Delay::Yields(n) => (0..n).for_each(|_| task.yield_now()),
         Delay::Sleep(d) => task.sleep(d),
+    }
+    let watch = &wave.watches[index - wave.first];
+    let finished = || {
+        wave.handles.borrow()[index - wave.first]
+            .as_ref()
+            .is_none_or(JoinHandle::is_finished)
+    };
+    let there = || {
+        let p = &watch.probe;
+        match aim {
+            Aim::Anywhere => true,
+            Aim::Sending => p.at.get() == Where::Sending && p.in_cofun.get(),
+            Aim::LargeBody => p.at.get() == Where::Body && p.large_body.get(),
+        }
+    };
+    // A zero sleep lets the runtime poll its sockets (a yield would not: only the ready
+    // tasks would run), so the task moves on between looks.
+    let mut polls = 0;
+    while !there() && !finished() && polls < AIM_POLLS {
+        task.sleep(Duration::ZERO);
+        polls += 1;
     }
     let handles = wave.handles.borrow();
     let Some(Some(handle)) = handles.get(index - wave.first) else {
         return;
     };
     if !handle.is_finished() {
-        let watch = &wave.watches[index - wave.first];
         watch.cancelled_at.set(Some(watch.probe.answered.get()));
         task.cancel(handle);
     }
@@ -363,7 +472,9 @@ fn check(
             report.cancelled += 1;
             report.landings.before_start += 1;
             if watch.started.get() {
-                report.problem(format!("task {index} was cancelled before it started, yet ran"));
+                report.problem(format!(
+                    "task {index} was cancelled before it started, yet ran"
+                ));
             } else {
                 report.doomed_correct += 1;
             }
@@ -371,7 +482,9 @@ fn check(
         }
         (Some(Doom::BeforeStart), Ok(_)) => {
             report.doomed += 1;
-            report.problem(format!("task {index} was cancelled before it started, yet returned"));
+            report.problem(format!(
+                "task {index} was cancelled before it started, yet returned"
+            ));
             return;
         }
         (_, Err(_)) => {

@@ -86,9 +86,7 @@ impl Nginx {
                 .spawn()
                 .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
             match wait_listening(&mut child, port) {
-                Ok(()) => {
-                    return Ok(Nginx { child, port, dir })
-                }
+                Ok(()) => return Ok(Nginx { child, port, dir }),
                 Err(why) => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -209,11 +207,18 @@ http {{
     default_type text/plain;
     server {{
         # the green phase connects thousands of tasks at once
-        listen 127.0.0.1:{port} backlog=65535;
+        # a small receive buffer: a POST's 128 KiB body goes out in many writes, the
+        # cofunction waiting for the socket between them
+        listen 127.0.0.1:{port} backlog=65535 rcvbuf=8k;
         # each response names its request
         location /n/ {{ return 200 "$request_uri\n"; }}
-        # large bodies: a read of one spans many waits
-        location /big/ {{ alias {r}/www/; }}
+        # large bodies, paced after the first 32 KiB: a read of one spans many waits, and
+        # requests pipelined behind one (a POST's body) wait in the socket buffers meanwhile
+        location /big/ {{
+            alias {r}/www/;
+            limit_rate_after 32k;
+            limit_rate 4m;
+        }}
         location = /status {{ stub_status; }}
     }}
 }}

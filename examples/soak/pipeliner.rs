@@ -79,6 +79,16 @@ impl Mix {
         }
     }
 
+    /// Whether request `id` is a GET of a large file.
+    pub(crate) fn is_large(&self, id: u64) -> bool {
+        matches!(self.kind(id), Kind::Large(_))
+    }
+
+    /// Whether request `id` is a POST.
+    pub(crate) fn is_post(&self, id: u64) -> bool {
+        self.kind(id) == Kind::Post
+    }
+
     fn target(&self, id: u64) -> String {
         match self.kind(id) {
             Kind::Large(k) => format!("/big/{k}?{id}"),
