@@ -159,7 +159,7 @@ fn dooms(plan: &Plan) -> Vec<Option<Doom>> {
         order.swap(i, j);
     }
     let mut dooms = vec![None; plan.tasks];
-    for &task in &order[..doomed.min(plan.tasks)] {
+    for (nth, &task) in order[..doomed.min(plan.tasks)].iter().enumerate() {
         let first = task as u64 * plan.per_task;
         let ids = first..first + plan.per_task;
         let posts: Vec<u64> = ids.clone().filter(|&id| plan.mix.is_post(id)).collect();
@@ -171,7 +171,9 @@ fn dooms(plan: &Plan) -> Vec<Option<Doom>> {
         };
         let depth = plan.depth as u64;
         let pick = |rng: &mut Rng, of: &[u64]| of[rng.below(of.len() as u64) as usize] - first;
-        dooms[task] = Some(match rng.below(10) {
+        // The first, and about one in ten of the rest, never start.
+        let roll = if nth == 0 { 0 } else { rng.below(10) };
+        dooms[task] = Some(match roll {
             0 => Doom::BeforeStart,
             // Armed before the POST is sent: its request enters the window `depth`
             // answers before its own.
