@@ -1,9 +1,11 @@
 //! The soak's own nginx: a generated config in a temp dir, a free loopback port, killed and
 //! reaped on drop. Two locations matter: `/n/…` answers every request with its own URI (so
-//! each response names its request) and `/hang/…` never answers (it proxies to a listener
-//! that never accepts), which is where green tasks wait to be cancelled.
+//! each response names its request; a POST's body is discarded, and the answer may go out
+//! before nginx has read it), and `/big/{k}` serves large static file `k` from the temp
+//! dir's `www/` (the query string, which names the request, is ignored).
 
 use std::fs::{self, File};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,8 +14,7 @@ use std::time::{Duration, Instant};
 use dugong::{Body, HttpConnection};
 use http::{HeaderMap, Method};
 
-/// nginx's connection limit. Each green task holds one client connection, and a cancelled
-/// one an upstream connection to the black hole too.
+/// nginx's connection limit. Each green task holds one client connection.
 pub(crate) const WORKER_CONNECTIONS: u64 = 20_000;
 
 /// A running nginx.
@@ -22,8 +23,6 @@ pub(crate) struct Nginx {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
-    /// Accepts nothing: `/hang/` requests wait on its backlog until their client goes.
-    _black_hole: TcpListener,
 }
 
 /// nginx's counters (`stub_status`).
@@ -63,17 +62,13 @@ impl Nginx {
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
         fs::create_dir_all(dir.path().join("logs")).map_err(|e| format!("logs dir: {e}"))?;
-        let black_hole = black_hole().map_err(|e| format!("black-hole listener: {e}"))?;
-        let hole_port = black_hole
-            .local_addr()
-            .map_err(|e| format!("black-hole address: {e}"))?
-            .port();
+        write_large_files(&dir.path().join("www")).map_err(|e| format!("www dir: {e}"))?;
         // The port is free when picked but may be taken before nginx binds it: retry.
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port().map_err(|e| format!("free port: {e}"))?;
             let conf = dir.path().join("nginx.conf");
-            fs::write(&conf, config(dir.path(), port, hole_port))
+            fs::write(&conf, config(dir.path(), port))
                 .map_err(|e| format!("write nginx.conf: {e}"))?;
             let log = dir.path().join("logs/error.log");
             let stderr = File::create(dir.path().join("logs/stderr.log"))
@@ -91,14 +86,7 @@ impl Nginx {
                 .spawn()
                 .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
             match wait_listening(&mut child, port) {
-                Ok(()) => {
-                    return Ok(Nginx {
-                        child,
-                        port,
-                        dir,
-                        _black_hole: black_hole,
-                    })
-                }
+                Ok(()) => return Ok(Nginx { child, port, dir }),
                 Err(why) => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -163,15 +151,15 @@ fn free_port() -> std::io::Result<u16> {
         .map(|a| a.port())
 }
 
-/// A loopback listener that never accepts. Its backlog is as long as the system allows
-/// (`somaxconn`), so nginx's upstream connections complete and then wait for an answer
-/// that never comes; std's `bind` would listen with a backlog of 128 only.
-fn black_hole() -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
-    socket.listen(i32::MAX)?; // the kernel caps it at somaxconn
-    Ok(socket.into())
+/// The large static files `www/0 .. www/{LARGE_FILES - 1}`, each of their own bytes.
+fn write_large_files(www: &Path) -> std::io::Result<()> {
+    use crate::pipeliner::{large_byte, LARGE_BYTES, LARGE_FILES};
+    fs::create_dir_all(www)?;
+    for k in 0..LARGE_FILES {
+        let bytes: Vec<u8> = (0..LARGE_BYTES).map(|i| large_byte(k, i)).collect();
+        File::create(www.join(k.to_string()))?.write_all(&bytes)?;
+    }
+    Ok(())
 }
 
 /// Waits (at most 10 s) until `port` accepts connections, or the child exits.
@@ -195,7 +183,7 @@ fn wait_listening(child: &mut Child, port: u16) -> Result<(), String> {
 /// The config. One process (`master_process off`), so nginx runs as whoever started it, is
 /// stopped with one kill, and inherits the soak's raised descriptor limit
 /// (`worker_rlimit_nofile` is applied by worker processes only, so it is not set).
-fn config(root: &Path, port: u16, hole_port: u16) -> String {
+fn config(root: &Path, port: u16) -> String {
     let r = root.display();
     format!(
         r#"# generated by examples/soak
@@ -219,15 +207,17 @@ http {{
     default_type text/plain;
     server {{
         # the green phase connects thousands of tasks at once
-        listen 127.0.0.1:{port} backlog=65535;
+        # a small receive buffer: a POST's 128 KiB body goes out in many writes, the
+        # cofunction waiting for the socket between them
+        listen 127.0.0.1:{port} backlog=65535 rcvbuf=8k;
         # each response names its request
         location /n/ {{ return 200 "$request_uri\n"; }}
-        # never answered: the upstream accepts nothing; nginx drops it when the client goes
-        location /hang/ {{
-            proxy_pass http://127.0.0.1:{hole_port};
-            proxy_connect_timeout 3600s;
-            proxy_send_timeout 3600s;
-            proxy_read_timeout 3600s;
+        # large bodies, paced after the first 32 KiB: a read of one spans many waits, and
+        # requests pipelined behind one (a POST's body) wait in the socket buffers meanwhile
+        location /big/ {{
+            alias {r}/www/;
+            limit_rate_after 32k;
+            limit_rate 4m;
         }}
         location = /status {{ stub_status; }}
     }}

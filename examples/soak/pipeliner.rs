@@ -1,7 +1,12 @@
 //! Pipelined GETs through cofunctions with resends, and the ledger that proves every
 //! request was answered exactly once.
 //!
-//! Request `id` is `GET /n/{id}`; nginx answers with the body `/n/{id}\n`. The pipeliner
+//! Request `id` is `GET /n/{id}`; nginx answers with the body `/n/{id}\n`. With a [`Mix`]
+//! (phase 2), a seeded share of the ids are instead `GET /big/{k}?{id}` (one of nginx's
+//! static files of [`LARGE_BYTES`], `k = id % LARGE_FILES`, each with its own bytes) or
+//! `POST /n/{id}` with a [`POST_BYTES`] body (nginx answers before it has read the body, so
+//! the response arrives while the cofunction is still sending). Every body is checked byte
+//! by byte as it is read. The pipeliner
 //! keeps up to `depth` requests in flight. A response is read in the cofunction's loop body
 //! whenever one is available, and between sends when the window is full. When an error lists
 //! unanswered requests (`ConnectionClosed` / `Poisoned`: the library lists each exactly once,
@@ -15,12 +20,133 @@
 //! nothing is pending, `in_flight` must be empty. Anything else is an anomaly: a lost,
 //! duplicated, misordered, wrong or cut response.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
+use std::sync::OnceLock;
 
-use dugong::{ClosePhase, Error, HttpConnection, Park};
+use dugong::{Body, ClosePhase, Error, HttpConnection, Park};
 use http::{HeaderMap, Method, StatusCode};
 
 use crate::probe::{Curve, Sample};
+
+/// Size of each of nginx's large static files.
+pub(crate) const LARGE_BYTES: usize = 256 * 1024;
+/// Number of distinct large files: two large requests of a task closer than this in id ask
+/// for different bytes, so a body handed to the wrong one of them shows.
+pub(crate) const LARGE_FILES: u64 = 16;
+/// Body of a `POST /n/{id}`: larger than a fresh loopback socket takes at once.
+pub(crate) const POST_BYTES: usize = 128 * 1024;
+
+/// Byte `offset` of large file `k`.
+pub(crate) fn large_byte(k: u64, offset: usize) -> u8 {
+    let o = offset as u64;
+    (o.wrapping_mul(7) ^ (o >> 9) ^ k.wrapping_mul(0x9d)) as u8
+}
+
+/// Which requests are large GETs and POSTs (the rest are small GETs).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Mix {
+    pub(crate) large_percent: u32,
+    pub(crate) post_percent: u32,
+    pub(crate) seed: u64,
+}
+
+/// What request `id` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Get,
+    Large(u64),
+    Post,
+}
+
+impl Mix {
+    /// Request `id`'s kind: a function of the id alone, so a resend asks for the same.
+    fn kind(&self, id: u64) -> Kind {
+        if self.large_percent == 0 && self.post_percent == 0 {
+            return Kind::Get;
+        }
+        // splitmix64 of the id and seed
+        let mut z = id ^ self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        if z % 100 < u64::from(self.large_percent) {
+            Kind::Large(id % LARGE_FILES)
+        } else if (z / 100) % 100 < u64::from(self.post_percent) {
+            Kind::Post
+        } else {
+            Kind::Get
+        }
+    }
+
+    /// Whether request `id` is a GET of a large file.
+    pub(crate) fn is_large(&self, id: u64) -> bool {
+        matches!(self.kind(id), Kind::Large(_))
+    }
+
+    /// Whether request `id` is a POST.
+    pub(crate) fn is_post(&self, id: u64) -> bool {
+        self.kind(id) == Kind::Post
+    }
+
+    fn target(&self, id: u64) -> String {
+        match self.kind(id) {
+            Kind::Large(k) => format!("/big/{k}?{id}"),
+            Kind::Get | Kind::Post => format!("/n/{id}"),
+        }
+    }
+}
+
+fn post_body() -> &'static [u8] {
+    static BODY: OnceLock<Vec<u8>> = OnceLock::new();
+    BODY.get_or_init(|| (0..POST_BYTES).map(|i| b'a' + (i % 26) as u8).collect())
+}
+
+/// The id a response's target names: `/n/{id}` or `/big/{k}?{id}`.
+fn id_of(path: &str) -> Option<u64> {
+    if let Some(n) = path.strip_prefix("/n/") {
+        return n.parse().ok();
+    }
+    let (_, id) = path.strip_prefix("/big/")?.split_once('?')?;
+    id.parse().ok()
+}
+
+/// Which library call a task is in (or last made).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Where {
+    /// Not in a call yet.
+    #[default]
+    Idle,
+    /// `send_request_cofun` (which reconnects if needed), or the cofunction's own `next()`.
+    Sending,
+    /// `read_response`.
+    Head,
+    /// `read` of a response body.
+    Body,
+}
+
+/// What a pipeliner shows of its progress while it runs (a green task's canceller reads it).
+#[derive(Debug, Default)]
+pub(crate) struct Probe {
+    pub(crate) answered: Cell<u64>,
+    /// Requests in the connection's pipeline, as the pipeliner mirrors it.
+    pub(crate) in_flight: Cell<u64>,
+    pub(crate) at: Cell<Where>,
+    /// Whether a cofunction is being iterated (a read is then in its loop body).
+    pub(crate) in_cofun: Cell<bool>,
+    /// Whether the body being read is a large one.
+    pub(crate) large_body: Cell<bool>,
+}
+
+/// A callback after each answered response.
+#[derive(Clone, Copy)]
+struct OnAnswer<'c>(&'c dyn Fn(u64));
+
+impl std::fmt::Debug for OnAnswer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnAnswer")
+    }
+}
 
 /// Where a request stands. The discriminants are non-zero on purpose: `vec![NotSent; n]`
 /// then writes every page of the ledger at once, so the ledger does not show up as RSS
@@ -103,7 +229,10 @@ pub(crate) struct Pipeliner<'c, P: Park> {
     read_first: bool,
     /// Failed sends in a row that left nothing to read.
     failed_in_a_row: u32,
-    body: Vec<u8>,
+    mix: Mix,
+    probe: Option<&'c Probe>,
+    /// Called with the number of responses answered after each one.
+    on_answer: Option<OnAnswer<'c>>,
     pub(crate) tally: Tally,
     /// Sample RSS and fds every this many answers.
     sample_every: Option<u64>,
@@ -122,7 +251,9 @@ impl<'c, P: Park> Pipeliner<'c, P> {
             fresh: first,
             read_first: false,
             failed_in_a_row: 0,
-            body: Vec::with_capacity(64),
+            mix: Mix::default(),
+            probe: None,
+            on_answer: None,
             tally: Tally::default(),
             sample_every: None,
             curve: Curve::default(),
@@ -133,6 +264,45 @@ impl<'c, P: Park> Pipeliner<'c, P> {
     pub(crate) fn sample_every(mut self, every: u64) -> Self {
         self.sample_every = Some(every.max(1));
         self
+    }
+
+    /// Which requests are large or POSTs.
+    pub(crate) fn mix(mut self, mix: Mix) -> Self {
+        self.mix = mix;
+        self
+    }
+
+    /// Shows progress in `probe` and calls `on_answer` after each response.
+    pub(crate) fn watched(mut self, probe: &'c Probe, on_answer: &'c dyn Fn(u64)) -> Self {
+        self.probe = Some(probe);
+        self.on_answer = Some(OnAnswer(on_answer));
+        self
+    }
+
+    fn at(&self, at: Where) {
+        if let Some(p) = self.probe {
+            p.at.set(at);
+        }
+    }
+
+    fn in_cofun(&self, on: bool) {
+        if let Some(p) = self.probe {
+            p.in_cofun.set(on);
+        }
+    }
+
+    fn show_in_flight(&self) {
+        if let Some(p) = self.probe {
+            p.in_flight.set(self.in_flight.len() as u64);
+        }
+    }
+
+    /// Whether the answered requests are exactly the first ones, with no gap.
+    pub(crate) fn answered_prefix(&self) -> bool {
+        let n = self.tally.answered as usize;
+        n <= self.ledger.len()
+            && self.ledger[..n].iter().all(|&s| s == Standing::Answered)
+            && self.ledger[n..].iter().all(|&s| s != Standing::Answered)
     }
 
     fn end(&self) -> u64 {
@@ -170,13 +340,13 @@ impl<'c, P: Park> Pipeliner<'c, P> {
     /// Sends request `id` through a cofunction, reading responses in its loop body.
     fn send(&mut self, id: u64) -> Result<(), Error> {
         let conn = self.conn;
-        let target = format!("/n/{id}");
-        let cofun = match conn.send_request_cofun(
-            &Method::GET,
-            &target,
-            &HeaderMap::new(),
-            dugong::Body::Empty,
-        ) {
+        let target = self.mix.target(id);
+        let (method, body) = match self.mix.kind(id) {
+            Kind::Post => (Method::POST, Body::Bytes(post_body())),
+            Kind::Get | Kind::Large(_) => (Method::GET, Body::Empty),
+        };
+        self.at(Where::Sending);
+        let cofun = match conn.send_request_cofun(&method, &target, &HeaderMap::new(), body) {
             Ok(cofun) => cofun,
             Err(e) => {
                 // Not sent. Whatever the error lists is older, so it goes first.
@@ -209,15 +379,25 @@ impl<'c, P: Park> Pipeliner<'c, P> {
         }
         *self.standing(id) = Standing::Sent;
         self.in_flight.push_back(id);
-        for step in cofun {
-            match step {
+        self.show_in_flight();
+        self.in_cofun(true);
+        let sent = self.drive(cofun);
+        self.in_cofun(false);
+        sent
+    }
+
+    /// Iterates a cofunction, reading responses in its loop body.
+    fn drive(&mut self, mut cofun: dugong::Cofun<'_, P>) -> Result<(), Error> {
+        loop {
+            self.at(Where::Sending);
+            match cofun.next() {
+                None => return Ok(()),
                 // Response data is there: the loop body reads it.
-                Ok(()) => self.read_one()?,
+                Some(Ok(())) => self.read_one()?,
                 // Yielded once, then the iterator ends.
-                Err(e) => self.on_error(e)?,
+                Some(Err(e)) => self.on_error(e)?,
             }
         }
-        Ok(())
     }
 
     /// Reads and checks one whole response, if one is pending.
@@ -234,25 +414,53 @@ impl<'c, P: Park> Pipeliner<'c, P> {
             }
             return Ok(());
         }
+        self.at(Where::Head);
         let resp = match self.conn.read_response() {
             Ok(resp) => resp,
             Err(e) => return self.on_error(e),
         };
-        self.body.clear();
-        let mut buf = [0u8; 256];
+        // Popped once the body is complete: a body cut short is handled by `on_error`.
+        let expected = self.in_flight.front().copied();
+        let id = id_of(&resp.path).filter(|id| (self.first..self.end()).contains(id));
+        // The body's bytes as they should be; a wrong target gets the path's own body.
+        let kind = id.map_or(Kind::Get, |id| self.mix.kind(id));
+        let small = format!("{}\n", resp.path).into_bytes();
+        let want_len = match kind {
+            Kind::Large(_) => LARGE_BYTES,
+            Kind::Get | Kind::Post => small.len(),
+        };
+        if let Some(p) = self.probe {
+            p.large_body.set(matches!(kind, Kind::Large(_)));
+        }
+        let mut got = 0usize;
+        let mut first_bad = None;
+        let mut buf = [0u8; 2048];
         loop {
+            self.at(Where::Body);
             match self.conn.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => self.body.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    if first_bad.is_none() {
+                        first_bad = buf[..n]
+                            .iter()
+                            .enumerate()
+                            .find(|&(i, &b)| {
+                                let at = got + i;
+                                let want = match kind {
+                                    Kind::Large(k) => (at < LARGE_BYTES).then(|| large_byte(k, at)),
+                                    Kind::Get | Kind::Post => small.get(at).copied(),
+                                };
+                                want != Some(b)
+                            })
+                            .map(|(i, _)| got + i);
+                    }
+                    got += n;
+                }
                 Err(e) => return self.on_error(e),
             }
         }
-        let expected = self.in_flight.pop_front();
-        let id = resp
-            .path
-            .strip_prefix("/n/")
-            .and_then(|n| n.parse::<u64>().ok())
-            .filter(|id| (self.first..self.end()).contains(id));
+        self.in_flight.pop_front();
+        self.show_in_flight();
         let Some(id) = id else {
             self.tally
                 .anomaly(format!("response for a foreign target {:?}", resp.path));
@@ -260,15 +468,21 @@ impl<'c, P: Park> Pipeliner<'c, P> {
         };
         if expected != Some(id) {
             self.tally.anomaly(format!(
-                "response for /n/{id} where /n/{expected:?} was next"
+                "response for {} where /n/{expected:?} was next",
+                resp.path
             ));
         }
-        let body_ok = self.body.strip_suffix(b"\n") == Some(resp.path.as_bytes());
-        if resp.status != StatusCode::OK || !body_ok {
+        if resp.path != self.mix.target(id) {
             self.tally.anomaly(format!(
-                "/n/{id}: {} with body {:?}",
-                resp.status,
-                String::from_utf8_lossy(&self.body)
+                "response for {:?}, but request {id} was {:?}",
+                resp.path,
+                self.mix.target(id)
+            ));
+        }
+        if resp.status != StatusCode::OK || got != want_len || first_bad.is_some() {
+            self.tally.anomaly(format!(
+                "{}: {} with {got} body bytes (want {want_len}), first wrong byte at {first_bad:?}",
+                resp.path, resp.status
             ));
         }
         match *self.standing(id) {
@@ -287,6 +501,12 @@ impl<'c, P: Park> Pipeliner<'c, P> {
             self.tally.closes += 1;
         }
         self.tally.answered += 1;
+        if let Some(p) = self.probe {
+            p.answered.set(self.tally.answered);
+        }
+        if let Some(OnAnswer(on_answer)) = self.on_answer {
+            on_answer(self.tally.answered);
+        }
         if let Some(every) = self.sample_every {
             if self.tally.answered % every == 0 {
                 self.curve.push(Sample::take(self.tally.answered));
@@ -308,12 +528,7 @@ impl<'c, P: Park> Pipeliner<'c, P> {
         let listed: Vec<u64> = e
             .unanswered()
             .iter()
-            .map(|r| {
-                r.target
-                    .strip_prefix("/n/")
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(u64::MAX)
-            })
+            .map(|r| id_of(&r.target).unwrap_or(u64::MAX))
             .collect();
         if cut {
             // A response cut off inside its head or body: its request is not listed (the
@@ -353,6 +568,7 @@ impl<'c, P: Park> Pipeliner<'c, P> {
             self.resend.push_front(id);
         }
         self.in_flight.retain(|id| !listed.contains(id));
+        self.show_in_flight();
         // Whatever is still in flight was not listed: reported as lost by the next read.
         Ok(())
     }
