@@ -385,3 +385,46 @@ fn readiness_that_arrives_while_a_task_sleeps_is_not_lost() {
         "a read waited {took:?} for readiness reported while its task slept"
     );
 }
+
+/// A task that only yields does not starve the tasks waiting on sockets: each pass over the
+/// ready tasks is followed by a look at the sockets.
+#[test]
+fn a_task_that_keeps_yielding_does_not_starve_socket_waiters() {
+    let server = LoopbackServer::start();
+    let port = server.port();
+    let done = Rc::new(RefCell::new(false));
+    let (spins, answered) = green::run(move |task| {
+        let flag = Rc::clone(&done);
+        let fetcher = task.spawn(move |task| -> Result<usize, Error> {
+            let conn = task.connect("127.0.0.1", port)?;
+            let mut n = 0;
+            for _ in 0..20 {
+                conn.send_request(&Method::GET, "/bytes/2", &HeaderMap::new(), Body::Empty)?;
+                conn.read_response()?;
+                n += conn.read_all()?.len();
+            }
+            *flag.borrow_mut() = true;
+            Ok(n)
+        });
+        let flag = Rc::clone(&done);
+        let spinner = task.spawn(move |task| {
+            let mut spins = 0u64;
+            // Bounded: starvation would end here, with the fetcher unfinished.
+            while !*flag.borrow() && spins < 5_000_000 {
+                task.yield_now();
+                spins += 1;
+            }
+            spins
+        });
+        (
+            task.join(spinner).expect("no panic"),
+            task.join(fetcher).expect("no panic"),
+        )
+    })
+    .expect("main task");
+    assert_eq!(answered.expect("answered"), 40);
+    assert!(
+        spins < 5_000_000,
+        "the fetcher never ran while a task yielded"
+    );
+}

@@ -355,18 +355,29 @@ impl Runtime {
     fn run_while(&mut self, mut go_on: impl FnMut() -> bool) -> std::io::Result<()> {
         loop {
             self.adopt_spawned()?;
-            while let Some((id, wake)) = self.ready.pop_front() {
+            // One pass over the tasks ready now. A task readied meanwhile (one that yields,
+            // a joiner, a new task) runs in the next pass, after the sockets and timers were
+            // looked at: a task that keeps yielding cannot starve those that wait on them.
+            for _ in 0..self.ready.len() {
+                let Some((id, wake)) = self.ready.pop_front() else {
+                    break;
+                };
                 self.resume(id, wake);
                 self.adopt_spawned()?;
             }
             if !go_on() || self.tasks.is_empty() {
                 return Ok(());
             }
-            if self.io_waiters.is_empty() && self.timers.is_empty() {
-                // Everything left waits on a join that cannot happen.
-                return Ok(());
+            let waiting = !self.io_waiters.is_empty() || !self.timers.is_empty();
+            if self.ready.is_empty() {
+                if !waiting {
+                    // Everything left waits on a join that cannot happen.
+                    return Ok(());
+                }
+                self.poll(false)?;
+            } else if waiting {
+                self.poll(true)?;
             }
-            self.poll()?;
         }
     }
 
@@ -540,13 +551,15 @@ impl Runtime {
         }
     }
 
-    /// Waits for sockets or the next timer, and readies the tasks concerned.
-    fn poll(&mut self) -> std::io::Result<()> {
+    /// Waits for sockets or the next timer (only looks, with `now_only`), and readies the
+    /// tasks concerned.
+    fn poll(&mut self, now_only: bool) -> std::io::Result<()> {
         let now = Instant::now();
-        let timeout = self
-            .timers
-            .first()
-            .map(|(at, _)| at.saturating_duration_since(now));
+        let timeout = match self.timers.first() {
+            _ if now_only => Some(Duration::ZERO),
+            Some((at, _)) => Some(at.saturating_duration_since(now)),
+            None => None,
+        };
         // Nothing a task queued may wait while the thread sleeps.
         crate::io::flush_thread();
         let mut woken = Vec::new();
