@@ -226,14 +226,20 @@ impl<P: Park> HttpConnection<P> {
             .map_err(|_| StateError::Busy.into())
     }
 
-    /// Connects now if not connected, trying every address of the host in turn (IPv4 and
-    /// IPv6). Sending does this by itself; call it to learn about connection problems early.
+    /// Connects now if not connected: resolves the host (on a thread of its own, see
+    /// [`Config::resolver`]) and races its addresses the Happy Eyeballs way (IPv6 first, the
+    /// next address 250 ms later or at once after a failure), all within the connect
+    /// timeout. Sending does this by itself; call it to learn about connection problems
+    /// early.
     ///
     /// # Errors
     ///
+    /// - [`Error::Resolve`] when the name does not resolve ([`DnsError`](crate::DnsError)
+    ///   tells "no such name" from "try again later").
     /// - [`Error::Connect`] when no address accepted the connection (the last attempt's
     ///   error is the source; through a proxy, the proxy's address); [`Error::Timeout`] when
-    ///   the connect timeout passed.
+    ///   the connect timeout passed (with [`Operation::Resolve`](crate::Operation::Resolve)
+    ///   while the name was still being resolved).
     /// - Through a proxy's tunnel: [`Error::ProxyRefused`] when it answered `CONNECT` with a
     ///   non-2xx status (407: credentials missing or refused), [`Error::ProxyTunnel`] when it
     ///   closed or answered with something other than HTTP.
@@ -278,7 +284,8 @@ impl<P: Park> HttpConnection<P> {
     /// - [`Error::ConnectionClosed`] or [`Error::Poisoned`] reporting a connection that ended
     ///   with requests unanswered (this request is not sent; the next call reconnects), or
     ///   when the server stops accepting bytes (pending responses can still be read).
-    /// - [`Error::Connect`], [`Error::Timeout`], [`Error::BufferFull`], [`Error::Io`].
+    /// - [`Error::Resolve`], [`Error::Connect`], [`Error::Timeout`], [`Error::BufferFull`],
+    ///   [`Error::Io`].
     /// - When it connects through a proxy's tunnel: [`Error::ProxyRefused`],
     ///   [`Error::ProxyTunnel`] (see [`connect`](Self::connect)).
     ///

@@ -517,8 +517,7 @@ impl Transport {
         }
     }
 
-    /// Waits with `poll(2)` on this one socket: one syscall, where a `polling` wait costs
-    /// five (it arms a timerfd and re-arms its notifier every time).
+    /// Waits with `poll(2)` on this one socket: one syscall, and no poller to create.
     pub(crate) fn poll_one(&self, interest: Ready, timeout: Option<Duration>) -> io::Result<Ready> {
         #[cfg(feature = "sim")]
         if let Stream::Sim(peer, _) = &self.stream {
