@@ -723,27 +723,11 @@ fn run(cli: &Cli, output: &mut Output) -> Result<(), (usize, Fail)> {
 }
 
 /// Whether `fail` may be retried by resending the requests without a response: a
-/// temporary failure of this crate's before any of a response's body was handed on.
+/// temporary failure of this crate's before any of a response's body was handed on (see
+/// [`Retry::allows`]).
 fn resendable(retry: &Retry, cli: &Cli, fail: &(dyn std::error::Error + 'static)) -> bool {
-    use dugong::{ClosePhase, Error, PoisonCause};
-    let Some(e) = fail.downcast_ref::<Error>() else {
-        return false;
-    };
-    let cut_in_body = matches!(
-        e,
-        Error::ConnectionClosed {
-            phase: ClosePhase::InBody,
-            ..
-        } | Error::Poisoned {
-            cause: PoisonCause::Closed(ClosePhase::InBody)
-                | PoisonCause::Timeout(dugong::Operation::ReadBody),
-            ..
-        } | Error::Timeout {
-            operation: dugong::Operation::ReadBody,
-            ..
-        }
-    );
-    !cut_in_body && retry.allows(e, [&cli.method])
+    fail.downcast_ref::<dugong::Error>()
+        .is_some_and(|e| retry.allows(e, [&cli.method]))
 }
 
 /// `-v`: log records on stderr, one line each.

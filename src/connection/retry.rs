@@ -95,9 +95,13 @@ impl Retry {
     }
 
     /// Whether `e` may be retried by resending `methods` (the requests it left unanswered,
-    /// or the one that failed to go out).
+    /// or the one that failed to go out): it is temporary, it did not cut a response off
+    /// inside its body (the server acted on that request, and its reader saw part of the
+    /// body), and the methods may be sent twice.
     pub fn allows<'m>(&self, e: &Error, methods: impl IntoIterator<Item = &'m Method>) -> bool {
-        e.is_temporary() && (self.non_idempotent || methods.into_iter().all(Method::is_idempotent))
+        e.is_temporary()
+            && !cut_in_body(e)
+            && (self.non_idempotent || methods.into_iter().all(Method::is_idempotent))
     }
 }
 
@@ -190,7 +194,7 @@ impl<P: Park> HttpConnection<P> {
             let pending = requests[done..sent + usize::from(sending)]
                 .iter()
                 .map(|r| &r.method);
-            if failures >= retry.attempts || !retry.allows(&e, pending) || cut_in_body(&e) {
+            if failures >= retry.attempts || !retry.allows(&e, pending) {
                 return Err(e);
             }
             if failures > 0 {
@@ -219,15 +223,20 @@ impl<P: Park> HttpConnection<P> {
     }
 }
 
-/// Whether `e` cut a response off inside its body.
+/// Whether `e` cut a response off inside its body: a close there, or a timeout reading it.
 fn cut_in_body(e: &Error) -> bool {
+    use crate::{ClosePhase, Operation, PoisonCause};
     matches!(
         e,
         Error::ConnectionClosed {
-            phase: crate::ClosePhase::InBody,
+            phase: ClosePhase::InBody,
             ..
         } | Error::Poisoned {
-            cause: crate::PoisonCause::Closed(crate::ClosePhase::InBody),
+            cause: PoisonCause::Closed(ClosePhase::InBody)
+                | PoisonCause::Timeout(Operation::ReadBody),
+            ..
+        } | Error::Timeout {
+            operation: Operation::ReadBody,
             ..
         }
     )
@@ -265,5 +274,15 @@ mod tests {
             .non_idempotent(true)
             .allows(&closed, [&Method::POST]));
         assert!(!r.allows(&Error::Cancelled, [&Method::GET]));
+        let cut = Error::ConnectionClosed {
+            phase: ClosePhase::InBody,
+            unanswered: Vec::new(),
+        };
+        let body_timeout = Error::Timeout {
+            operation: Operation::ReadBody,
+            after: Duration::from_secs(1),
+        };
+        assert!(!r.allows(&cut, [&Method::GET]));
+        assert!(!r.allows(&body_timeout, [&Method::GET]));
     }
 }
