@@ -20,7 +20,7 @@
 //! receives every request's bytes once, in order, framed exactly.
 //!
 //! - `DUGONG_SIM_SEED=N cargo test --features sim --test sim` replays schedule N and prints
-//!   its trace.
+//!   its trace (`DUGONG_SIM_PATH=Green`, say, on another path than its own).
 //! - `sim_slice` (CI) runs schedules for `DUGONG_SIM_SECONDS` (default 20) from a random base
 //!   seed it prints; `DUGONG_SIM_BASE=B` fixes the base.
 //! - `sim_million` (ignored; run in release) runs `DUGONG_SIM_COUNT` (default 1,000,000)
@@ -31,6 +31,8 @@
 mod check;
 #[path = "sim/client.rs"]
 mod client;
+#[path = "sim/green.rs"]
+mod green;
 #[path = "sim/rng.rs"]
 mod rng;
 #[path = "sim/server.rs"]
@@ -42,45 +44,46 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use dugong::sim::Sim;
-use dugong::{Config, HttpConnection, Origin, Scheme};
+use dugong::{Config, HttpConnection, Origin, Park, Scheme};
 use http::Method;
 
-use client::{BodyKind, Client, Path, ReqSpec};
+use client::{BodyKind, Client, Log, Path, ReqSpec};
 use rng::Rng;
 use world::World;
 
-/// Seeds that once failed, kept so the bugs they found stay fixed.
-const REGRESSIONS: &[u64] = &[
+/// Seeds that once failed, kept so the bugs they found stay fixed, with the path each ran on
+/// (before the green paths were added, a seed's path was `Path::ALL[seed % 4]`).
+const REGRESSIONS: &[(u64, Path)] = &[
     // A send timed out (poisoning the connection) while the loop body was reading a body:
     // `has_active_response` turned false as if that body were complete.
-    189,
+    (189, Path::Cofun),
     // A cofunction's first turn went to the loop body, which read a response that closed
     // the link; the request's transmit then failed with a misuse error (`NoBodyExpected`)
     // instead of reporting the request unanswered, and would have written to the old socket.
-    1449,
+    (1449, Path::Cofun),
     // A `co_read` receiving straight into the caller's buffer waited; meanwhile the `co_*`
     // send beside it took response bytes into the receive buffer; the read then returned
     // newer bytes from the socket before them (a body with bytes swapped).
-    1603,
+    (1603, Path::CoOps),
     // A request waiting for `100 Continue` got the start of a final response, then the
     // close: it was listed unanswered (to be resent) though its response had started.
-    2697,
+    (2697, Path::Cofun),
     // The server answered an upload early, then closed without reading the body (the send
     // failed: broken pipe). Once the answer was read, every send failed with the misuse
     // error `BodyIncomplete` for the body that could never go out, instead of reconnecting.
-    5023,
+    (5023, Path::CoOps),
     // (The harness's own bug: its `co_*` loop never read beside a send that had expected
     // `100 Continue`, and deadlocked once the body went out against a server answering
     // before it read.)
-    14203,
+    (14203, Path::CoOps),
     // (The model's: a closing server blocked forever on writing garbage nobody reads while
     // the `co_*` client, without a timeout, blocked on writing a body it no longer reads.
     // Servers give up on a lingering close; the model now does.)
-    42731,
+    (42731, Path::CoOps),
     // A `co_read` waited for the socket while the `co_*` send beside it took response bytes
     // in up to `max_buffered`; the read then tried to receive into the full buffer and
     // failed with an I/O error ("receive buffer is at its limit") instead of reading them.
-    647003,
+    (647003, Path::CoOps),
 ];
 
 /// Virtual time no schedule may exceed: a few rounds of stalls and timeouts.
@@ -94,10 +97,14 @@ struct Failure {
     broken: Vec<String>,
 }
 
-/// Runs schedule `seed`; with `trace`, prints what happened.
-fn run(seed: u64, trace: bool) -> Result<Duration, Failure> {
+/// The path schedule `seed` takes.
+fn path_of(seed: u64) -> Path {
+    Path::ALL[(seed % Path::ALL.len() as u64) as usize]
+}
+
+/// Runs schedule `seed` on `path`; with `trace`, prints what happened.
+fn run(seed: u64, path: Path, trace: bool) -> Result<Duration, Failure> {
     let mut rng = Rng::new(seed);
-    let path = Path::ALL[(seed % Path::ALL.len() as u64) as usize];
     let requests: Vec<ReqSpec> = (0..rng.range(1, 6))
         .map(|id| request(&mut rng, id))
         .collect();
@@ -125,28 +132,22 @@ fn run(seed: u64, trace: bool) -> Result<Duration, Failure> {
         world.expect_body(r.id, r.body.clone());
     }
     world.note(|| format!("schedule {seed}: {path:?}, {config:?}"));
+    let schedule = Schedule {
+        path,
+        world: world.clone(),
+        requests: requests.clone(),
+        rng: Rng::new(rng.next_u64()),
+        memory_bound,
+        faulty_rounds,
+    };
+    let origin = Origin::new(Scheme::Http, "127.0.0.1", 80);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let origin = Origin::new(Scheme::Http, "127.0.0.1", 80);
+        if path.is_green() {
+            return green::run(schedule, origin, config, Rng::new(rng.next_u64()));
+        }
         let conn = HttpConnection::simulated(&origin, config, Sim::new(world.network()))
             .expect("a connection");
-        let client = Client::new(path, &conn, &world, Rng::new(rng.next_u64()), memory_bound);
-        for round in 0..=faulty_rounds {
-            let faultless = round == faulty_rounds;
-            world.set_round(round, !faultless);
-            if faultless {
-                // Resend on a fresh connection.
-                conn.disconnect();
-            }
-            let todo: Vec<&ReqSpec> = requests
-                .iter()
-                .filter(|r| !client.log.borrow().is_answered(r.id))
-                .collect();
-            if todo.is_empty() {
-                break;
-            }
-            client.run_round(round, &todo);
-        }
-        client.log.into_inner()
+        schedule.drive(&conn)
     }));
     dugong::sim::set_now(None);
     let report = world.finish();
@@ -182,6 +183,42 @@ fn run(seed: u64, trace: bool) -> Result<Duration, Failure> {
         Ok(report.elapsed)
     } else {
         Err(Failure { seed, path, broken })
+    }
+}
+
+/// What a schedule's client does, whatever its connection's park.
+struct Schedule {
+    path: Path,
+    world: World,
+    requests: Vec<ReqSpec>,
+    rng: Rng,
+    memory_bound: usize,
+    faulty_rounds: usize,
+}
+
+impl Schedule {
+    /// Sends the requests in rounds on `conn`: faulty rounds, then a faultless one on a
+    /// fresh connection for whatever was not answered.
+    fn drive<P: Park>(self, conn: &HttpConnection<P>) -> Log {
+        let client = Client::new(self.path, conn, &self.world, self.rng, self.memory_bound);
+        for round in 0..=self.faulty_rounds {
+            let faultless = round == self.faulty_rounds;
+            self.world.set_round(round, !faultless);
+            if faultless {
+                // Resend on a fresh connection.
+                conn.disconnect();
+            }
+            let todo: Vec<&ReqSpec> = self
+                .requests
+                .iter()
+                .filter(|r| !client.log.borrow().is_answered(r.id))
+                .collect();
+            if todo.is_empty() {
+                break;
+            }
+            client.run_round(round, &todo);
+        }
+        client.log.into_inner()
     }
 }
 
@@ -226,7 +263,8 @@ fn request(rng: &mut Rng, id: usize) -> ReqSpec {
 fn run_many(base: u64, mut done: impl FnMut(u64) -> bool) -> Result<u64, Failure> {
     let mut n = 0;
     while !done(n) {
-        run(base.wrapping_add(n), false)?;
+        let seed = base.wrapping_add(n);
+        run(seed, path_of(seed), false)?;
         n += 1;
     }
     Ok(n)
@@ -234,10 +272,11 @@ fn run_many(base: u64, mut done: impl FnMut(u64) -> bool) -> Result<u64, Failure
 
 fn report_failure(f: &Failure) -> String {
     format!(
-        "schedule {} ({:?}) failed; replay with DUGONG_SIM_SEED={} cargo test --features sim --test sim -- --nocapture\n  {}",
+        "schedule {} ({:?}) failed; replay with DUGONG_SIM_SEED={} DUGONG_SIM_PATH={:?} cargo test --features sim --test sim -- --nocapture\n  {}",
         f.seed,
         f.path,
         f.seed,
+        f.path,
         f.broken.join("\n  ")
     )
 }
@@ -249,13 +288,21 @@ fn env_u64(name: &str) -> Option<u64> {
     })
 }
 
-/// `DUGONG_SIM_SEED=N`: replays one schedule with its trace.
+/// `DUGONG_SIM_SEED=N`: replays one schedule with its trace, on its own path or on
+/// `DUGONG_SIM_PATH` (a path's name, as `Path` spells it).
 #[test]
 fn replay_seed() {
     let Some(seed) = env_u64("DUGONG_SIM_SEED") else {
         return;
     };
-    if let Err(f) = run(seed, true) {
+    let path = match std::env::var("DUGONG_SIM_PATH") {
+        Ok(name) => *Path::ALL
+            .iter()
+            .find(|p| format!("{p:?}") == name)
+            .unwrap_or_else(|| panic!("DUGONG_SIM_PATH: no path {name:?} in {:?}", Path::ALL)),
+        Err(_) => path_of(seed),
+    };
+    if let Err(f) = run(seed, path, true) {
         panic!("{}", report_failure(&f));
     }
 }
@@ -271,8 +318,8 @@ fn regressions() {
     if replaying() {
         return;
     }
-    for &seed in REGRESSIONS {
-        if let Err(f) = run(seed, false) {
+    for &(seed, path) in REGRESSIONS {
+        if let Err(f) = run(seed, path, false) {
             panic!("{}", report_failure(&f));
         }
     }
@@ -329,7 +376,8 @@ fn sim_million() {
         if n > 0 && n % 100_000 == 0 {
             println!("sim_million: {n} schedules, {:.1?}", started.elapsed());
         }
-        if let Err(f) = run(base.wrapping_add(n), false) {
+        let seed = base.wrapping_add(n);
+        if let Err(f) = run(seed, path_of(seed), false) {
             println!("{}", report_failure(&f));
             failures.push(f.seed);
         }

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::runtime::{Parked, Task, Wake};
 use crate::io::{Park, ParkImpl, Reactor, Ready, Transport};
@@ -38,7 +38,7 @@ impl ParkImpl for Green<'_> {
         if !ready.is_empty() {
             return Ok(crate::io::Wake::Ready(ready));
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.map(|t| crate::io::now() + t);
         Ok(
             match self.task.suspend(Parked::Io {
                 key,

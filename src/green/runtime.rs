@@ -157,7 +157,7 @@ impl<'a> Task<'a> {
 
     /// Suspends this task for `duration`; the others run meanwhile.
     pub fn sleep(&self, duration: Duration) {
-        self.suspend(Parked::Sleep(Instant::now() + duration));
+        self.suspend(Parked::Sleep(crate::io::now() + duration));
     }
 
     /// Lets the other ready tasks run before this one continues.
@@ -270,9 +270,22 @@ impl Runtime {
     ///
     /// When the OS refuses a poller (out of descriptors).
     pub fn new() -> std::io::Result<Self> {
-        Ok(Runtime {
+        Ok(Self::with_reactor(Reactor::new()?))
+    }
+
+    /// A runtime whose tasks' connections (made with [`Task::open`] and the like, to any
+    /// address) come from `network`, and whose waits and timers run on the simulation's
+    /// virtual clock: the green path in a deterministic simulation. One connection may
+    /// wait at a time; a second one waiting makes the runtime fail with an I/O error.
+    #[cfg(feature = "sim")]
+    pub fn simulated(network: Arc<dyn crate::sim::Network>) -> Self {
+        Self::with_reactor(Reactor::simulated(network))
+    }
+
+    fn with_reactor(reactor: Arc<Reactor>) -> Self {
+        Runtime {
             shared: Rc::new(Shared {
-                reactor: Reactor::new()?,
+                reactor,
                 spawned: RefCell::new(Vec::new()),
                 cancelled: RefCell::new(Vec::new()),
                 next_id: Cell::new(0),
@@ -285,7 +298,7 @@ impl Runtime {
             stacks: StackPool::new(STACK_SIZE, usize::MAX),
             #[cfg(test)]
             peak_timers: 0,
-        })
+        }
     }
 
     /// Starts a task. It runs once the runtime runs ([`run`](Self::run) or
@@ -554,7 +567,7 @@ impl Runtime {
     /// Waits for sockets or the next timer (only looks, with `now_only`), and readies the
     /// tasks concerned.
     fn poll(&mut self, now_only: bool) -> std::io::Result<()> {
-        let now = Instant::now();
+        let now = crate::io::now();
         let timeout = match self.timers.first() {
             _ if now_only => Some(Duration::ZERO),
             Some((at, _)) => Some(at.saturating_duration_since(now)),
@@ -577,7 +590,7 @@ impl Runtime {
         for (id, wake) in woken {
             self.wake(id, wake);
         }
-        let now = Instant::now();
+        let now = crate::io::now();
         while let Some(&(at, id)) = self.timers.first() {
             if at > now {
                 break;

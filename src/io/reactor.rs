@@ -9,6 +9,10 @@
 //! that costs one failed non-blocking call, never a lost wake-up.
 //!
 //! Elsewhere it is the `polling` crate with oneshot registrations, armed before each park.
+//!
+//! Under the `sim` feature a reactor may instead wait on simulated connections
+//! ([`sim::Selector`](super::sim::Selector)), so the green runtime runs in the deterministic
+//! simulation like every other send path.
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
@@ -23,7 +27,7 @@ use super::transport::Ready;
 
 /// A poller shared by the sockets of one green runtime.
 pub(crate) struct Reactor {
-    sys: sys::Selector,
+    selector: Selector,
     next_key: AtomicUsize,
     /// Readiness reported for a key while nobody waited for it.
     unclaimed: Mutex<HashMap<usize, Ready>>,
@@ -35,13 +39,44 @@ impl std::fmt::Debug for Reactor {
     }
 }
 
+/// Where readiness comes from.
+enum Selector {
+    /// The OS: epoll, or `polling`.
+    Os(sys::Selector),
+    /// A simulated network.
+    #[cfg(feature = "sim")]
+    Sim(super::sim::Selector),
+}
+
 impl Reactor {
     pub(crate) fn new() -> io::Result<Arc<Self>> {
-        Ok(Arc::new(Reactor {
-            sys: sys::Selector::new()?,
+        Ok(Self::with(Selector::Os(sys::Selector::new()?)))
+    }
+
+    /// A reactor whose connections come from `network` and whose waits run it.
+    #[cfg(feature = "sim")]
+    pub(crate) fn simulated(network: Arc<dyn super::sim::Network>) -> Arc<Self> {
+        Self::with(Selector::Sim(super::sim::Selector::new(network)))
+    }
+
+    fn with(selector: Selector) -> Arc<Self> {
+        Arc::new(Reactor {
+            selector,
             next_key: AtomicUsize::new(0),
             unclaimed: Mutex::default(),
-        }))
+        })
+    }
+
+    /// A new simulated connection and its key, or `None` if this reactor waits on sockets.
+    #[cfg(feature = "sim")]
+    pub(crate) fn connect_simulated(
+        &self,
+    ) -> Option<io::Result<(usize, Arc<dyn super::sim::Peer>)>> {
+        let Selector::Sim(selector) = &self.selector else {
+            return None;
+        };
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        Some(selector.connect(key).map(|peer| (key, peer)))
     }
 
     fn unclaimed(&self) -> MutexGuard<'_, HashMap<usize, Ready>> {
@@ -55,23 +90,39 @@ impl Reactor {
     ///
     /// `socket` must be [deregistered](Self::deregister) before it is closed.
     pub(crate) unsafe fn register(&self, socket: &Socket) -> io::Result<usize> {
+        #[cfg_attr(not(feature = "sim"), allow(irrefutable_let_patterns))]
+        let Selector::Os(sys) = &self.selector
+        else {
+            return Err(io::Error::other("a simulated reactor has no sockets"));
+        };
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the caller's promise.
-        unsafe { self.sys.add(socket, key)? };
+        unsafe { sys.add(socket, key)? };
         Ok(key)
     }
 
-    /// Removes `socket` (key `key`) and forgets its unclaimed readiness.
-    pub(crate) fn deregister(&self, socket: &Socket, key: usize) {
-        // An error is ignored: the descriptor is closed right after, which removes it too.
-        let _ = self.sys.delete(socket);
+    /// Removes key `key` (with its `socket`, if it is one) and forgets its unclaimed
+    /// readiness.
+    pub(crate) fn deregister(&self, socket: Option<&Socket>, key: usize) {
+        match (&self.selector, socket) {
+            // An error is ignored: the descriptor is closed right after, which removes it too.
+            (Selector::Os(sys), Some(socket)) => drop(sys.delete(socket)),
+            #[cfg(feature = "sim")]
+            (Selector::Sim(selector), _) => selector.delete(key),
+            _ => {}
+        }
         self.unclaimed().remove(&key);
     }
 
-    /// Prepares `socket` (key `key`) for a park on `interest`: returns the part of
-    /// `interest` that is known ready already (the park then does not sleep), or nothing
-    /// when the park must wait for the key's next event.
-    pub(crate) fn arm(&self, socket: &Socket, key: usize, interest: Ready) -> io::Result<Ready> {
+    /// Prepares key `key` (with its `socket`, if it is one) for a park on `interest`:
+    /// returns the part of `interest` that is known ready already (the park then does not
+    /// sleep), or nothing when the park must wait for the key's next event.
+    pub(crate) fn arm(
+        &self,
+        socket: Option<&Socket>,
+        key: usize,
+        interest: Ready,
+    ) -> io::Result<Ready> {
         if let Some(kept) = self.unclaimed().get_mut(&key) {
             let ready = kept.and(interest);
             if !ready.is_empty() {
@@ -79,7 +130,13 @@ impl Reactor {
                 return Ok(ready);
             }
         }
-        self.sys.arm(socket, key, interest)?;
+        match (&self.selector, socket) {
+            (Selector::Os(sys), Some(socket)) => sys.arm(socket, key, interest)?,
+            // Edge-triggered, like epoll: nothing to arm.
+            #[cfg(feature = "sim")]
+            (Selector::Sim(_), _) => {}
+            _ => return Err(io::Error::other("arming a key with no socket")),
+        }
         Ok(Ready::default())
     }
 
@@ -91,12 +148,17 @@ impl Reactor {
         mut claim: impl FnMut(usize, Ready) -> Ready,
     ) -> io::Result<()> {
         let mut left = Vec::new();
-        self.sys.wait(timeout, |key, ready| {
+        let each = |key, ready: Ready| {
             let rest = ready.without(claim(key, ready));
             if !rest.is_empty() {
                 left.push((key, rest));
             }
-        })?;
+        };
+        match &self.selector {
+            Selector::Os(sys) => sys.wait(timeout, each)?,
+            #[cfg(feature = "sim")]
+            Selector::Sim(selector) => selector.wait(timeout, each)?,
+        }
         if !left.is_empty() {
             let mut unclaimed = self.unclaimed();
             for (key, rest) in left {

@@ -178,11 +178,24 @@ impl Ready {
 impl Transport {
     /// Starts connecting to `addr` without waiting. Returns the socket and whether the
     /// connection is already established; if not, wait for writability and then call
-    /// [`finish_connect`](Self::finish_connect).
+    /// [`finish_connect`](Self::finish_connect). (Under `sim`, a simulated reactor gives a
+    /// simulated connection instead, established already.)
     pub(crate) fn start_connect(
         addr: SocketAddr,
         reactor: Option<&Arc<Reactor>>,
     ) -> io::Result<(Self, bool)> {
+        #[cfg(feature = "sim")]
+        if let Some(opened) = reactor.and_then(|r| r.connect_simulated()) {
+            let (key, peer) = opened?;
+            let registration = reactor.map(|reactor| Registration {
+                reactor: Arc::clone(reactor),
+                key,
+            });
+            return Ok((
+                Transport::over(Stream::Sim(peer, io::stdin()), registration),
+                true,
+            ));
+        }
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_nonblocking(true)?;
         socket.set_tcp_nodelay(true)?;
@@ -566,12 +579,10 @@ impl Transport {
     /// When the socket is not registered with a reactor (a blocking connection's), or the
     /// poller refuses.
     pub(crate) fn arm(&self, interest: Ready) -> io::Result<(usize, Ready)> {
-        let (Some(Registration { reactor, key }), Some(socket)) =
-            (&self.registration, self.socket())
-        else {
+        let Some(Registration { reactor, key }) = &self.registration else {
             return Err(io::Error::other("socket is not registered with a reactor"));
         };
-        Ok((*key, reactor.arm(socket, *key, interest)?))
+        Ok((*key, reactor.arm(self.socket(), *key, interest)?))
     }
 
     /// The raw descriptor, for callers that poll it themselves.
@@ -598,10 +609,8 @@ impl Drop for Transport {
         let _ = self.flush();
         self.log.closed();
         // Errors are ignored: the descriptor is closed right after either way.
-        if let (Some(Registration { reactor, key }), Some(socket)) =
-            (&self.registration, self.socket())
-        {
-            reactor.deregister(socket, *key);
+        if let Some(Registration { reactor, key }) = &self.registration {
+            reactor.deregister(self.socket(), *key);
         }
     }
 }

@@ -2,15 +2,16 @@
 //! requests in rounds and reading every response, with what it got logged per request for
 //! the checker. The reading code is written once; the paths differ in how they send and
 //! whether their reads run blocking, in a cofunction's loop body, or as stepped `co_*`
-//! operations beside a send.
+//! operations beside a send; the green paths run the blocking and cofunction code in a task
+//! of a simulated green runtime, whose poller and timers then do the waiting.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::io::Read;
 use std::time::Duration;
 
-use dugong::sim::{Readiness, Sim};
-use dugong::{Body, ClosePhase, CoOp, CoStep, Error, HttpConnection, Interest, Response};
+use dugong::sim::Readiness;
+use dugong::{Body, ClosePhase, CoOp, CoStep, Error, HttpConnection, Interest, Park, Response};
 use http::header::EXPECT;
 use http::{HeaderMap, HeaderValue, Method};
 
@@ -29,15 +30,31 @@ pub(crate) enum Path {
     /// `co_send_request` / `co_write` stepped by a loop that runs the world, with
     /// `co_read_response` / `co_read` beside a send that waits.
     CoOps,
+    /// As `Blocking`, in a green task (beside a task that keeps setting timers).
+    Green,
+    /// As `Cofun`, in a green task (beside a task that keeps setting timers).
+    GreenCofun,
 }
 
 impl Path {
-    pub(crate) const ALL: [Path; 4] = [
+    pub(crate) const ALL: [Path; 6] = [
         Path::Blocking,
         Path::Cofun,
         Path::CofunDeclining,
         Path::CoOps,
+        Path::Green,
+        Path::GreenCofun,
     ];
+
+    /// Whether the connection lives in a green task.
+    pub(crate) fn is_green(self) -> bool {
+        matches!(self, Path::Green | Path::GreenCofun)
+    }
+
+    /// Whether sends and reads are the plain calls (no cofunction, no `co_*`).
+    fn is_plain(self) -> bool {
+        matches!(self, Path::Blocking | Path::Green)
+    }
 }
 
 /// How a request carries its body.
@@ -112,9 +129,9 @@ struct Current {
 const TIMEOUTS_IN_A_ROW: u32 = 100;
 
 /// A connection driven through one path.
-pub(crate) struct Client<'a> {
+pub(crate) struct Client<'a, P: Park> {
     path: Path,
-    conn: &'a HttpConnection<Sim>,
+    conn: &'a HttpConnection<P>,
     world: &'a World,
     rng: RefCell<Rng>,
     pub(crate) log: RefCell<Log>,
@@ -127,10 +144,10 @@ pub(crate) struct Client<'a> {
     memory_bound: usize,
 }
 
-impl<'a> Client<'a> {
+impl<'a, P: Park> Client<'a, P> {
     pub(crate) fn new(
         path: Path,
-        conn: &'a HttpConnection<Sim>,
+        conn: &'a HttpConnection<P>,
         world: &'a World,
         rng: Rng,
         memory_bound: usize,
@@ -236,7 +253,7 @@ impl<'a> Client<'a> {
         };
         let conn = self.conn;
         match self.path {
-            Path::Blocking => {
+            Path::Blocking | Path::Green => {
                 conn.send_request(&r.method, &target, &headers, body)?;
                 if streamed {
                     let mut buf = vec![0u8; 8192];
@@ -250,8 +267,8 @@ impl<'a> Client<'a> {
                     }
                 }
             }
-            Path::Cofun | Path::CofunDeclining => {
-                let reads = self.path == Path::Cofun;
+            Path::Cofun | Path::CofunDeclining | Path::GreenCofun => {
+                let reads = self.path != Path::CofunDeclining;
                 for step in conn.send_request_cofun(&r.method, &target, &headers, body)? {
                     step?;
                     if reads {
@@ -373,7 +390,7 @@ impl<'a> Client<'a> {
         }
         let conn = self.conn;
         if conn.has_active_response() {
-            if self.path == Path::Blocking && self.rng.borrow_mut().chance(100) {
+            if self.path.is_plain() && self.rng.borrow_mut().chance(100) {
                 let all = conn.read_all();
                 let n = all.as_ref().map_or(0, Vec::len);
                 let bytes = all.as_deref().unwrap_or_default().to_vec();

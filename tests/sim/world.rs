@@ -161,6 +161,11 @@ impl World {
         Rc::new(self.clone())
     }
 
+    /// The same, for a simulated green runtime.
+    pub(crate) fn shared_network(&self) -> Arc<dyn Network> {
+        Arc::new(self.clone())
+    }
+
     /// Connections opened from now on belong to `round` and may misbehave if `faulty`.
     pub(crate) fn set_round(&self, round: usize, faulty: bool) {
         let mut w = self.lock();
@@ -229,6 +234,23 @@ impl Network for World {
             inner: Arc::clone(&self.inner),
             conn,
         }))
+    }
+
+    fn sleep(&self, duration: Duration) {
+        match self.conns() {
+            // The newest connection's server runs meanwhile; the client waits for nothing.
+            n @ 1.. => drop(wait(
+                &self.inner,
+                n - 1,
+                Readiness::default(),
+                Some(duration),
+            )),
+            0 => {
+                let mut w = self.lock();
+                let now = w.now + duration;
+                w.set_now(now);
+            }
+        }
     }
 }
 
