@@ -952,6 +952,55 @@ fn b13_stale_idle_connections_are_not_reused() {
     }
 }
 
+/// B13 for a green task that sleeps on its runtime rather than blocking its thread: the
+/// runtime's edge-triggered poller reports the close or the bytes while nobody waits on the
+/// idle connection (the edge is kept, unclaimed), and the connection is still found stale.
+#[test]
+fn b13_a_green_task_that_slept_does_not_reuse_a_stale_connection() {
+    const EVIL: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL";
+    let cases: &[(&'static str, Vec<Step>)] = &[
+        ("closed by the server", vec![Step::Close]),
+        ("reset by the server", vec![Step::Reset]),
+        (
+            "unsolicited bytes later",
+            vec![
+                Step::Sleep(Duration::from_millis(50)),
+                Step::Reply(EVIL.to_vec()),
+                Step::Drain(ABANDON),
+            ],
+        ),
+    ];
+    for (name, then) in cases {
+        let name = *name;
+        let mut steps = vec![Step::ExpectHead, Step::Reply(ok("first"))];
+        steps.extend(then.iter().cloned());
+        steps.extend([Step::Accept, Step::ExpectHead, Step::Reply(ok("next"))]);
+        let server = ScriptedServer::start(steps);
+        let port = server.port();
+        let bodies = dugong::green::run(move |task| {
+            let conn = task.connect("127.0.0.1", port).expect("connect");
+            let mut bodies = Vec::new();
+            for (i, target) in ["/a", "/b"].into_iter().enumerate() {
+                if i == 1 {
+                    // The runtime polls while the task sleeps.
+                    task.sleep(Duration::from_millis(300));
+                }
+                conn.send_request(&Method::GET, target, &HeaderMap::new(), Body::Empty)
+                    .unwrap_or_else(|e| panic!("{name}: send {target}: {e:?}"));
+                conn.read_response()
+                    .unwrap_or_else(|e| panic!("{name}: response to {target}: {e:?}"));
+                bodies.push(conn.read_all().expect("body"));
+            }
+            bodies
+        })
+        .expect("no panic");
+        assert_eq!(bodies, [b"first".to_vec(), b"next".to_vec()], "{name}");
+        let t = server.finish();
+        t.assert_ok();
+        assert_eq!(t.connections, 2, "{name}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // B14
 // ---------------------------------------------------------------------------------------------

@@ -25,10 +25,9 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use dugong::{Origin, Scheme};
 use dugong_harness::{Identity, TestCa, Validity};
@@ -239,7 +238,7 @@ impl Nginx {
                 .stderr(Stdio::from(stderr))
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-            match wait_listening(&mut child, port) {
+            match wait_listening(&mut child, port, "nginx") {
                 Ok(()) => {
                     return Some(Nginx {
                         child,
@@ -340,23 +339,7 @@ impl Drop for Nginx {
     }
 }
 
-/// Waits (at most 10 s) until `port` accepts connections, or the child exits.
-fn wait_listening(child: &mut Child, port: u16) -> Result<(), String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("nginx exited at startup: {status}"));
-        }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("nginx did not accept on port {port} within 10 s"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+include!("listening.rs");
 
 /// Writes `identity` as `tls/chain.pem` and `tls/key.pem` for `ssl_certificate` and
 /// `ssl_certificate_key`.

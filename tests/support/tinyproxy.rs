@@ -9,10 +9,9 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The user tinyproxy requires.
 pub const USER: &str = "user";
@@ -56,7 +55,7 @@ impl Tinyproxy {
                 .stderr(Stdio::from(stderr))
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-            match wait_listening(&mut child, port) {
+            match wait_listening(&mut child, port, "tinyproxy") {
                 Ok(()) => {
                     return Some(Tinyproxy {
                         child,
@@ -154,22 +153,4 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Waits (at most 10 s) until `port` accepts connections, or the child exits.
-fn wait_listening(child: &mut Child, port: u16) -> Result<(), String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("tinyproxy exited at startup: {status}"));
-        }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "tinyproxy did not accept on port {port} within 10 s"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+include!("listening.rs");

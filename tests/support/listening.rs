@@ -1,0 +1,56 @@
+// Included (`include!`) by the daemon launchers, `nginx.rs` and `tinyproxy.rs`, which are
+// also compiled on their own (by benches and examples), so they cannot share a module.
+
+/// Waits (at most 10 s) until `child` (`name`) accepts connections on 127.0.0.1:`port`.
+/// Fails when the child exits first, or when the port answers but the listening socket is
+/// not the child's: a launcher picks a free port by binding port 0 and closing it, so two
+/// tests may pick the same one, and the second daemon's failure to bind would go unseen
+/// while the first one answers for it (until that test stops its daemon).
+fn wait_listening(child: &mut std::process::Child, port: u16, name: &str) -> Result<(), String> {
+    use std::time::{Duration, Instant};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("{name} exited at startup: {status}"));
+        }
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return if owns_listener(child.id(), port) {
+                Ok(())
+            } else {
+                Err(format!("port {port} answers, but not from this {name}"))
+            };
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{name} did not accept on port {port} within 10 s"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether process `pid` holds the socket listening on 127.0.0.1:`port` (Linux's `/proc`;
+/// elsewhere it cannot be told, and is assumed).
+fn owns_listener(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return true;
+    };
+    let local = format!("0100007F:{port:04X}");
+    let sockets: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // Field 3 is the state: 0A is LISTEN; field 9 the socket's inode.
+            let listening = fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A");
+            let inode = fields.get(9).filter(|_| listening)?;
+            Some(format!("socket:[{inode}]"))
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| sockets.iter().any(|s| target.as_os_str() == s.as_str()))
+    })
+}
