@@ -6,6 +6,9 @@
 //! - 64 connections x depth 16 through a 5 ms-RTT proxy: green tasks on one thread vs 64 OS
 //!   threads with cofunctions vs 64 threads one request at a time.
 //!
+//! `cargo bench --bench green -- --only switch` runs one group (idle, spawn, switch,
+//! pipelines); `--quick` runs each briefly.
+//!
 //! The idle connections' server side lives in a child process (this binary re-run with
 //! `--idle-server`), so both ends fit under the descriptor limit.
 
@@ -27,13 +30,28 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // criterion-style probes from `cargo bench` list targets
     }
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only NAME` (idle, spawn, switch, pipelines) runs one group.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1));
+    let run = |name: &str| only.is_none_or(|o| o == name);
     println!("| measurement | figure |");
     println!("|---|---|");
-    idle_tasks(if quick { 500 } else { 10_000 });
-    spawn_cost(if quick { 1_000 } else { 100_000 });
-    switch_cost(if quick { 1_000 } else { 200_000 });
-    pipelines(if quick { 640 } else { 20_480 });
+    if run("idle") {
+        idle_tasks(if quick { 500 } else { 10_000 });
+    }
+    if run("spawn") {
+        spawn_cost(if quick { 1_000 } else { 100_000 });
+    }
+    if run("switch") {
+        switch_cost(if quick { 1_000 } else { 200_000 });
+    }
+    if run("pipelines") {
+        pipelines(if quick { 640 } else { 20_480 });
+    }
 }
 
 /// Accepts connections and keeps them open until stdin closes.
