@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -13,7 +13,7 @@ use corosensei::Yielder;
 
 use super::Green;
 use crate::coroutine::{Cancel, Fiber, Resumed, StackPool};
-use crate::io::{Reactor, Ready};
+use crate::io::{IdMap, Reactor, Ready};
 use crate::{Config, Error, HttpConnection};
 
 /// Stack per task. Reserved, not committed: 10,000 idle tasks touch a few pages each.
@@ -242,13 +242,13 @@ struct Slot {
 /// returns. No stack is unwound, so this is safe under `panic = "abort"`.
 pub struct Runtime {
     shared: Rc<Shared>,
-    tasks: HashMap<u64, Slot>,
+    tasks: IdMap<u64, Slot>,
     ready: VecDeque<(u64, Wake)>,
     /// The timers of suspended tasks, soonest first: one per task at most, removed when the
     /// task wakes for another reason, so the set never holds more than the live timers.
     timers: BTreeSet<(Instant, u64)>,
-    io_waiters: HashMap<usize, (u64, Ready)>,
-    joiners: HashMap<u64, Vec<u64>>,
+    io_waiters: IdMap<usize, (u64, Ready)>,
+    joiners: IdMap<u64, Vec<u64>>,
     stacks: StackPool,
     /// The most timers ever held at once (for tests of the bound).
     #[cfg(test)]
@@ -290,11 +290,11 @@ impl Runtime {
                 cancelled: RefCell::new(Vec::new()),
                 next_id: Cell::new(0),
             }),
-            tasks: HashMap::new(),
+            tasks: IdMap::default(),
             ready: VecDeque::new(),
             timers: BTreeSet::new(),
-            io_waiters: HashMap::new(),
-            joiners: HashMap::new(),
+            io_waiters: IdMap::default(),
+            joiners: IdMap::default(),
             stacks: StackPool::new(STACK_SIZE, usize::MAX),
             #[cfg(test)]
             peak_timers: 0,

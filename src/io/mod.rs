@@ -7,6 +7,7 @@
 
 mod buffer;
 mod dns;
+mod id_map;
 mod park;
 mod queue;
 mod reactor;
@@ -20,6 +21,7 @@ mod wire_log;
 pub(crate) use buffer::ReadBuffer;
 pub(crate) use dns::{ip_literal, Lookup};
 pub use dns::{DnsError, Resolve, SystemResolver};
+pub(crate) use id_map::IdMap;
 pub(crate) use park::sealed::Sealed as ParkImpl;
 pub(crate) use park::Wake;
 pub use park::{Blocking, Park};

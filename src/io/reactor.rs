@@ -15,7 +15,6 @@
 //! simulation like every other send path.
 #![allow(unsafe_code)]
 
-use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,6 +22,7 @@ use std::time::Duration;
 
 use socket2::Socket;
 
+use super::id_map::IdMap;
 use super::transport::Ready;
 
 /// A poller shared by the sockets of one green runtime.
@@ -30,7 +30,7 @@ pub(crate) struct Reactor {
     selector: Selector,
     next_key: AtomicUsize,
     /// Readiness reported for a key while nobody waited for it.
-    unclaimed: Mutex<HashMap<usize, Ready>>,
+    unclaimed: Mutex<IdMap<usize, Ready>>,
 }
 
 impl std::fmt::Debug for Reactor {
@@ -79,7 +79,7 @@ impl Reactor {
         Some(selector.connect(key).map(|peer| (key, peer)))
     }
 
-    fn unclaimed(&self) -> MutexGuard<'_, HashMap<usize, Ready>> {
+    fn unclaimed(&self) -> MutexGuard<'_, IdMap<usize, Ready>> {
         // Nothing is left half-done under this lock.
         self.unclaimed.lock().unwrap_or_else(|p| p.into_inner())
     }
