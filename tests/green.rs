@@ -428,3 +428,64 @@ fn a_task_that_keeps_yielding_does_not_starve_socket_waiters() {
         "the fetcher never ran while a task yielded"
     );
 }
+
+/// `Task::blocking` runs its work on another thread while the runtime's other tasks go on:
+/// the work waits for a ticking task to tick five times, which it could not do if the work
+/// blocked the runtime's thread. A panic in the work comes back as the call's error and
+/// harms nothing else.
+#[test]
+fn blocking_work_runs_off_the_runtime_thread() {
+    let runtime_thread = std::thread::current().id();
+    let (worker, ticked, panicked) = green::run(move |task| {
+        let (go, ticks_done) = std::sync::mpsc::channel::<()>();
+        let ticker = task.spawn(move |task| {
+            for _ in 0..5 {
+                task.sleep(Duration::from_millis(10));
+            }
+            go.send(()).expect("the work waits");
+        });
+        let (ticked, worker) = task
+            .blocking(move || {
+                let ticked = ticks_done.recv_timeout(Duration::from_secs(10)).is_ok();
+                (ticked, std::thread::current().id())
+            })
+            .expect("no panic");
+        task.join(ticker).expect("ticker");
+        let panicked = task
+            .blocking(|| -> u32 { panic!("work that fails") })
+            .expect_err("the panic comes back");
+        let message = panicked.downcast_ref::<&str>().copied().unwrap_or_default();
+        (worker, ticked, message.to_owned())
+    })
+    .expect("no panic in the task");
+    assert!(ticked, "the ticking task ran while the work blocked");
+    assert_ne!(worker, runtime_thread);
+    assert_eq!(panicked, "work that fails");
+}
+
+/// A task cancelled while it waits for blocking work returns with an error before the work
+/// ends (the work waits for the test's signal); the work then runs on by itself.
+#[test]
+fn a_task_cancelled_during_blocking_work_returns_before_the_work_ends() {
+    let mut runtime = Runtime::new().expect("runtime");
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (finish, finished) = std::sync::mpsc::channel();
+    let waiting = runtime.spawn(move |task| {
+        task.blocking(move || {
+            let _ = released.recv_timeout(Duration::from_secs(10));
+            finish.send("finished").expect("send");
+        })
+    });
+    let canceller = runtime.spawn(|task| task.sleep(Duration::from_millis(20)));
+    runtime.block_on(canceller).expect("canceller");
+    runtime.cancel(&waiting);
+    let outcome = runtime.block_on(waiting).expect("no panic in the task");
+    assert!(outcome.is_err(), "cancelled: {outcome:?}");
+    assert!(finished.try_recv().is_err(), "the work had not ended");
+    release.send(()).expect("the work waits");
+    assert_eq!(
+        finished.recv_timeout(Duration::from_secs(10)),
+        Ok("finished"),
+        "the work ran on to its end"
+    );
+}

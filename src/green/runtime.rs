@@ -13,7 +13,7 @@ use corosensei::Yielder;
 
 use super::Green;
 use crate::coroutine::{Cancel, Fiber, Resumed, StackPool};
-use crate::io::{IdMap, Reactor, Ready};
+use crate::io::{IdMap, Offload, ParkImpl, Reactor, Ready, Wake as ParkWake, READABLE};
 use crate::{Config, Error, HttpConnection};
 
 /// Stack per task. Reserved, not committed: 10,000 idle tasks touch a few pages each.
@@ -151,6 +151,45 @@ impl<'a> Task<'a> {
             }
             if let Wake::Cancel = self.suspend(Parked::Join(handle.id)) {
                 return Err(Box::new("cancelled: the runtime was dropped"));
+            }
+        }
+    }
+
+    /// Runs `work` on a thread of its own and suspends this task until it returns; the
+    /// runtime's other tasks run meanwhile. For work that would block the runtime's thread:
+    /// file I/O, a synchronous library call, a long computation. Each call starts a thread
+    /// (some tens of microseconds), so it suits work that takes longer than that.
+    ///
+    /// ```
+    /// let (answer, worker) = dugong::green::run(|task| {
+    ///     task.blocking(|| (6 * 7, std::thread::current().id()))
+    /// })
+    /// .expect("no panic in the task")
+    /// .expect("no panic in the work");
+    /// assert_eq!(answer, 42);
+    /// assert_ne!(worker, std::thread::current().id());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `work`'s panic payload. If this task is cancelled (or its runtime dropped) while it
+    /// waits, a payload saying so: the work runs on to its end regardless, and its result
+    /// is dropped. If no thread or socket pair could be had, the `io::Error` as payload.
+    pub fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::Result<T> {
+        let offload = Offload::start("dugong-blocking", work, Some(self.reactor()))
+            .map_err(|e| Box::new(e) as Box<dyn Any + Send>)?;
+        let park = Green { task: self };
+        loop {
+            if let Some(result) = offload.take() {
+                return result;
+            }
+            match park.park(offload.transport(), READABLE, None) {
+                Ok(ParkWake::Cancelled) => return Err(Box::new("cancelled while waiting")),
+                Ok(_) => {}
+                Err(e) => return Err(Box::new(e)),
             }
         }
     }

@@ -6,10 +6,9 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use socket2::{Domain, Socket, Type};
-
+use super::offload::Offload;
 use super::reactor::Reactor;
 use super::transport::Transport;
 
@@ -166,16 +165,9 @@ pub(crate) fn ip_literal(host: &str) -> Option<IpAddr> {
     bare.parse().ok()
 }
 
-/// What a lookup thread leaves for its caller.
-type Answer = Arc<Mutex<Option<Result<Vec<SocketAddr>, DnsError>>>>;
-
-/// A lookup running on its own thread. Its [`transport`](Self::transport) becomes readable
-/// when the answer is in (the thread closes its end of a socket pair), so any park can wait
-/// for it with a timeout.
-pub(crate) struct Lookup {
-    waker: Transport,
-    answer: Answer,
-}
+/// A lookup running on its own thread ([`Offload`]), so that any park can wait for it with a
+/// timeout. A resolver that panics gives [`DnsError::Failed`].
+pub(crate) struct Lookup(Offload<Result<Vec<SocketAddr>, DnsError>>);
 
 impl Lookup {
     /// Starts resolving `host`; the wait side is registered with `reactor` if there is one.
@@ -185,31 +177,23 @@ impl Lookup {
         port: u16,
         reactor: Option<&Arc<Reactor>>,
     ) -> io::Result<Self> {
-        let (ours, theirs) = Socket::pair(Domain::UNIX, Type::STREAM, None)?;
-        ours.set_nonblocking(true)?;
-        let waker = Transport::waker(ours, reactor)?;
-        let answer = Answer::default();
-        let slot = Arc::clone(&answer);
         let host = host.to_owned();
-        std::thread::Builder::new()
-            .name("dugong-dns".into())
-            .spawn(move || {
-                let result = resolver.resolve(&host, port);
-                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
-                // Closing our end makes the waiting side readable (end of stream).
-                drop(theirs);
-            })?;
-        Ok(Lookup { waker, answer })
+        let work = move || resolver.resolve(&host, port);
+        Offload::start("dugong-dns", work, reactor).map(Lookup)
     }
 
     /// What to park on: readable once the answer is in.
     pub(crate) fn transport(&self) -> &Transport {
-        &self.waker
+        self.0.transport()
     }
 
     /// The answer, if it is in.
     pub(crate) fn answer(&self) -> Option<Result<Vec<SocketAddr>, DnsError>> {
-        self.answer.lock().unwrap_or_else(|p| p.into_inner()).take()
+        Some(
+            self.0
+                .take()?
+                .unwrap_or_else(|_| Err(DnsError::Failed("the resolver panicked".into()))),
+        )
     }
 }
 
@@ -242,6 +226,31 @@ mod tests {
         );
         assert_eq!(ip_literal("localhost"), None);
         assert_eq!(ip_literal("1.2.3"), None);
+    }
+
+    /// A resolver that panics gives a typed error: the lookup's waiter is not left to wait
+    /// for an answer that never comes.
+    #[test]
+    fn a_panicking_resolver_gives_an_error() {
+        #[derive(Debug)]
+        struct Panics;
+        impl Resolve for Panics {
+            fn resolve(&self, _: &str, _: u16) -> Result<Vec<SocketAddr>, DnsError> {
+                panic!("resolver bug")
+            }
+        }
+        let lookup = Lookup::start(Arc::new(Panics), "example.test", 80, None).expect("start");
+        let readable = super::super::READABLE;
+        let answer = (0..100).find_map(|_| {
+            let _ = lookup
+                .transport()
+                .poll_one(readable, Some(std::time::Duration::from_millis(100)));
+            lookup.answer()
+        });
+        assert!(
+            matches!(answer, Some(Err(DnsError::Failed(ref m))) if m.contains("panicked")),
+            "{answer:?}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod buffer;
 mod dns;
 mod id_map;
+mod offload;
 mod park;
 mod queue;
 mod reactor;
@@ -22,6 +23,7 @@ pub(crate) use buffer::ReadBuffer;
 pub(crate) use dns::{ip_literal, Lookup};
 pub use dns::{DnsError, Resolve, SystemResolver};
 pub(crate) use id_map::IdMap;
+pub(crate) use offload::{Offload, READABLE};
 pub(crate) use park::sealed::Sealed as ParkImpl;
 pub(crate) use park::Wake;
 pub use park::{Blocking, Park};
