@@ -1,4 +1,5 @@
-//! Green threads: many blocking-style HTTP tasks on one OS thread.
+//! Green threads: many blocking-style HTTP tasks on one OS thread ([`run`], [`Runtime`]), or
+//! on one per core ([`Pool`]).
 //!
 //! Each task is an ordinary closure that creates connections, sends (blocking calls or
 //! cofunctions) and reads, written exactly as it would be for a thread. It runs as a
@@ -33,7 +34,9 @@
 //! ```
 
 mod park;
+mod pool;
 mod runtime;
 
 pub use park::Green;
+pub use pool::{Pool, PoolHandle, Spawner};
 pub use runtime::{run, JoinHandle, Runtime, Task};
