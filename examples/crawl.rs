@@ -1,13 +1,15 @@
 //! Green threads at work: fetch N documents from the embedded server (optionally through the
-//! delaying proxy) over C connections, each pipelining D deep, all on ONE OS thread. Each
-//! connection is an ordinary blocking-style task; the runtime switches between them whenever
-//! one would wait.
+//! delaying proxy) over C connections, each pipelining D deep, all on ONE OS thread, or
+//! spread over a pool of worker threads (`--threads`). Each connection is an ordinary
+//! blocking-style task; its runtime switches between tasks whenever one would wait.
 //!
 //! `cargo run --release --example crawl -- --documents 20000 --connections 64 --depth 16 --rtt-ms 5`
+//! `cargo run --release --example crawl -- --threads 2`
 
-use std::cell::Cell;
+use std::collections::{HashSet, VecDeque};
 use std::error::Error;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -32,6 +34,10 @@ struct Args {
     /// Round trip the delaying proxy adds, in milliseconds (0: no proxy)
     #[arg(long, default_value_t = 5.0)]
     rtt_ms: f64,
+    /// OS threads: 1 runs every task on this thread (`green::run`); more spreads them over a
+    /// `green::Pool` of that many workers
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    threads: u32,
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -40,50 +46,95 @@ fn main() -> Result<(), Box<dyn Error>> {
     let proxy = (args.rtt_ms > 0.0)
         .then(|| DelayProxy::start(server.addr(), Duration::from_secs_f64(args.rtt_ms / 2000.0)));
     let port = proxy.as_ref().map_or(server.port(), DelayProxy::port);
-    let (connections, depth, documents) = (
-        args.connections as usize,
-        args.depth as usize,
-        args.documents,
-    );
-
-    let thread = std::thread::current().id();
-    let next = Rc::new(Cell::new(0usize));
+    let job = Crawl {
+        port,
+        depth: args.depth as usize,
+        documents: args.documents,
+        next: Arc::new(AtomicUsize::new(0)),
+    };
+    let connections = args.connections as usize;
     let start = Instant::now();
+    let (fetched, threads) = if args.threads == 1 {
+        (
+            on_one_thread(&job, connections)?,
+            "one OS thread".to_owned(),
+        )
+    } else {
+        let (fetched, used) = on_a_pool(&job, connections, args.threads as usize)?;
+        (
+            fetched,
+            format!("{} worker threads ({used} used)", args.threads),
+        )
+    };
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "crawl: {fetched} documents over {connections} connections x depth {}, {:.1} ms RTT, {threads}",
+        job.depth, args.rtt_ms
+    );
+    println!(
+        "  {:.0} ms, {:.0} requests/s, peak RSS {} KiB",
+        secs * 1000.0,
+        fetched as f64 / secs,
+        peak_rss_kib()
+    );
+    if fetched != job.documents {
+        return Err(format!("fetched {fetched} of {}", job.documents).into());
+    }
+    Ok(())
+}
+
+/// What every connection's task shares: where to fetch from, and the next document to claim.
+#[derive(Debug, Clone)]
+struct Crawl {
+    port: u16,
+    depth: usize,
+    documents: usize,
+    next: Arc<AtomicUsize>,
+}
+
+impl Crawl {
+    /// One connection's task: claims documents while its window has room, pipelining up to
+    /// `depth`, and checks every response. Returns how many it fetched.
+    fn connection(&self, task: &green::Task<'_>) -> Result<usize, dugong::Error> {
+        let conn = task.connect("127.0.0.1", self.port)?;
+        let mut in_flight = VecDeque::new();
+        let mut done = 0;
+        loop {
+            while in_flight.len() < self.depth {
+                let i = self.next.fetch_add(1, Ordering::Relaxed);
+                if i >= self.documents {
+                    break;
+                }
+                let target = format!("/doc/{i}.html");
+                conn.send_request(&Method::GET, &target, &HeaderMap::new(), Body::Empty)?;
+                in_flight.push_back(target);
+            }
+            let Some(target) = in_flight.pop_front() else {
+                return Ok(done);
+            };
+            let resp = conn.read_response()?;
+            let body = conn.read_all()?;
+            assert_eq!(
+                (resp.status, resp.path.as_str()),
+                (StatusCode::OK, target.as_str())
+            );
+            assert_eq!(body, format!("document {target}\n").into_bytes());
+            done += 1;
+        }
+    }
+}
+
+/// Every connection a task of one runtime on this thread.
+fn on_one_thread(job: &Crawl, connections: usize) -> Result<usize, Box<dyn Error>> {
+    let thread = std::thread::current().id();
+    let job = job.clone();
     let fetched = green::run(move |task| -> Result<usize, String> {
         let handles: Vec<_> = (0..connections)
             .map(|_| {
-                let next = Rc::clone(&next);
-                task.spawn(move |task| -> Result<usize, dugong::Error> {
+                let job = job.clone();
+                task.spawn(move |task| {
                     assert_eq!(std::thread::current().id(), thread, "one OS thread");
-                    let conn = task.connect("127.0.0.1", port)?;
-                    let mut in_flight = std::collections::VecDeque::new();
-                    let mut done = 0;
-                    loop {
-                        // Claim documents while the window has room.
-                        while in_flight.len() < depth && next.get() < documents {
-                            let i = next.get();
-                            next.set(i + 1);
-                            let target = format!("/doc/{i}.html");
-                            conn.send_request(
-                                &Method::GET,
-                                &target,
-                                &HeaderMap::new(),
-                                Body::Empty,
-                            )?;
-                            in_flight.push_back(target);
-                        }
-                        let Some(target) = in_flight.pop_front() else {
-                            return Ok(done);
-                        };
-                        let resp = conn.read_response()?;
-                        let body = conn.read_all()?;
-                        assert_eq!(
-                            (resp.status, resp.path.as_str()),
-                            (StatusCode::OK, target.as_str())
-                        );
-                        assert_eq!(body, format!("document {target}\n").into_bytes());
-                        done += 1;
-                    }
+                    job.connection(task)
                 })
             })
             .collect();
@@ -97,21 +148,34 @@ fn main() -> Result<(), Box<dyn Error>> {
         Ok(total)
     })
     .map_err(|_| "the main task panicked")??;
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "crawl: {fetched} documents over {connections} connections x depth {depth}, {:.1} ms RTT, one OS thread",
-        args.rtt_ms
-    );
-    println!(
-        "  {:.0} ms, {:.0} requests/s, peak RSS {} KiB",
-        secs * 1000.0,
-        fetched as f64 / secs,
-        peak_rss_kib()
-    );
-    if fetched != documents {
-        return Err(format!("fetched {fetched} of {documents}").into());
+    Ok(fetched)
+}
+
+/// The connections' tasks spread over a pool of `threads` workers. Returns the documents
+/// fetched and how many workers ran tasks.
+fn on_a_pool(
+    job: &Crawl,
+    connections: usize,
+    threads: usize,
+) -> Result<(usize, usize), Box<dyn Error>> {
+    let pool = green::Pool::new(threads)?;
+    let handles: Vec<_> = (0..connections)
+        .map(|_| {
+            let job = job.clone();
+            pool.spawn(move |task| {
+                job.connection(task)
+                    .map(|n| (n, std::thread::current().id()))
+            })
+        })
+        .collect();
+    let mut total = 0;
+    let mut workers = HashSet::new();
+    for handle in handles {
+        let (n, worker) = handle.join().map_err(|_| "a task panicked")??;
+        total += n;
+        workers.insert(worker);
     }
-    Ok(())
+    Ok((total, workers.len()))
 }
 
 /// The process's peak resident set size, or 0 where unknown.

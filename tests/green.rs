@@ -260,12 +260,17 @@ fn dropping_a_runtime_cancels_suspended_tasks() {
     drop(stalled);
 }
 
-/// Cancellation of a runtime with suspended tasks must not unwind their stacks: an example
-/// built with `panic = "abort"` drops such a runtime and must exit normally.
+/// Cancellation of a runtime (or a pool) with suspended tasks must not unwind their stacks:
+/// an example built with `panic = "abort"` drops such a runtime and such a pool and must exit
+/// normally.
 #[test]
 fn dropping_a_runtime_works_under_panic_abort() {
     let stdout = support::run_example_with_panic_abort("green_cancel_abort");
     assert!(stdout.contains("cancelled 10 suspended tasks"), "{stdout}");
+    assert!(
+        stdout.contains("pool: cancelled 10 suspended tasks on 2 workers"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -288,6 +293,30 @@ fn the_crawl_example_fetches_everything_on_one_thread() {
         "{stdout}"
     );
     assert!(stdout.contains("requests/s, peak RSS"), "{stdout}");
+}
+
+#[test]
+fn the_crawl_example_spreads_over_a_pool_of_threads() {
+    let stdout = support::run_example(
+        "crawl",
+        &[
+            "--documents",
+            "600",
+            "--connections",
+            "12",
+            "--depth",
+            "4",
+            "--rtt-ms",
+            "1",
+            "--threads",
+            "2",
+        ],
+    );
+    assert!(
+        stdout.contains("crawl: 600 documents over 12 connections x depth 4"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 worker threads (2 used)"), "{stdout}");
 }
 
 /// `cancel`: a task waiting on a silent server, one mid-sleep and one not started yet are
