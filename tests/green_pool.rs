@@ -129,3 +129,40 @@ fn dropping_the_pool_cancels_tasks_parked_on_every_worker() {
         "a task spawned after the pool stopped never runs"
     );
 }
+
+/// A task whose server stalls times out on its own worker, while the tasks beside it on the
+/// same worker finish.
+#[test]
+fn a_stalled_task_times_out_while_its_neighbours_finish() {
+    let server = LoopbackServer::start();
+    let port = server.port();
+    // Accepts connections and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let stalled_port = silent.local_addr().expect("addr").port();
+    let pool = Pool::new(1).expect("pool");
+    let stalled = pool.spawn(move |task| -> Result<(), Error> {
+        let config = Config::default().timeout(Some(Duration::from_millis(300)));
+        let conn = task.connect_with("127.0.0.1", stalled_port, config)?;
+        conn.send_request(&Method::GET, "/", &HeaderMap::new(), Body::Empty)?;
+        conn.read_response().map(drop)
+    });
+    let neighbours: Vec<_> = (0..20)
+        .map(|i| {
+            pool.spawn(move |task| -> Result<Vec<u8>, Error> {
+                let conn = task.connect("127.0.0.1", port)?;
+                let target = format!("/bytes/{}", i * 10);
+                conn.send_request(&Method::GET, &target, &HeaderMap::new(), Body::Empty)?;
+                conn.read_response()?;
+                conn.read_all()
+            })
+        })
+        .collect();
+    for (i, handle) in neighbours.into_iter().enumerate() {
+        assert_eq!(
+            handle.join().expect("no panic").expect("body"),
+            pattern(i * 10)
+        );
+    }
+    let outcome = stalled.join().expect("no panic");
+    assert!(matches!(outcome, Err(Error::Timeout { .. })), "{outcome:?}");
+}
