@@ -273,49 +273,37 @@ fn dropping_a_runtime_works_under_panic_abort() {
     );
 }
 
-#[test]
-fn the_crawl_example_fetches_everything_on_one_thread() {
-    let stdout = support::run_example(
-        "crawl",
-        &[
-            "--documents",
-            "600",
-            "--connections",
-            "12",
-            "--depth",
-            "4",
-            "--rtt-ms",
-            "1",
-        ],
-    );
+/// The crawl example over 600 documents, 12 connections x depth 4, 1 ms RTT, with `extra`
+/// arguments; checks it fetched them all and returns its output.
+fn crawl(extra: &[&str]) -> String {
+    let mut args = vec![
+        "--documents",
+        "600",
+        "--connections",
+        "12",
+        "--depth",
+        "4",
+        "--rtt-ms",
+        "1",
+    ];
+    args.extend(extra);
+    let stdout = support::run_example("crawl", &args);
     assert!(
         stdout.contains("crawl: 600 documents over 12 connections x depth 4"),
         "{stdout}"
     );
+    stdout
+}
+
+#[test]
+fn the_crawl_example_fetches_everything_on_one_thread() {
+    let stdout = crawl(&[]);
     assert!(stdout.contains("requests/s, peak RSS"), "{stdout}");
 }
 
 #[test]
 fn the_crawl_example_spreads_over_a_pool_of_threads() {
-    let stdout = support::run_example(
-        "crawl",
-        &[
-            "--documents",
-            "600",
-            "--connections",
-            "12",
-            "--depth",
-            "4",
-            "--rtt-ms",
-            "1",
-            "--threads",
-            "2",
-        ],
-    );
-    assert!(
-        stdout.contains("crawl: 600 documents over 12 connections x depth 4"),
-        "{stdout}"
-    );
+    let stdout = crawl(&["--threads", "2"]);
     assert!(stdout.contains("2 worker threads (2 used)"), "{stdout}");
 }
 

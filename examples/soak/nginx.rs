@@ -6,10 +6,8 @@
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use dugong::{Body, HttpConnection};
 use http::{HeaderMap, Method};
@@ -34,24 +32,15 @@ pub(crate) struct Counters {
 
 /// `explicit`, else `nginx` on `PATH`, else `/usr/sbin/nginx`.
 pub(crate) fn find(explicit: Option<&Path>) -> Result<PathBuf, String> {
-    if let Some(path) = explicit {
-        return if path.is_file() {
-            Ok(path.to_owned())
+    let forced = explicit.map(|path| (path.to_owned(), format!("--nginx {}", path.display())));
+    let on_path = forced.is_none();
+    find_binary(forced, "nginx", "/usr/sbin/nginx").map_err(|why| {
+        if on_path {
+            "nginx not found on PATH nor at /usr/sbin/nginx (apt-get install nginx-light, or pass --nginx PATH)".to_owned()
         } else {
-            Err(format!("--nginx {} does not exist", path.display()))
-        };
-    }
-    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("nginx")).collect())
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin/nginx")])
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            "nginx not found on PATH nor at /usr/sbin/nginx (apt-get install nginx-light, or pass --nginx PATH)"
-                .to_owned()
-        })
+            why
+        }
+    })
 }
 
 impl Nginx {
@@ -85,7 +74,7 @@ impl Nginx {
                 .stderr(Stdio::from(stderr))
                 .spawn()
                 .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-            match wait_listening(&mut child, port) {
+            match wait_listening(&mut child, port, "nginx") {
                 Ok(()) => return Ok(Nginx { child, port, dir }),
                 Err(why) => {
                     let _ = child.kill();
@@ -145,12 +134,6 @@ fn parse_status(text: &str) -> Result<Counters, String> {
     }
 }
 
-fn free_port() -> std::io::Result<u16> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-}
-
 /// The large static files `www/0 .. www/{LARGE_FILES - 1}`, each of their own bytes.
 fn write_large_files(www: &Path) -> std::io::Result<()> {
     use crate::pipeliner::{large_byte, LARGE_BYTES, LARGE_FILES};
@@ -162,23 +145,7 @@ fn write_large_files(www: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Waits (at most 10 s) until `port` accepts connections, or the child exits.
-fn wait_listening(child: &mut Child, port: u16) -> Result<(), String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("nginx exited at startup: {status}"));
-        }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("nginx did not accept on port {port} within 10 s"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+include!("../../tests/support/daemon.rs");
 
 /// The config. One process (`master_process off`), so nginx runs as whoever started it, is
 /// stopped with one kill, and inherits the soak's raised descriptor limit

@@ -25,7 +25,6 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -147,24 +146,15 @@ fn echo_module() -> PathBuf {
     std::env::var_os("DUGONG_NGINX_ECHO").map_or_else(|| PathBuf::from(ECHO_MODULE), PathBuf::from)
 }
 
-/// Finds the nginx binary, or says why not.
+/// Finds the nginx binary (`DUGONG_NGINX`, else on `PATH`, else `/usr/sbin/nginx`), or
+/// says why not.
 fn find_nginx() -> Result<PathBuf, String> {
-    if let Some(forced) = std::env::var_os("DUGONG_NGINX") {
-        let forced = PathBuf::from(forced);
-        return if forced.is_file() {
-            Ok(forced)
-        } else {
-            Err(format!("DUGONG_NGINX={} does not exist", forced.display()))
-        };
-    }
-    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("nginx")).collect())
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain([PathBuf::from("/usr/sbin/nginx")])
-        .find(|p| p.is_file())
-        .ok_or_else(|| "not on PATH nor at /usr/sbin/nginx".to_owned())
+    let forced = std::env::var_os("DUGONG_NGINX").map(|path| {
+        let path = PathBuf::from(path);
+        let named_by = format!("DUGONG_NGINX={}", path.display());
+        (path, named_by)
+    });
+    find_binary(forced, "nginx", "/usr/sbin/nginx")
 }
 
 /// Panics under CI, else prints a visible skip line. Returns `None` for `?`-style early return.
@@ -178,13 +168,6 @@ fn missing<T>(what: &str, why: &str, install: &str) -> Option<T> {
         "SKIPPED: {what} not found (apt-get install {install}): {why}"
     );
     None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
 }
 
 impl Nginx {
@@ -219,7 +202,7 @@ impl Nginx {
         // The port is free when picked but may be taken before nginx binds it: retry.
         let mut last_error = String::new();
         for _ in 0..5 {
-            let port = free_port();
+            let port = free_port().expect("bind a free port");
             let conf = config(dir.path(), port, echo.then_some(&*echo_module), options);
             fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
             let log = dir.path().join("logs/error.log");
@@ -339,7 +322,7 @@ impl Drop for Nginx {
     }
 }
 
-include!("listening.rs");
+include!("daemon.rs");
 
 /// Writes `identity` as `tls/chain.pem` and `tls/key.pem` for `ssl_certificate` and
 /// `ssl_certificate_key`.

@@ -9,7 +9,6 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -41,7 +40,7 @@ impl Tinyproxy {
         // The port is free when picked but may be taken before tinyproxy binds it: retry.
         let mut last_error = String::new();
         for _ in 0..5 {
-            let port = free_port();
+            let port = free_port().expect("bind a free port");
             let conf = dir.path().join("tinyproxy.conf");
             fs::write(&conf, config(dir.path(), port)).expect("write tinyproxy.conf");
             let stderr_path = dir.path().join("stderr.log");
@@ -107,30 +106,14 @@ fn config(dir: &std::path::Path, port: u16) -> String {
     )
 }
 
+/// `DUGONG_TINYPROXY`, else `tinyproxy` on `PATH`, else `/usr/bin/tinyproxy`.
 fn find() -> Result<PathBuf, String> {
-    if let Some(forced) = std::env::var_os("DUGONG_TINYPROXY") {
-        let forced = PathBuf::from(forced);
-        return if forced.is_file() {
-            Ok(forced)
-        } else {
-            Err(format!(
-                "DUGONG_TINYPROXY={} does not exist",
-                forced.display()
-            ))
-        };
-    }
-    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("tinyproxy"))
-                .collect()
-        })
-        .unwrap_or_default();
-    on_path
-        .into_iter()
-        .chain([PathBuf::from("/usr/bin/tinyproxy")])
-        .find(|p| p.is_file())
-        .ok_or_else(|| "not on PATH nor at /usr/bin/tinyproxy".to_owned())
+    let forced = std::env::var_os("DUGONG_TINYPROXY").map(|path| {
+        let path = PathBuf::from(path);
+        let named_by = format!("DUGONG_TINYPROXY={}", path.display());
+        (path, named_by)
+    });
+    find_binary(forced, "tinyproxy", "/usr/bin/tinyproxy")
 }
 
 /// Panics under CI, else prints a visible skip line.
@@ -146,11 +129,4 @@ fn missing<T>(why: &str) -> Option<T> {
     None
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
-}
-
-include!("listening.rs");
+include!("daemon.rs");

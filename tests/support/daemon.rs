@@ -1,5 +1,39 @@
-// Included (`include!`) by the daemon launchers, `nginx.rs` and `tinyproxy.rs`, which are
-// also compiled on their own (by benches and examples), so they cannot share a module.
+// What the launchers of real daemons share (nginx and tinyproxy for the tests, nginx for
+// the soak): finding the binary, picking a port, waiting until the daemon listens. Included
+// (`include!`) by `nginx.rs`, `tinyproxy.rs` and `examples/soak/nginx.rs`, which are also
+// compiled on their own (by benches and examples), so they cannot share a module.
+
+/// `forced` (a path and what named it, for the error) if given, else `name` on `PATH`, else
+/// `fallback`.
+fn find_binary(
+    forced: Option<(std::path::PathBuf, String)>,
+    name: &str,
+    fallback: &str,
+) -> Result<std::path::PathBuf, String> {
+    if let Some((path, named_by)) = forced {
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("{named_by} does not exist"))
+        };
+    }
+    let on_path: Vec<std::path::PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect())
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain([std::path::PathBuf::from(fallback)])
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("not on PATH nor at {fallback}"))
+}
+
+/// A loopback port that was free a moment ago (a daemon given it may still lose it: its
+/// launcher retries, and [`wait_listening`] tells).
+fn free_port() -> std::io::Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+}
 
 /// Waits (at most 10 s) until `child` (`name`) accepts connections on 127.0.0.1:`port`.
 /// Fails when the child exits first, or when the port answers but the listening socket is
