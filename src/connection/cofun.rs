@@ -7,13 +7,13 @@
 
 use std::io::Read;
 
-use super::driver::READABLE;
 use super::job::{Job, Role, Step};
 use super::send::{self, Prepared};
 use super::state::{Link, State};
 use super::HttpConnection;
 use crate::coroutine::{Blocked, Resume};
 use crate::error::Error;
+use crate::io::READABLE;
 use crate::io::{Blocking, Park, Wake};
 
 /// A cofunction: an iterator that sends a request (or a request body) on its connection and

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::driver::{park_until, Deadline};
 use super::Driver;
 use crate::error::{Error, Operation};
-use crate::io::{ip_literal, Lookup, Ready, Transport, Wake};
+use crate::io::{ip_literal, Lookup, Ready, Transport, Wake, READABLE};
 use crate::DnsError;
 
 /// How long an attempt has alone before the next address is tried beside it (RFC 8305's
@@ -56,16 +56,12 @@ fn resolve(
     let resolver = Arc::clone(&d.config.resolver.0);
     let lookup = Lookup::start(resolver, host, port, d.park.reactor())
         .map_err(|e| failed(DnsError::Io(e)))?;
-    let readable = Ready {
-        readable: true,
-        writable: false,
-    };
     deadline.set_operation(Operation::Resolve);
     let answer = loop {
         if let Some(answer) = lookup.answer() {
             break answer;
         }
-        park_until(d.park, lookup.transport(), readable, deadline)?;
+        park_until(d.park, lookup.transport(), READABLE, deadline)?;
     };
     deadline.set_operation(Operation::Connect);
     answer.map_err(failed)

@@ -13,14 +13,8 @@ use std::time::{Duration, Instant};
 use super::state::State;
 use super::{Config, Target};
 use crate::error::{ClosePhase, Error, Operation};
-use crate::io::{is_peer_gone, ParkImpl, ReadBuffer, Ready, Transport, Wake};
+use crate::io::{is_peer_gone, ParkImpl, ReadBuffer, Ready, Transport, Wake, READABLE};
 use crate::proto::StateError;
-
-/// Readiness to wait for when reading.
-pub(crate) const READABLE: Ready = Ready {
-    readable: true,
-    writable: false,
-};
 
 /// A connection's parts, and how this call waits.
 pub(crate) struct Driver<'a> {

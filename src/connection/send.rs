@@ -12,7 +12,7 @@ use super::driver::{drain, send_error, Deadline, Driver, Held};
 use super::state::{Link, Outgoing, Sender, State};
 use super::trace;
 use crate::error::{ClosePhase, Error, Operation, PoisonCause};
-use crate::io::{Ready, Wake};
+use crate::io::{Ready, Wake, READABLE};
 use crate::proto::{encode_head, Body, Head, HeadStep, InFlight, StateError};
 
 /// Bytes read from a body source per piece.
@@ -438,13 +438,9 @@ fn offer_arrived(d: &Driver<'_>, held: &Held) -> Result<(), Error> {
     if !arrived {
         return Ok(());
     }
-    let readable = Ready {
-        readable: true,
-        writable: false,
-    };
     match d
         .park
-        .park(&held.transport, readable, Some(std::time::Duration::ZERO))?
+        .park(&held.transport, READABLE, Some(std::time::Duration::ZERO))?
     {
         Wake::Cancelled => Err(Error::Cancelled),
         _ => Ok(()),

@@ -6,9 +6,10 @@ use std::io::{self, IoSlice};
 
 use http::HeaderValue;
 
-use super::driver::{park_until, Deadline, READABLE};
+use super::driver::{park_until, Deadline};
 use super::Driver;
 use crate::error::Error;
+use crate::io::READABLE;
 use crate::io::{is_peer_gone, ReadBuffer, Ready, Transport};
 use crate::proto::{encode_connect_head, ConnectReader, ConnectStep};
 use crate::proxy::TunnelFailure;

@@ -296,8 +296,8 @@ fn mailbox(task: &Task<'_>, slot: &Slot, door: UnixStream) -> io::Result<()> {
             (std::mem::take(&mut inbox.jobs), inbox.stop)
         };
         if stop {
-            // Unstarted jobs are dropped with the inbox's rest (their handles report it).
-            slot.inbox().jobs.extend(jobs);
+            // Dropped unrun: their handles report that the pool stopped.
+            drop(jobs);
             return Ok(());
         }
         for job in jobs {

@@ -240,11 +240,11 @@ mod tests {
             }
         }
         let lookup = Lookup::start(Arc::new(Panics), "example.test", 80, None).expect("start");
-        let readable = super::super::READABLE;
         let answer = (0..100).find_map(|_| {
-            let _ = lookup
-                .transport()
-                .poll_one(readable, Some(std::time::Duration::from_millis(100)));
+            let _ = lookup.transport().poll_one(
+                super::super::READABLE,
+                Some(std::time::Duration::from_millis(100)),
+            );
             lookup.answer()
         });
         assert!(

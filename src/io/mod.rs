@@ -23,7 +23,7 @@ pub(crate) use buffer::ReadBuffer;
 pub(crate) use dns::{ip_literal, Lookup};
 pub use dns::{DnsError, Resolve, SystemResolver};
 pub(crate) use id_map::IdMap;
-pub(crate) use offload::{Offload, READABLE};
+pub(crate) use offload::Offload;
 pub(crate) use park::sealed::Sealed as ParkImpl;
 pub(crate) use park::Wake;
 pub use park::{Blocking, Park};
@@ -31,7 +31,7 @@ pub(crate) use queue::flush_thread;
 pub(crate) use reactor::Reactor;
 #[cfg(feature = "tls")]
 pub(crate) use tls::TlsSession;
-pub(crate) use transport::{Ready, Transport};
+pub(crate) use transport::{Ready, Transport, READABLE};
 pub(crate) use wire_log::LIFECYCLE as LOG_TARGET;
 
 use std::io;

@@ -10,7 +10,7 @@ use std::thread;
 use socket2::{Domain, Socket, Type};
 
 use super::reactor::Reactor;
-use super::transport::{Ready, Transport};
+use super::transport::Transport;
 
 /// What the work's thread leaves for its caller: its value, or its panic.
 type Slot<T> = Arc<Mutex<Option<thread::Result<T>>>>;
@@ -45,7 +45,7 @@ impl<T: Send + 'static> Offload<T> {
 }
 
 impl<T> Offload<T> {
-    /// What to park on for [`READABLE`]: ready once the result is in.
+    /// What to park on for readability: ready once the result is in.
     pub(crate) fn transport(&self) -> &Transport {
         &self.waker
     }
@@ -55,9 +55,3 @@ impl<T> Offload<T> {
         self.slot.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
-
-/// The interest a wait for an [`Offload`] parks with.
-pub(crate) const READABLE: Ready = Ready {
-    readable: true,
-    writable: false,
-};

@@ -145,6 +145,12 @@ pub(crate) struct Ready {
     pub(crate) writable: bool,
 }
 
+/// Readiness to wait for when reading (or for a wake-up socket to be closed).
+pub(crate) const READABLE: Ready = Ready {
+    readable: true,
+    writable: false,
+};
+
 impl Ready {
     pub(crate) fn is_empty(self) -> bool {
         !self.readable && !self.writable
