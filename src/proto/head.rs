@@ -1,5 +1,6 @@
 //! Response heads: an incremental end-of-head scan, then one httparse pass (RFC 9112 §2, §4).
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 
 use super::{Limits, ProtocolError};
@@ -28,10 +29,17 @@ pub(crate) enum HeadEvent {
 
 /// Finds and parses one response head at the front of a buffer, remembering how far it has
 /// already scanned so a head that arrives in many small reads is not rescanned from byte 0.
+///
+/// A head that is already whole when first polled (the usual case) is parsed in one
+/// httparse pass, without the scan; only a head that arrives in pieces is scanned for its
+/// end, and parsed once complete.
 #[derive(Debug, Default)]
 pub(crate) struct HeadReader {
     /// INVARIANT: no head terminator starts before this offset of the current buffer front.
     scanned: usize,
+    /// The current head was polled before (and was not whole then): it is scanned for, so
+    /// a head trickling in is not parsed again from byte 0 with every piece.
+    partial: bool,
     interim_seen: usize,
 }
 
@@ -49,6 +57,13 @@ impl HeadReader {
     /// A [`ProtocolError`] when the head is malformed, too large, has too many fields, is a
     /// `101`, or is one interim response too many.
     pub(crate) fn poll(&mut self, buf: &[u8], limits: &Limits) -> Result<HeadEvent, ProtocolError> {
+        if !self.partial && !buf.is_empty() {
+            self.partial = true;
+            // Anything but a whole head (a newer HTTP/1 version included) takes the scan.
+            if let Parsed::Head(head, len) = parse_head(buf, limits)? {
+                return self.complete(head, len, limits);
+            }
+        }
         loop {
             let end = match find_head_end(buf, self.scanned) {
                 Ok(end) => end,
@@ -67,15 +82,29 @@ impl HeadReader {
                     limit: limits.max_head_bytes,
                 });
             }
-            match parse_head(&buf[..end], limits)? {
+            match parse_head_at_most(&buf[..end], limits)? {
                 // Only empty lines so far (tolerated before a status line): keep scanning.
                 None => self.scanned = end,
-                Some(head) => {
-                    self.scanned = 0;
-                    return self.classify(head, end, limits);
-                }
+                Some(head) => return self.complete(head, end, limits),
             }
         }
+    }
+
+    /// The head of `len` bytes is complete: the next poll starts a new head.
+    fn complete(
+        &mut self,
+        head: ResponseHead,
+        len: usize,
+        limits: &Limits,
+    ) -> Result<HeadEvent, ProtocolError> {
+        if len > limits.max_head_bytes {
+            return Err(ProtocolError::HeadTooLarge {
+                limit: limits.max_head_bytes,
+            });
+        }
+        self.scanned = 0;
+        self.partial = false;
+        self.classify(head, len, limits)
     }
 
     fn classify(
@@ -120,8 +149,19 @@ fn find_head_end(buf: &[u8], from: usize) -> Result<usize, usize> {
     Err(buf.len())
 }
 
-/// Parses a complete head. `Ok(None)` means the bytes were only leading empty lines.
-fn parse_head(bytes: &[u8], limits: &Limits) -> Result<Option<ResponseHead>, ProtocolError> {
+/// What one httparse pass over the front of a buffer found.
+enum Parsed {
+    /// A whole head, and the bytes it took (leading empty lines included).
+    Head(ResponseHead, usize),
+    /// No whole head yet.
+    Incomplete,
+    /// A version httparse does not know (`HTTP/1.2`, or a bad one).
+    UnknownVersion,
+}
+
+/// Parses the head at the front of `bytes` (which may go on past it). The header values
+/// share one copy of the head, rather than one allocation each.
+fn parse_head(bytes: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError> {
     let mut stack = [httparse::EMPTY_HEADER; STACK_FIELDS];
     let mut heap = Vec::new();
     let slots: &mut [httparse::Header<'_>] = if limits.max_headers <= STACK_FIELDS {
@@ -131,30 +171,17 @@ fn parse_head(bytes: &[u8], limits: &Limits) -> Result<Option<ResponseHead>, Pro
         &mut heap
     };
     let mut resp = httparse::Response::new(slots);
-    match resp.parse(bytes) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => {
-            return if bytes.iter().all(|&b| b == b'\r' || b == b'\n') {
-                Ok(None)
-            } else {
-                Err(ProtocolError::MalformedHead("incomplete head"))
-            };
-        }
+    let len = match resp.parse(bytes) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Incomplete),
         Err(httparse::Error::TooManyHeaders) => {
             return Err(ProtocolError::TooManyHeaders {
                 limit: limits.max_headers,
             })
         }
-        Err(httparse::Error::Version) => {
-            if let Some(patched) = as_http_11(bytes) {
-                return parse_head(&patched, limits);
-            }
-            return Err(ProtocolError::MalformedHead(describe(
-                httparse::Error::Version,
-            )));
-        }
+        Err(httparse::Error::Version) => return Ok(Parsed::UnknownVersion),
         Err(e) => return Err(ProtocolError::MalformedHead(describe(e))),
-    }
+    };
     let version = match resp.version {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
@@ -164,21 +191,47 @@ fn parse_head(bytes: &[u8], limits: &Limits) -> Result<Option<ResponseHead>, Pro
         .ok_or(ProtocolError::MalformedHead("missing status"))?;
     let status =
         StatusCode::from_u16(code).map_err(|_| ProtocolError::MalformedHead("invalid status"))?;
+    let shared = Bytes::copy_from_slice(&bytes[..len]);
+    // Where `part` (a slice of `bytes[..len]`) sits in `shared`.
+    let share = |part: &[u8]| {
+        let at = part.as_ptr() as usize - bytes.as_ptr() as usize;
+        shared.slice(at..at + part.len())
+    };
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
     for field in resp.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| ProtocolError::MalformedHead("invalid header name"))?;
-        let value = HeaderValue::from_bytes(field.value)
+        let value = HeaderValue::from_maybe_shared(share(field.value))
             .map_err(|_| ProtocolError::MalformedHead("invalid header value"))?;
         headers.append(name, value);
     }
     let reason = resp.reason.unwrap_or("").to_owned();
-    Ok(Some(ResponseHead {
+    let head = ResponseHead {
         version,
         status,
         reason,
         headers,
-    }))
+    };
+    Ok(Parsed::Head(head, len))
+}
+
+/// Parses a head known to end at the end of `bytes` (its blank line found by the scan).
+/// `Ok(None)` means the bytes were only leading empty lines.
+fn parse_head_at_most(
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<Option<ResponseHead>, ProtocolError> {
+    match parse_head(bytes, limits)? {
+        Parsed::Head(head, _) => Ok(Some(head)),
+        Parsed::Incomplete if bytes.iter().all(|&b| b == b'\r' || b == b'\n') => Ok(None),
+        Parsed::Incomplete => Err(ProtocolError::MalformedHead("incomplete head")),
+        Parsed::UnknownVersion => match as_http_11(bytes) {
+            Some(patched) => parse_head_at_most(&patched, limits),
+            None => Err(ProtocolError::MalformedHead(describe(
+                httparse::Error::Version,
+            ))),
+        },
+    }
 }
 
 /// RFC 9110 §2.5: a response with a higher minor version of HTTP/1 is read as HTTP/1.1.
@@ -278,6 +331,38 @@ mod tests {
             reader.poll(bytes, &Limits::default()),
             Ok(HeadEvent::Final { len, .. }) if len == bytes.len()
         ));
+    }
+
+    #[test]
+    fn a_whole_head_parses_as_one_that_arrived_in_pieces() {
+        let many_fields = format!("HTTP/1.1 200 OK\r\n{}\r\n", "A: 1\r\n".repeat(101));
+        let cases: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK\r\nA: 1\r\nB: two words\r\n\r\nbody bytes",
+            b"\r\n\nHTTP/1.0 404 Gone\nA: 1\n\nHTTP/1.1 200",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+            b"HTTP/1.2 200 OK\r\nA: 1\r\n\r\n",
+            b"HTTP/2.0 200 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nA: 1\r\n folded\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nBad Name: 1\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/1.1 101 Switching\r\n\r\n",
+            many_fields.as_bytes(),
+        ];
+        let limits = Limits {
+            max_headers: 100,
+            ..Limits::default()
+        };
+        for bytes in cases {
+            let whole = HeadReader::default().poll(bytes, &limits);
+            let mut pieces = HeadReader::default();
+            assert_eq!(pieces.poll(&bytes[..1], &limits), Ok(HeadEvent::Partial));
+            assert_eq!(
+                pieces.poll(bytes, &limits),
+                whole,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
     }
 
     #[test]
