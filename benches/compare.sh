@@ -101,6 +101,7 @@ command -v curl > /dev/null || need+=(curl)
 command -v taskset > /dev/null || need+=(util-linux)
 [ -x /usr/bin/time ] || need+=(time)
 command -v python3 > /dev/null || need+=(python3)
+if wanted big; then command -v iperf3 > /dev/null || need+=(iperf3); fi
 apt_install "${need[@]}"
 export PATH=$PATH:/usr/sbin
 
@@ -160,6 +161,7 @@ FETCH_REPORT=$BODY_TEMP/fetch.report
 
 NGINX_PID=
 PROXY_PID=
+IPERF_PID=
 # stop PID: TERM, then KILL if it is still there after 5 s (a TERM that lands while the
 # child is still between fork and exec can be lost), then reap it.
 stop() {
@@ -175,6 +177,7 @@ stop() {
 cleanup() {
     local rc=$?
     if [ -n "$PROXY_PID" ]; then stop "$PROXY_PID"; fi
+    if [ -n "$IPERF_PID" ]; then stop "$IPERF_PID"; fi
     if [ -n "$NGINX_PID" ]; then stop "$NGINX_PID"; fi
     case "$BODY_TEMP" in /dev/shm/dugong-compare.*) rm -rf "$BODY_TEMP" ;; esac
     exit "$rc"
@@ -276,6 +279,20 @@ done
     || die "delay proxy does not forward"
 log "delay proxy ($RTT_MS ms RTT) on 127.0.0.1:$PROXY_PORT (pid $PROXY_PID)"
 
+# The loopback ceiling for the 1 GiB GET: iperf3's server on nginx's CPU sends (client -R)
+# from memory to an iperf3 client on BIG_CPU, one TCP connection, as nginx sends the file.
+if wanted big; then
+    IPERF_PORT=$(free_port)
+    taskset -c 0 iperf3 -s -p "$IPERF_PORT" > "$LOGS/iperf3-server.log" 2>&1 &
+    IPERF_PID=$!
+    for _ in $(seq 100); do
+        iperf3 -c 127.0.0.1 -p "$IPERF_PORT" -n 1K > /dev/null 2>&1 && break
+        kill -0 "$IPERF_PID" 2> /dev/null || die "iperf3 -s exited (see $LOGS/iperf3-server.log)"
+        sleep 0.1
+    done
+    log "iperf3 server on 127.0.0.1:$IPERF_PORT (pid $IPERF_PID)"
+fi
+
 # ---------------------------------------------------------------- running one client
 FAILS=0
 FAILED_RUNS=()
@@ -334,6 +351,15 @@ parse_bytes() {
     [ -n "$v" ] && [ "${n:-0}" -gt 0 ] && echo "$v"
 }
 parse_rss() { field "$1" peak_rss_kb; }
+parse_iperf() { # iperf3 -J after the log's first line: bytes/s received, all of them
+    tail -n +2 "$1" | python3 -c '
+import json, sys
+want = int(sys.argv[1])
+got = json.load(sys.stdin)["end"]["sum_received"]
+if got["bytes"] < want or got["seconds"] <= 0:
+    sys.exit(1)
+print("%.1f" % (got["bytes"] / got["seconds"]))' "$G1"
+}
 parse_wrk() {
     # wrk counts a pipelined batch's responses; it reports non-2xx and socket errors
     if grep -q -E 'Non-2xx|Socket errors' "$1"; then return 1; fi
@@ -450,6 +476,10 @@ run_big_rows() { # ROUND
     CURL_CODE=204 CURL_SIZE=$M100 measure big.put.curl "$r" parse_curl "$c" \
         curl_puts "$BIG_REQS" "$SCR/www/m100" "$BASE/sink"
     measure big.put.py "$r" parse_bytes "$c" py --mode put-big "${put[@]}"
+    measure big.g1.us "$r" parse_bytes "$c" us --mode get-big --port "$PORT" --target /g1 \
+        --size "$G1" --requests 1
+    EXPECT_CONNS=0 measure big.g1.iperf "$r" parse_iperf "$c" \
+        iperf3 -c 127.0.0.1 -p "$IPERF_PORT" -R -n "$G1" -J
 }
 
 run_rss_rows() { # ROUND

@@ -152,6 +152,8 @@ def main():
         [("curl", fig(runs, "big.get.curl")), ("py-dugong", fig(runs, "big.get.py"))])
     add("100 MiB PUT to a reading sink (204), %s" % where, "MB/s", fig(runs, "big.put.us"),
         [("curl -T", fig(runs, "big.put.curl")), ("py-dugong", fig(runs, "big.put.py"))])
+    add("1 GiB GET, against the loopback ceiling (iperf3 -R, one connection), %s" % where, "MB/s",
+        fig(runs, "big.g1.us"), [("iperf3", fig(runs, "big.g1.iperf"))])
 
     add("peak RSS, trivial run (one 100 B GET, same 1 MiB buffer; curl: plain GET)", "KiB", fig(runs, "rss.trivial.us"),
         [("curl", fig(runs, "rss.trivial.curl")), ("py-dugong", fig(runs, "rss.trivial.py"))],
