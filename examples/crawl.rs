@@ -5,6 +5,10 @@
 //!
 //! `cargo run --release --example crawl -- --documents 20000 --connections 64 --depth 16 --rtt-ms 5`
 //! `cargo run --release --example crawl -- --threads 2`
+//!
+//! `--parse-passes N` gives each document some CPU work, as a crawler that parses its pages
+//! has (N passes of a hash over the body): then the work, not the server, sets the pace,
+//! and a pool's workers can show what more cores buy.
 
 use std::collections::{HashSet, VecDeque};
 use std::error::Error;
@@ -38,6 +42,9 @@ struct Args {
     /// `green::Pool` of that many workers
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     threads: u32,
+    /// Passes of a hash over each document's body once it is checked (0: none)
+    #[arg(long, default_value_t = 0)]
+    parse_passes: u32,
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -50,6 +57,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         port,
         depth: args.depth as usize,
         documents: args.documents,
+        parse_passes: args.parse_passes,
         next: Arc::new(AtomicUsize::new(0)),
     };
     let connections = args.connections as usize;
@@ -68,8 +76,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "crawl: {fetched} documents over {connections} connections x depth {}, {:.1} ms RTT, {threads}",
-        job.depth, args.rtt_ms
+        "crawl: {fetched} documents over {connections} connections x depth {}, {:.1} ms RTT, {} parse passes, {threads}",
+        job.depth, args.rtt_ms, job.parse_passes
     );
     println!(
         "  {:.0} ms, {:.0} requests/s, peak RSS {} KiB",
@@ -89,6 +97,7 @@ struct Crawl {
     port: u16,
     depth: usize,
     documents: usize,
+    parse_passes: u32,
     next: Arc<AtomicUsize>,
 }
 
@@ -119,6 +128,7 @@ impl Crawl {
                 (StatusCode::OK, target.as_str())
             );
             assert_eq!(body, format!("document {target}\n").into_bytes());
+            std::hint::black_box(parse(&body, self.parse_passes));
             done += 1;
         }
     }
@@ -176,6 +186,17 @@ fn on_a_pool(
         workers.insert(worker);
     }
     Ok((total, workers.len()))
+}
+
+/// Stands in for parsing a page: `passes` rounds of FNV-1a over `body`.
+fn parse(body: &[u8], passes: u32) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    for _ in 0..passes {
+        for &b in std::hint::black_box(body) {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
 }
 
 /// The process's peak resident set size, or 0 where unknown.
