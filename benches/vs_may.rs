@@ -19,9 +19,8 @@
 //!   starts at the first spawn, with a pool of 1,000 coroutines that the tasks then use);
 //! - `syscalls`: the one-worker `gets` child under `strace -f -c`, once with 64 x 200
 //!   requests and once with none (start-up, connects, teardown): the difference in system
-//!   calls, of every thread, divided by the 12,800 requests, with the four most frequent
-//!   calls of the first run per request beside it (those include start-up). Skipped, with a
-//!   note, without `strace`.
+//!   calls, of every thread, divided by the 12,800 requests, and likewise for the four
+//!   calls the requests added most of. Skipped, with a note, without `strace`.
 //!
 //! Each figure is the median of 5 runs (3 with `--quick`), each run a child process (this
 //! binary re-run with `--child LIB MEASUREMENT ...`), dugong's and may's runs alternating:
@@ -540,7 +539,7 @@ fn syscalls(plan: &Plan, port: u16, per: usize) {
     };
     let dir = tempfile::tempdir().expect("a temp dir for strace's output");
     let requests = (CONNECTIONS * per) as f64;
-    // The summary of one traced run: total calls, and the most frequent ones.
+    // The calls of one traced run, by name (with `total`).
     let traced = |lib: Lib, per: usize| {
         let out = dir.path().join(format!("{}-{per}", lib.name()));
         let (per, port) = (per.to_string(), port.to_string());
@@ -559,44 +558,50 @@ fn syscalls(plan: &Plan, port: u16, per: usize) {
     };
     let mut cells = Vec::new();
     for lib in [Lib::Dugong, Lib::May] {
-        let (total, top) = traced(lib, per);
-        let (setup, _) = traced(lib, 0);
-        let top = top
+        let with = traced(lib, per);
+        let without = traced(lib, 0);
+        // What the requests added, call by call.
+        let mut added: Vec<(&str, f64)> = with
             .iter()
-            .map(|(name, calls)| format!("{name} {:.2}", *calls as f64 / requests))
+            .map(|(name, &calls)| {
+                let before = without.get(name).copied().unwrap_or(0);
+                (
+                    name.as_str(),
+                    calls.saturating_sub(before) as f64 / requests,
+                )
+            })
+            .collect();
+        added.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let total = added.iter().find(|(name, _)| *name == "total").map(|a| a.1);
+        let top = added
+            .iter()
+            .filter(|&&(name, per_request)| name != "total" && per_request >= 0.005)
+            .take(4)
+            .map(|(name, per_request)| format!("{name} {per_request:.2}"))
             .collect::<Vec<_>>()
             .join(", ");
-        cells.push((total.saturating_sub(setup) as f64 / requests, top));
+        cells.push((total.expect("a total in strace's summary"), top));
     }
     let ((d, d_top), (m, m_top)) = (&cells[0], &cells[1]);
     println!(
-        "| system calls per request, 1 worker ({CONNECTIONS} x {per} GETs less a run without \
-         requests; strace -f -c, one run each) | {d:.2} ({d_top}) | {m:.2} ({m_top}) | {:.2} \
+        "| system calls per request, 1 worker ({CONNECTIONS} x {per} GETs under strace -f -c, \
+         less a run without requests) | {d:.2} ({d_top}) | {m:.2} ({m_top}) | {:.2} \
          (may/dugong) |",
         m / d
     );
 }
 
-/// The total number of calls in an `strace -c` summary, and the four most frequent calls.
-fn strace_counts(summary: &str) -> (u64, Vec<(String, u64)>) {
+/// The calls counted in an `strace -c` summary, by system call name, and its `total`.
+fn strace_counts(summary: &str) -> std::collections::HashMap<String, u64> {
     // Rows: `% time  seconds  usecs/call  calls  [errors]  syscall`; the last is `total`.
-    let mut rows: Vec<(String, u64)> = summary
+    summary
         .lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let calls = fields.get(3)?.parse().ok()?;
             Some((fields.last()?.to_string(), calls))
         })
-        .collect();
-    let total = rows
-        .iter()
-        .find(|(name, _)| name == "total")
-        .map(|&(_, calls)| calls)
-        .unwrap_or_else(|| panic!("no total in strace's summary: {summary}"));
-    rows.retain(|(name, _)| name != "total");
-    rows.sort_by_key(|&(_, calls)| std::cmp::Reverse(calls));
-    rows.truncate(4);
-    (total, rows)
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -794,7 +799,10 @@ fn dugong_connection(task: &Task<'_>, port: u16, per: usize) {
     let expected = expected_body();
     let mut headers = HeaderMap::new();
     headers.insert(CONNECTION, HeaderValue::from_static("keep-alive"));
-    let conn = task.connect("127.0.0.1", port).expect("connect");
+    let conn = task.connect("127.0.0.1", port).expect("a connection");
+    // dugong dials at the first request; dial now, as may's `connect` does, so both time
+    // (and trace) the same work.
+    conn.connect().expect("connect");
     for _ in 0..per {
         conn.send_request(&Method::GET, TARGET, &headers, Body::Empty)
             .expect("send a GET");
