@@ -2,9 +2,9 @@
 //! printed as one markdown table:
 //!
 //! - `spawn`: spawn + run + join of trivial tasks on one worker, in waves of 1,000 (may's
-//!   coroutine pool holds 1,000, and may maps a stack per *spawned* coroutine, so 100,000 at
-//!   once would exceed `vm.max_map_count`), after one warm-up pass so both stack pools are
-//!   warm;
+//!   coroutine pool holds 1,000, and may maps a stack and its guard page per *spawned*
+//!   coroutine: 100,000 at once would need some 200,000 mappings, over Linux's default
+//!   `vm.max_map_count` of 65,530), after one warm-up pass so both stack pools are warm;
 //! - `switch`: two tasks on one worker taking turns with `yield_now`, per switch;
 //! - `gets`: 64 connections, each its own task, each making 2,000 sequential `GET /bytes/100`
 //!   (one request in flight per connection, `Connection: keep-alive`), on one worker and on
@@ -25,9 +25,11 @@
 //! Each figure is the median of 5 runs (3 with `--quick`), each run a child process (this
 //! binary re-run with `--child LIB MEASUREMENT ...`), dugong's and may's runs alternating:
 //! may's worker count is global configuration fixed at its first use, so each may setup
-//! needs a process of its own, and dugong's runs get the same treatment for symmetry. The
-//! `syscalls` rows are one run each. The ratio column is oriented so that > 1 means dugong is
-//! better: may/dugong for costs (time, memory, calls), dugong/may for rates.
+//! needs a process of its own, and dugong's runs get the same treatment for symmetry. A cell
+//! shows the median and, in brackets, the lowest and highest run. The `syscalls` row is one
+//! traced run per library and request count. The ratio column (of the medians) is oriented
+//! so that > 1 means dugong is better: may/dugong for costs (time, memory, calls), dugong/may
+//! for rates.
 //!
 //! The HTTP server is nginx when found (`$DUGONG_NGINX`, `PATH`, `/usr/sbin/nginx`; one
 //! worker process, `return 200` with the 100 bytes from its config), else dugong-harness's
