@@ -171,6 +171,14 @@ impl Drop for Registration {
     }
 }
 
+/// Stack of a worker thread. Connection threads keep their buffers on the
+/// heap, so a quarter of std's 2 MiB default is ample, and a test holding
+/// thousands of connections (five threads each behind a [`DelayProxy`])
+/// maps that much less.
+///
+/// [`DelayProxy`]: crate::DelayProxy
+const WORKER_STACK: usize = 512 * 1024;
+
 /// Background threads of a component, joined when it stops.
 #[derive(Debug, Default)]
 pub(crate) struct Workers(Mutex<Vec<JoinHandle<()>>>);
@@ -181,7 +189,10 @@ impl Workers {
     where
         F: FnOnce() + Send + 'static,
     {
-        match thread::Builder::new().name(name.to_string()).spawn(f) {
+        let builder = thread::Builder::new()
+            .name(name.to_string())
+            .stack_size(WORKER_STACK);
+        match builder.spawn(f) {
             Ok(handle) => {
                 let mut v = lock(&self.0);
                 v.retain(|h| !h.is_finished());
