@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// Default bound for every blocking socket operation.
 pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,13 +27,33 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Binds `127.0.0.1:0` with accepts bounded by `slice` (on Linux,
-/// `SO_RCVTIMEO` bounds `accept`). Panics only in the caller's thread.
+/// Connections the kernel may queue for `accept` (it caps this at
+/// `net.core.somaxconn`). Std's `TcpListener::bind` asks for 128, which a
+/// burst of connects overflows while the accept thread starts connection
+/// threads: the kernel then drops SYNs. Seen with 1,000 tasks through a
+/// [`DelayProxy`]: connects late by SYN retries (1, 2, 4 s), and some
+/// connections closed before any response.
+///
+/// [`DelayProxy`]: crate::DelayProxy
+const BACKLOG: i32 = 4096;
+
+/// Binds `127.0.0.1:0` with a [`BACKLOG`]-deep accept queue and accepts
+/// bounded by `slice` (on Linux, `SO_RCVTIMEO` bounds `accept`). Panics
+/// only in the caller's thread.
 pub(crate) fn bind_loopback(slice: Duration) -> TcpListener {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
+    let listener = listen_loopback().expect("bind 127.0.0.1:0");
     // Best effort: without it the accept loop still stops through `wake`.
     let _ = socket2::SockRef::from(&listener).set_read_timeout(Some(slice));
     listener
+}
+
+fn listen_loopback() -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    // As std does on Unix: a restarted peer may rebind a port in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// Accepts one connection, waiting at most the listener's accept slice.
@@ -149,6 +171,14 @@ impl Drop for Registration {
     }
 }
 
+/// Stack of a worker thread. Connection threads keep their buffers on the
+/// heap, so a quarter of std's 2 MiB default is ample, and a test holding
+/// thousands of connections (five threads each behind a [`DelayProxy`])
+/// maps that much less.
+///
+/// [`DelayProxy`]: crate::DelayProxy
+const WORKER_STACK: usize = 512 * 1024;
+
 /// Background threads of a component, joined when it stops.
 #[derive(Debug, Default)]
 pub(crate) struct Workers(Mutex<Vec<JoinHandle<()>>>);
@@ -159,7 +189,10 @@ impl Workers {
     where
         F: FnOnce() + Send + 'static,
     {
-        match thread::Builder::new().name(name.to_string()).spawn(f) {
+        let builder = thread::Builder::new()
+            .name(name.to_string())
+            .stack_size(WORKER_STACK);
+        match builder.spawn(f) {
             Ok(handle) => {
                 let mut v = lock(&self.0);
                 v.retain(|h| !h.is_finished());
@@ -271,5 +304,31 @@ impl Acceptor {
 impl Drop for Acceptor {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of connects to a listener that has not accepted yet waits in its queue: with
+    /// std's 128 the kernel drops the SYNs past the queue and a connect times out.
+    /// (Needs `net.core.somaxconn` ≥ 1000, the default since Linux 5.4.)
+    #[test]
+    fn a_burst_of_connects_waits_in_the_accept_queue() {
+        const BURST: usize = 1000;
+        let listener = bind_loopback(ACCEPT_SLICE);
+        let addr = listener.local_addr().expect("local_addr");
+        let mut queued = Vec::with_capacity(BURST);
+        for i in 0..BURST {
+            let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                .unwrap_or_else(|e| panic!("connect {i} of {BURST}: {e}"));
+            queued.push(stream);
+        }
+        let mut accepted = 0;
+        while accept_slice(&listener).expect("accept").is_some() {
+            accepted += 1;
+        }
+        assert_eq!(accepted, BURST);
     }
 }
