@@ -58,6 +58,19 @@ fn secure(
     if d.target.origin.scheme != crate::proto::Scheme::Https {
         return Ok(transport);
     }
+    handshake(d, transport, early, deadline)
+}
+
+/// [`secure`]'s work for `https`. Not inlined: its frame (a TLS session is built in it) would
+/// otherwise deepen every connect, and the stack a green task touches stays resident.
+#[cfg(feature = "tls")]
+#[inline(never)]
+fn handshake(
+    d: &Driver<'_>,
+    transport: Transport,
+    early: &[u8],
+    deadline: &mut Deadline,
+) -> Result<Transport, Error> {
     if !early.is_empty() {
         return Err(Error::ProxyTunnel(crate::proxy::TunnelFailure::EarlyData));
     }

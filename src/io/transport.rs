@@ -42,9 +42,11 @@ pub(crate) struct Transport {
     /// The receive timeout last set on the socket, in microseconds (`u64::MAX`: none set
     /// yet; 0: no limit), so a wait with the same timeout sets nothing.
     receive_timeout: AtomicU64,
-    /// The TLS session over the socket, for an `https` connection.
+    /// The TLS session over the socket, for an `https` connection. Boxed: the session is
+    /// about a kilobyte, and a transport moves by value while it is set up, which every
+    /// green task's stack would otherwise pay for.
     #[cfg(feature = "tls")]
-    tls: Option<super::tls::TlsSession>,
+    tls: Option<Box<super::tls::TlsSession>>,
     /// The connection's number and the wire log's state (see [`wire_log`](super::wire_log)).
     log: WireLog,
 }
@@ -488,7 +490,7 @@ impl Transport {
     /// [`handshake`](Self::handshake).
     #[cfg(feature = "tls")]
     pub(crate) fn with_tls(mut self, session: super::tls::TlsSession) -> Self {
-        self.tls = Some(session);
+        self.tls = Some(Box::new(session));
         self
     }
 
