@@ -39,7 +39,8 @@
 //! allowed (its default, kept); dugong leaves placement to the OS.
 //!
 //! `-- --only NAME` runs one group (spawn, switch, gets, idle, syscalls); `-- --quick` runs
-//! each briefly (well under a minute in all).
+//! each briefly (well under a minute in all); `-- --runs N` takes the median of N runs (the
+//! GET rows vary by ±20% from run to run on a shared machine).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -142,7 +143,9 @@ fn parent(args: &[String]) {
     let run = |name: &str| only.is_none_or(|o| o == name);
     let plan = Plan {
         exe: std::env::current_exe().expect("the bench's own path, to re-run it as a child"),
-        runs: if quick { 3 } else { 5 },
+        runs: value(args, "--runs")
+            .map(|n| n.parse().expect("--runs takes a number"))
+            .unwrap_or(if quick { 3 } else { 5 }),
         taskset: find_binary(None, "taskset", "/usr/bin/taskset").ok(),
     };
     let started = Instant::now();
