@@ -11,7 +11,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::Ipv6Addr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -60,6 +60,9 @@ forms too; lowercase wins), as curl does. A proxy that refuses the tunnel fails 
 connection: exit 1, with `error: the proxy refused the tunnel with status <status>`.
 
 Each complete response gets a line on stderr: <status> <METHOD> <target> <body bytes>.
+Output to a pipe, socket or terminal is written out before fetch waits on the network, so
+a reader sees each response as it arrives; output to a regular file or /dev/null is
+written in 64 KiB pieces and at exit, as C's stdio does for files.
 Exit status: 0 if every response arrived complete, whatever its status; 1 otherwise,
 after an `unanswered: <METHOD> <target>` line for each request without a complete
 response, in request order, and an `error: <message>` line; 2 for bad arguments.";
@@ -273,12 +276,13 @@ fn check(cli: &Cli) -> Result<(), String> {
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
 }
 
-/// stdout and stderr, each written with one `write` per flush instead of one per piece. The
-/// run flushes before it waits on the network, so a reader of a pipe sees every response
-/// that arrived while the program would otherwise sit idle; a burst of responses that are
-/// already there goes out in one write per stream. A full buffer, the end of the run and
-/// drop (a panic included) flush too. stdout is always flushed before stderr, so a report
-/// line never shows before its body.
+/// stdout and stderr, each written with one `write` per flush instead of one per piece. When
+/// a reader may be waiting on either (a pipe, socket or terminal), the run flushes before
+/// it waits on the network, so the reader sees every response that arrived while the
+/// program would otherwise sit idle; a burst of responses that are already there goes out
+/// in one write per stream. A full buffer, the end of the run and drop (a panic included)
+/// flush too. stdout is always flushed before stderr, so a report line never shows before
+/// its body.
 struct Output {
     out: Stream,
     err: Stream,
@@ -290,6 +294,9 @@ struct Output {
 /// One standard stream and the bytes held for it.
 struct Stream {
     to: Box<dyn Write>,
+    /// A reader may be waiting for these bytes: the stream is not a regular file or
+    /// `/dev/null`, whose bytes nobody waits on (C's stdio buffers those fully too).
+    watched: bool,
     held: Vec<u8>,
     /// `(response index, offset in held)` where each response's bytes start, in order.
     marks: Vec<(usize, usize)>,
@@ -316,15 +323,21 @@ impl Stream {
     /// A duplicate of `fd`, which takes each flush in one `write` (std's stdout would cut
     /// binary bodies at line ends), and the file's identity; `std` when `fd` is closed.
     fn open(fd: BorrowedFd<'_>, std: Box<dyn Write>) -> (Stream, Option<(u64, u64)>) {
-        let (to, id): (Box<dyn Write>, _) = match fd.try_clone_to_owned().map(File::from) {
+        let (to, meta): (Box<dyn Write>, _) = match fd.try_clone_to_owned().map(File::from) {
             Ok(file) => {
-                let id = file.metadata().ok().map(|m| (m.dev(), m.ino()));
-                (Box::new(file), id)
+                let meta = file.metadata().ok();
+                (Box::new(file), meta)
             }
             Err(_) => (std, None),
         };
+        let watched = meta.as_ref().is_none_or(|m| {
+            let null = || fs::metadata("/dev/null").is_ok_and(|n| n.rdev() == m.rdev());
+            !(m.file_type().is_file() || m.file_type().is_char_device() && null())
+        });
+        let id = meta.map(|m| (m.dev(), m.ino()));
         let stream = Stream {
             to,
+            watched,
             held: Vec::new(),
             marks: Vec::new(),
         };
@@ -368,8 +381,11 @@ impl Output {
         Output { out, err, shared }
     }
 
+    /// Whether bytes are held for a stream a reader may be waiting on: then they are
+    /// written out before the run waits (both streams, stdout first).
     fn is_holding(&self) -> bool {
-        !self.out.held.is_empty() || !self.err.held.is_empty()
+        let owed = |s: &Stream| s.watched && !s.held.is_empty();
+        owed(&self.out) || owed(&self.err)
     }
 
     /// Adds body bytes of response `index` for stdout.

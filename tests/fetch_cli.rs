@@ -2,6 +2,7 @@
 //! against the harness peers (over TLS through the harness's terminator and test CA too); and a
 //! smoke run of `examples/demo.rs`.
 
+use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -237,6 +238,63 @@ fn bodies_arrive_in_request_order_at_depth_1_and_16() {
         );
     }
     assert_eq!(server.connections_accepted(), 2, "one connection per run");
+    assert!(server.errors().is_empty(), "{:?}", server.errors());
+}
+
+/// Output to regular files (which fetch writes in pieces and at exit, nobody waiting on
+/// them) is complete and ordered as through pipes: into separate files, and into one file
+/// for both streams (`> f 2>&1`), where each report line follows its body.
+#[test]
+fn output_to_files_is_complete_and_in_order() {
+    let server = loopback();
+    let paths: Vec<String> = (0..30).map(|i| format!("/bytes/{}", i * 97)).collect();
+    let urls: Vec<String> = paths
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{}{p}", server.port()))
+        .collect();
+    let line = |i: usize| format!("200 GET /bytes/{} {}\n", i * 97, i * 97);
+    let dir = tempfile::tempdir().expect("temp dir");
+    for depth in ["1", "16"] {
+        let mut args = vec!["--depth".to_owned(), depth.to_owned()];
+        args.extend(urls.iter().cloned());
+        let out = dir.path().join(format!("out-{depth}"));
+        let err = dir.path().join(format!("err-{depth}"));
+        let both = dir.path().join(format!("both-{depth}"));
+        let file = |path: &Path| File::create(path).expect("create an output file");
+        let shared = file(&both);
+        let runs = [
+            (Stdio::from(file(&out)), Stdio::from(file(&err))),
+            (
+                Stdio::from(shared.try_clone().expect("dup")),
+                Stdio::from(shared),
+            ),
+        ];
+        for (stdout, stderr) in runs {
+            let status = Command::new(examples_dir().join("fetch"))
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(stderr)
+                .status()
+                .expect("run fetch");
+            assert!(status.success(), "depth {depth}: {status:?}");
+        }
+        let read = |path: &Path| std::fs::read(path).expect("read an output file");
+        let bodies: Vec<u8> = (0..30).flat_map(|i| pattern(i * 97)).collect();
+        assert_eq!(read(&out), bodies, "stdout at depth {depth}");
+        let lines: String = (0..30).map(line).collect();
+        assert_eq!(
+            String::from_utf8_lossy(&read(&err)),
+            lines,
+            "stderr at depth {depth}"
+        );
+        let mut interleaved = Vec::new();
+        for i in 0..30 {
+            interleaved.extend(pattern(i * 97));
+            interleaved.extend(line(i).into_bytes());
+        }
+        assert!(read(&both) == interleaved, "one file at depth {depth}");
+    }
     assert!(server.errors().is_empty(), "{:?}", server.errors());
 }
 
