@@ -159,20 +159,7 @@ fn spawn_cost(tasks: usize) {
 /// Two tasks yielding to each other, and a wake-up through the poller (a 100-byte GET round
 /// trip on loopback from a green task, which parks once per request).
 fn switch_cost(rounds: usize) {
-    let per = green::run(move |task| {
-        let other = task.spawn(move |task| {
-            for _ in 0..rounds {
-                task.yield_now();
-            }
-        });
-        let start = Instant::now();
-        for _ in 0..rounds {
-            task.yield_now();
-        }
-        task.join(other).expect("other");
-        start.elapsed().as_secs_f64() * 1e9 / (2 * rounds) as f64
-    })
-    .expect("switch");
+    let per = yield_switch_ns(rounds);
     println!("| task switch (yield_now, suspend + resume) | {per:.0} ns |");
 
     let server = LoopbackServer::start();
@@ -310,3 +297,5 @@ fn window<P: dugong::Park>(conn: &HttpConnection<P>, n: usize, depth: usize) {
         }
     }
 }
+
+include!("common/switch.rs");

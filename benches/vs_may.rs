@@ -680,7 +680,7 @@ fn child(args: &[String]) {
     let figure = match (lib, measurement) {
         (Lib::Dugong, "spawn") => dugong_spawn(number(args, "--tasks", 100_000)),
         (Lib::May, "spawn") => may_spawn(number(args, "--tasks", 100_000)),
-        (Lib::Dugong, "switch") => dugong_switch(number(args, "--rounds", 200_000)),
+        (Lib::Dugong, "switch") => yield_switch_ns(number(args, "--rounds", 200_000)),
         (Lib::May, "switch") => may_switch(number(args, "--rounds", 200_000)),
         (Lib::Dugong, "gets") => dugong_gets(port(), workers, number(args, "--per", 2_000)),
         (Lib::May, "gets") => may_gets(port(), number(args, "--per", 2_000)),
@@ -734,25 +734,6 @@ fn may_spawn(tasks: usize) -> f64 {
     .join()
     .expect("the main coroutine");
     elapsed.as_secs_f64() * 1e9 / tasks as f64
-}
-
-/// ns per switch: two tasks yielding `rounds` times each.
-fn dugong_switch(rounds: usize) -> f64 {
-    let elapsed = green::run(move |task| {
-        let other = task.spawn(move |task| {
-            for _ in 0..rounds {
-                task.yield_now();
-            }
-        });
-        let start = Instant::now();
-        for _ in 0..rounds {
-            task.yield_now();
-        }
-        task.join(other).expect("the other task");
-        start.elapsed()
-    })
-    .expect("the main task");
-    elapsed.as_secs_f64() * 1e9 / (2 * rounds) as f64
 }
 
 fn may_switch(rounds: usize) -> f64 {
@@ -960,6 +941,9 @@ fn may_idle(port: u16, tasks: usize) -> f64 {
     );
     (peak_rss_kib() - before) as f64 / tasks as f64
 }
+
+// The task switch measured as benches/green.rs measures it.
+include!("common/switch.rs");
 
 // find_binary, free_port, wait_listening: shared with the tests' daemon launchers.
 include!("../tests/support/daemon.rs");
