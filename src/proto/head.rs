@@ -59,8 +59,10 @@ impl HeadReader {
     pub(crate) fn poll(&mut self, buf: &[u8], limits: &Limits) -> Result<HeadEvent, ProtocolError> {
         if !self.partial && !buf.is_empty() {
             self.partial = true;
-            // Anything but a whole head (a newer HTTP/1 version included) takes the scan.
-            if let Parsed::Head(head, len) = parse_head(buf, limits)? {
+            // Anything but a whole head takes the scan, errors included: a head is judged
+            // only once its blank line is in, so the outcome never depends on how the bytes
+            // were split (an invalid byte in a head that never ends is no error, either way).
+            if let Ok(Parsed::Head(head, len)) = parse_head(buf, limits) {
                 return self.complete(head, len, limits);
             }
         }
@@ -346,6 +348,8 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nBad Name: 1\r\n\r\n",
             b"HTTP/1.1 2000 OK\r\n\r\n",
             b"HTTP/1.1 101 Switching\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nBad\xff: 1\r\n",
+            b"HTTP/1.1 200 OK\r\nA: 1\r\n\xffnot a field",
             many_fields.as_bytes(),
         ];
         let limits = Limits {
