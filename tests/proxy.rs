@@ -272,20 +272,7 @@ fn pipeline_100(conn: &support::Client<'_>) {
             _ => format!("/bytes/{}", 40_000 + i),
         })
         .collect();
-    for target in &targets {
-        conn.get(target).expect("send");
-    }
-    for (i, target) in targets.iter().enumerate() {
-        let resp = conn.read_response().expect("head");
-        assert_eq!(&resp.path, target);
-        let n: usize = target
-            .split('/')
-            .nth(2)
-            .and_then(|n| n.parse().ok())
-            .expect("size");
-        assert_eq!(conn.read_all().expect("body"), pattern(n), "response {i}");
-    }
-    assert!(!conn.response_pending());
+    support::pipeline_and_check(conn, &targets);
 }
 
 /// After a response that closes the connection, the next request reconnects through the

@@ -108,18 +108,7 @@ fn pipelining_through_a_tinyproxy_tunnel() {
             let targets: Vec<String> = (0..100)
                 .map(|i| format!("/chunked/{}/77", i * 89))
                 .collect();
-            for target in &targets {
-                conn.get(target).expect("send");
-            }
-            for target in &targets {
-                assert_eq!(&conn.read_response().expect("head").path, target);
-                let n: usize = target
-                    .split('/')
-                    .nth(2)
-                    .and_then(|n| n.parse().ok())
-                    .expect("size");
-                assert_eq!(conn.read_all().expect("body"), pattern(n));
-            }
+            support::pipeline_and_check(conn, &targets);
         });
     }
     assert!(server.errors().is_empty(), "{:?}", server.errors());

@@ -50,19 +50,7 @@ fn pipelining_over_tls_through_every_path() {
                     _ => format!("/bytes/{}", 200_000 + i),
                 })
                 .collect();
-            for target in &targets {
-                conn.get(target).expect("send");
-            }
-            for (i, target) in targets.iter().enumerate() {
-                let resp = conn.read_response().expect("head");
-                assert_eq!(&resp.path, target);
-                let n: usize = target
-                    .split('/')
-                    .nth(2)
-                    .and_then(|n| n.parse().ok())
-                    .expect("size");
-                assert_eq!(conn.read_all().expect("body"), pattern(n), "response {i}");
-            }
+            support::pipeline_and_check(conn, &targets);
             let upload = pattern(3 << 20);
             conn.send(
                 &Method::PUT,

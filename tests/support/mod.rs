@@ -120,6 +120,26 @@ pub fn connection_with(port: u16, config: Config) -> HttpConnection {
     HttpConnection::with_config("127.0.0.1", port, bounded(config)).expect("valid host")
 }
 
+/// Sends a GET for every target (each `/bytes/N` or `/chunked/N/STEP` of the loopback server)
+/// before reading any answer, then checks that each response answers its request with the N
+/// pattern bytes, and that nothing is left pending.
+pub fn pipeline_and_check(conn: &Client<'_>, targets: &[String]) {
+    for target in targets {
+        conn.get(target).expect("send");
+    }
+    for (i, target) in targets.iter().enumerate() {
+        let resp = conn.read_response().expect("head");
+        assert_eq!(&resp.path, target);
+        let n: usize = target
+            .split('/')
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .expect("a size in the target");
+        assert_eq!(conn.read_all().expect("body"), pattern(n), "response {i}");
+    }
+    assert!(!conn.response_pending());
+}
+
 /// A header map from `(name, value)` pairs.
 pub fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
