@@ -12,8 +12,7 @@
 //! The idle connections' server side lives in a child process (this binary re-run with
 //! `--idle-server`), so both ends fit under the descriptor limit.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -56,33 +55,7 @@ fn main() {
 
 /// Accepts connections and keeps them open until stdin closes.
 fn idle_server() {
-    // A long accept queue: thousands of clients connect at once.
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    socket.bind(&addr.into()).expect("bind");
-    socket.listen(16_384).expect("listen");
-    let listener: TcpListener = socket.into();
-    println!("{}", listener.local_addr().expect("addr").port());
-    std::io::stdout().flush().expect("flush");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let mut held = Vec::new();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        let _ = tx.send(());
-    });
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => held.push(stream),
-            Err(_) => {
-                if rx.recv_timeout(Duration::from_millis(1)).is_ok() {
-                    return;
-                }
-            }
-        }
-    }
+    hold_idle_connections(&stdin_closed());
 }
 
 fn peak_rss_kib() -> u64 {
@@ -299,3 +272,4 @@ fn window<P: dugong::Park>(conn: &HttpConnection<P>, n: usize, depth: usize) {
 }
 
 include!("common/switch.rs");
+include!("common/idle_server.rs");

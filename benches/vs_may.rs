@@ -43,7 +43,6 @@
 //! GET rows vary by ±20% from run to run on a shared machine).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
@@ -616,40 +615,14 @@ fn strace_counts(summary: &str) -> std::collections::HashMap<String, u64> {
 /// `--serve loopback` (the HTTP server when there is no nginx) or `--serve idle` (accepts
 /// connections and holds them, never reading). Prints the port, runs until stdin closes.
 fn serve(role: &str) {
-    let (stop_tx, stop) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
-        let _ = stop_tx.send(());
-    });
+    let stop = stdin_closed();
     match role {
         "loopback" => {
             let server = dugong_harness::LoopbackServer::start();
             announce(server.port());
             let _ = stop.recv();
         }
-        "idle" => {
-            // A long accept queue: thousands of clients connect at once.
-            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-                .expect("socket");
-            let addr: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
-            socket.bind(&addr.into()).expect("bind");
-            socket.listen(16_384).expect("listen");
-            let listener: TcpListener = socket.into();
-            listener.set_nonblocking(true).expect("nonblocking");
-            announce(listener.local_addr().expect("addr").port());
-            let mut held = Vec::new();
-            loop {
-                match listener.accept() {
-                    Ok((stream, _)) => held.push(stream),
-                    Err(_) => {
-                        if stop.recv_timeout(Duration::from_millis(1)).is_ok() {
-                            return;
-                        }
-                    }
-                }
-            }
-        }
+        "idle" => hold_idle_connections(&stop),
         other => panic!("unknown server role {other:?}"),
     }
 }
@@ -944,6 +917,9 @@ fn may_idle(port: u16, tasks: usize) -> f64 {
 
 // The task switch measured as benches/green.rs measures it.
 include!("common/switch.rs");
+
+// The idle connections' server child, as benches/green.rs runs it.
+include!("common/idle_server.rs");
 
 // find_binary, free_port, wait_listening: shared with the tests' daemon launchers.
 include!("../tests/support/daemon.rs");
