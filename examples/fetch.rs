@@ -383,7 +383,7 @@ impl Output {
 
     /// Whether bytes are held for a stream a reader may be waiting on: then they are
     /// written out before the run waits (both streams, stdout first).
-    fn is_holding(&self) -> bool {
+    fn owes_a_reader(&self) -> bool {
         let owed = |s: &Stream| s.watched && !s.held.is_empty();
         owed(&self.out) || owed(&self.err)
     }
@@ -539,7 +539,7 @@ impl<'a> Session<'a> {
         // once unless the server stopped reading, which the timeout is for.
         let idle = index == *done;
         *alone = None;
-        if output.is_holding() && (upload.is_some() || (idle && conn.as_raw_fd() < 0)) {
+        if output.owes_a_reader() && (upload.is_some() || (idle && conn.as_raw_fd() < 0)) {
             output.flush()?;
         }
         let (body, limit) = match upload {
@@ -643,14 +643,14 @@ fn receive(
     index: usize,
     arrival: Arrival,
 ) -> Result<(), Fail> {
-    if output.is_holding() && (arrival == Arrival::NotYet || !conn.has_buffered_data()) {
+    if output.owes_a_reader() && (arrival == Arrival::NotYet || !conn.has_buffered_data()) {
         output.flush()?;
     }
     let response = conn.read_response()?;
     let mut file = body_file(cli, index)?;
     let mut bytes = 0u64;
     while conn.has_active_response() {
-        if output.is_holding() && !conn.has_buffered_data() {
+        if output.owes_a_reader() && !conn.has_buffered_data() {
             output.flush()?;
         }
         let n = conn.read(buf)?;
