@@ -48,7 +48,7 @@ With --retry N, a temporary failure (connection reset, closed or refused, a time
 resolver that cannot answer now) before a response's body started is followed by a
 `retry: <message>` line on stderr, and the requests without a response are sent again
 on a new connection: at once after a response arrived, else after 100 ms, doubling up to
-5 s, at most N times in a row. Methods other than GET, HEAD, PUT, DELETE, OPTIONS and
+5 s, at most N times in a row with no response between them. Methods other than GET, HEAD, PUT, DELETE, OPTIONS and
 TRACE are never resent.
 
 --proxy http://[user:password@]host[:port] sends the connection through an HTTP proxy
@@ -318,6 +318,23 @@ impl fmt::Display for Unwritten {
 }
 
 impl std::error::Error for Unwritten {}
+
+/// A failure reading a body of which some bytes may have gone out: it reads as its cause,
+/// but is never resent, since the response's output has started.
+#[derive(Debug)]
+struct BodyStarted(dugong::Error);
+
+impl fmt::Display for BodyStarted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BodyStarted {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
 
 impl Stream {
     /// A duplicate of `fd`, which takes each flush in one `write` (std's stdout would cut
@@ -653,7 +670,7 @@ fn receive(
         if output.owes_a_reader() && !conn.has_buffered_data() {
             output.flush()?;
         }
-        let n = conn.read(buf)?;
+        let n = conn.read(buf).map_err(BodyStarted)?;
         if n == 0 {
             break;
         }
@@ -718,18 +735,22 @@ fn run(cli: &Cli, output: &mut Output) -> Result<(), (usize, Fail)> {
         if stop == total {
             return Ok(());
         }
-        if done > done_at_failure {
-            failures = 0;
-        }
-        if stop < done || failures >= retry.attempts || !resendable(&retry, cli, &*fail) {
+        let answered = done > done_at_failure;
+        if stop < done
+            || (!answered && failures >= retry.attempts)
+            || !resendable(&retry, cli, &*fail)
+        {
             return Err((stop, fail));
         }
         session.output.say(format_args!("retry: {}", chain(&*fail)));
         session.output.flush_err();
-        if failures > 0 {
-            std::thread::sleep(retry.delay(failures - 1));
+        // At once after a connection that answered something; else after a wait.
+        if answered {
+            failures = 0;
+        } else {
+            std::thread::sleep(retry.delay(failures));
+            failures += 1;
         }
-        failures += 1;
         done_at_failure = done;
         // Whatever the connection's state, the next send starts on a new one.
         session.conn.disconnect();
@@ -739,8 +760,8 @@ fn run(cli: &Cli, output: &mut Output) -> Result<(), (usize, Fail)> {
 }
 
 /// Whether `fail` may be retried by resending the requests without a response: a
-/// temporary failure of this crate's before any of a response's body was handed on (see
-/// [`Retry::allows`]).
+/// temporary failure of this crate's (see [`Retry::allows`]) before any of a response's
+/// body was handed on ([`BodyStarted`] is not this crate's error).
 fn resendable(retry: &Retry, cli: &Cli, fail: &(dyn std::error::Error + 'static)) -> bool {
     fail.downcast_ref::<dugong::Error>()
         .is_some_and(|e| retry.allows(e, [&cli.method]))

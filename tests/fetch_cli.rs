@@ -1261,9 +1261,16 @@ fn retry_resends_what_a_closing_server_left_unanswered() {
     );
     assert!(!run.stderr.contains("retry: "), "{}", run.stderr);
 
-    // A refused connection is temporary: N retries in a row, then the error.
+    // A refused connection is temporary: N retries in a row, after 100 and 200 ms, then
+    // the error.
+    let started = std::time::Instant::now();
     let run = fetch(&["--retry", "2"], closed_port(), &["/x"]);
     assert_exit(&run, 1);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
     let lines = run.stderr_lines();
     assert_eq!(
         lines.iter().filter(|l| l.starts_with("retry: ")).count(),

@@ -133,9 +133,9 @@ fn failures_in_a_row_back_off_and_give_up() {
         Err(e @ Error::Connect { .. }) => assert!(e.is_temporary()),
         other => panic!("expected the connect error, got {other:?}"),
     }
-    // Four tries: at once, then after 30, 60 ms (the first failure is retried at once).
+    // Four tries: at once, then after 30, 60 and 120 ms.
     assert!(
-        took >= Duration::from_millis(90) && took < Duration::from_secs(2),
+        took >= Duration::from_millis(210) && took < Duration::from_secs(2),
         "{took:?}"
     );
 }
@@ -167,5 +167,65 @@ fn a_body_cut_short_is_returned_not_resent() {
         }) => {}
         other => panic!("expected the cut body, got {other:?}"),
     }
+    server.finish().assert_ok();
+}
+
+/// An error after a response was handed over is returned, even a temporary one `each`
+/// returns itself: resending would hand that response over a second time.
+#[test]
+fn an_error_after_the_hand_over_is_returned_not_resent() {
+    let server = ScriptedServer::start(vec![Step::ExpectHead, ok("a")]);
+    let conn = connection(server.port());
+    let mut calls = 0;
+    let result = conn.send_batch(
+        &[BatchRequest::get("/")],
+        1,
+        &Retry::default(),
+        |_, _, _| {
+            calls += 1;
+            Err(Error::Io(std::io::ErrorKind::TimedOut.into()))
+        },
+    );
+    assert_eq!(calls, 1);
+    match result {
+        Err(e @ Error::Io(_)) => assert!(e.is_temporary(), "the case a retry would take"),
+        other => panic!("expected each's error, got {other:?}"),
+    }
+    drop(conn);
+    server.finish().assert_ok();
+}
+
+/// A connection that answered and then closed is resent at once: no backoff, and it does
+/// not count against `attempts` (here, one).
+#[test]
+fn a_close_after_answers_is_resent_at_once() {
+    let server = ScriptedServer::start(vec![
+        Step::ExpectHead,
+        Step::ExpectHead,
+        Step::ExpectHead,
+        ok("a"),
+        Step::Close,
+        Step::Accept,
+        Step::ExpectHead,
+        Step::ExpectHead,
+        ok("b"),
+        Step::Close,
+        Step::Accept,
+        Step::ExpectHead,
+        ok("c"),
+    ]);
+    let conn = connection(server.port());
+    let requests = ["/1", "/2", "/3"].map(BatchRequest::get);
+    let retry = Retry::default()
+        .attempts(1)
+        .backoff(Duration::from_secs(5), Duration::from_secs(5));
+    let started = Instant::now();
+    let (got, result) = collect(&conn, &requests, &retry);
+    result.expect("resent after each close");
+    assert!(started.elapsed() < Duration::from_secs(4), "no backoff");
+    assert_eq!(
+        got,
+        [(0, b"a".to_vec()), (1, b"b".to_vec()), (2, b"c".to_vec())]
+    );
     server.finish().assert_ok();
 }

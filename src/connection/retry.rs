@@ -171,7 +171,9 @@ impl<P: Park> HttpConnection<P> {
         mut each: impl FnMut(usize, Response, &Self) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let depth = depth.max(1);
-        let (mut sent, mut done, mut failures) = (0, 0, 0);
+        let (mut sent, mut done) = (0, 0);
+        // Failures in a row with nothing answered between them, and where the last one was.
+        let (mut failures, mut done_at_failure) = (0, 0);
         while done < requests.len() {
             let sending = sent < requests.len() && sent - done < depth;
             let step = if sending {
@@ -184,40 +186,44 @@ impl<P: Park> HttpConnection<P> {
                 self.send_request(&r.method, &r.target, &r.headers, body)
                     .map(|()| sent += 1)
             } else {
-                self.receive_one(done, &mut each).map(|()| {
-                    done += 1;
-                    failures = 0;
-                })
+                match self.read_response() {
+                    Ok(response) => {
+                        // Handed over: the request is answered, and any error from here on
+                        // (`each`'s own, or the rest of the body) is returned, never resent.
+                        each(done, response, self)?;
+                        if self.has_active_response() {
+                            self.discard()?;
+                        }
+                        done += 1;
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                }
             };
             let Err(e) = step else { continue };
             // Everything sent and not handed over, and the request that failed to go out.
             let pending = requests[done..sent + usize::from(sending)]
                 .iter()
                 .map(|r| &r.method);
-            if failures >= retry.attempts || !retry.allows(&e, pending) {
+            if retry.attempts == 0 || !retry.allows(&e, pending) {
                 return Err(e);
             }
-            if failures > 0 {
-                self.park.sleep(retry.delay(failures - 1));
+            // A connection that answered something and then ended (a server's
+            // `keepalive_requests`, an idle timeout) is resent at once; failures with
+            // nothing answered between them wait, and count.
+            if done == done_at_failure {
+                if failures >= retry.attempts {
+                    return Err(e);
+                }
+                self.park.sleep(retry.delay(failures));
+                failures += 1;
+            } else {
+                failures = 0;
             }
-            failures += 1;
+            done_at_failure = done;
             // The connection is closed or poisoned: the next send reconnects.
             self.disconnect();
             sent = done;
-        }
-        Ok(())
-    }
-
-    /// Reads the response to request `index` and hands it to `each`; discards what it left.
-    fn receive_one(
-        &self,
-        index: usize,
-        each: &mut impl FnMut(usize, Response, &Self) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        let response = self.read_response()?;
-        each(index, response, self)?;
-        if self.has_active_response() {
-            self.discard()?;
         }
         Ok(())
     }
