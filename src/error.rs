@@ -162,7 +162,10 @@ impl Error {
             Error::InvalidProxy(_) => false,
             // The proxy could not reach the origin, or is overloaded, for now.
             Error::ProxyRefused { status, .. } => matches!(status.as_u16(), 408 | 429 | 502..=504),
-            Error::ProxyTunnel(failure) => matches!(failure, TunnelFailure::Closed),
+            Error::ProxyTunnel(failure) => match failure {
+                TunnelFailure::Closed => true,
+                TunnelFailure::Protocol(_) | TunnelFailure::EarlyData => false,
+            },
         }
     }
 
@@ -463,8 +466,92 @@ mod tests {
         );
     }
 
+    /// The variants `variants` names: a new one must be added here, and then to the table
+    /// of `temporary_and_permanent_errors`.
+    const ALL_VARIANTS: [&str; 30] = [
+        "Connect",
+        "Resolve",
+        "Resolve::NotFound",
+        "Resolve::Temporary",
+        "Resolve::Failed",
+        "Resolve::Io",
+        "Io",
+        "Tls",
+        "Protocol",
+        "InvalidRequest",
+        "Timeout",
+        "ConnectionClosed",
+        "Poisoned",
+        "Poisoned::Protocol",
+        "Poisoned::Timeout",
+        "Poisoned::Io",
+        "Poisoned::BufferFull",
+        "Poisoned::BodySource",
+        "Poisoned::Tls",
+        "Poisoned::Cancelled",
+        "Poisoned::Closed",
+        "BufferFull",
+        "Cancelled",
+        "State",
+        "InvalidProxy",
+        "ProxyRefused",
+        "ProxyTunnel",
+        "ProxyTunnel::Closed",
+        "ProxyTunnel::Protocol",
+        "ProxyTunnel::EarlyData",
+    ];
+
+    /// The variant of `e`, and of the cause it carries where `is_temporary` asks the cause.
+    /// No wildcard over `Error` or a cause: a new variant does not compile until it is
+    /// named here.
+    fn variants(e: &Error) -> Vec<&'static str> {
+        let outer = match e {
+            Error::Connect { .. } => "Connect",
+            Error::Resolve { .. } => "Resolve",
+            Error::Io(_) => "Io",
+            #[cfg(feature = "tls")]
+            Error::Tls(_) => "Tls",
+            Error::Protocol(_) => "Protocol",
+            Error::InvalidRequest(_) => "InvalidRequest",
+            Error::Timeout { .. } => "Timeout",
+            Error::ConnectionClosed { .. } => "ConnectionClosed",
+            Error::Poisoned { .. } => "Poisoned",
+            Error::BufferFull { .. } => "BufferFull",
+            Error::Cancelled => "Cancelled",
+            Error::State(_) => "State",
+            Error::InvalidProxy(_) => "InvalidProxy",
+            Error::ProxyRefused { .. } => "ProxyRefused",
+            Error::ProxyTunnel(_) => "ProxyTunnel",
+        };
+        let inner = match e {
+            Error::Resolve { source, .. } => Some(match source {
+                crate::DnsError::NotFound => "Resolve::NotFound",
+                crate::DnsError::Temporary => "Resolve::Temporary",
+                crate::DnsError::Failed(_) => "Resolve::Failed",
+                crate::DnsError::Io(_) => "Resolve::Io",
+            }),
+            Error::Poisoned { cause, .. } => Some(match cause {
+                PoisonCause::Protocol(_) => "Poisoned::Protocol",
+                PoisonCause::Timeout(_) => "Poisoned::Timeout",
+                PoisonCause::Io(_) => "Poisoned::Io",
+                PoisonCause::BufferFull { .. } => "Poisoned::BufferFull",
+                PoisonCause::BodySource => "Poisoned::BodySource",
+                PoisonCause::Tls => "Poisoned::Tls",
+                PoisonCause::Cancelled => "Poisoned::Cancelled",
+                PoisonCause::Closed(_) => "Poisoned::Closed",
+            }),
+            Error::ProxyTunnel(failure) => Some(match failure {
+                TunnelFailure::Closed => "ProxyTunnel::Closed",
+                TunnelFailure::Protocol(_) => "ProxyTunnel::Protocol",
+                TunnelFailure::EarlyData => "ProxyTunnel::EarlyData",
+            }),
+            _ => None,
+        };
+        [outer].into_iter().chain(inner).collect()
+    }
+
     /// `is_temporary` over every variant (its `match` has no wildcard, so a new variant
-    /// must be classified there first, then here).
+    /// must be classified there first, then named in `variants` and given a row here).
     #[test]
     fn temporary_and_permanent_errors() {
         let request = InFlight {
@@ -488,7 +575,7 @@ mod tests {
             status: http::StatusCode::from_u16(status).expect("a status"),
             proxy_authenticate: Vec::new(),
         };
-        let table: Vec<(Error, bool)> = vec![
+        let mut table: Vec<(Error, bool)> = vec![
             (connect(io::ErrorKind::ConnectionRefused), true),
             (connect(io::ErrorKind::TimedOut), true),
             (connect(io::ErrorKind::NetworkUnreachable), true),
@@ -551,13 +638,24 @@ mod tests {
                 false,
             ),
         ];
+        #[cfg(feature = "tls")]
+        table.push((
+            Error::Tls(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
+            false,
+        ));
         for (e, temporary) in &table {
             assert_eq!(e.is_temporary(), *temporary, "{e:?}");
         }
-        #[cfg(feature = "tls")]
-        assert!(!Error::Tls(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer
-        ))
-        .is_temporary());
+        // Every variant, and every variant of the causes it carries, has a row.
+        let mut rows: Vec<&str> = table.iter().flat_map(|(e, _)| variants(e)).collect();
+        rows.sort_unstable();
+        rows.dedup();
+        let mut all = ALL_VARIANTS.to_vec();
+        #[cfg(not(feature = "tls"))]
+        all.retain(|v| *v != "Tls");
+        all.sort_unstable();
+        assert_eq!(rows, all);
     }
 }

@@ -35,7 +35,11 @@ pub enum DnsError {
 impl DnsError {
     /// Whether asking again later may succeed.
     pub fn is_temporary(&self) -> bool {
-        matches!(self, DnsError::Temporary | DnsError::Io(_))
+        // No wildcard: a new variant does not compile until it is classified.
+        match self {
+            DnsError::Temporary | DnsError::Io(_) => true,
+            DnsError::NotFound | DnsError::Failed(_) => false,
+        }
     }
 }
 
