@@ -159,8 +159,10 @@
 //! check, one atomic load: nothing is formatted or allocated. Two targets:
 //!
 //! - `dugong`: at debug, the connection lifecycle and each request and response line; at trace,
-//!   their header fields as sent and as parsed. Lifecycle lines: connected (host and port, the
-//!   address, plain TCP or the TLS version and ALPN protocol), connecting failed (the error), an
+//!   their header fields as sent and as parsed. Lifecycle lines: a tunnel open through a proxy
+//!   (`CONNECT`; its exchange is in the wire log under the connection's number), connected (the
+//!   origin's host and port, the address reached — the proxy's, through one — plain TCP or the
+//!   TLS version and ALPN protocol), connecting failed (the error), an
 //!   idle connection reused (once per request that starts with nothing in flight, never per
 //!   pipelined request), a stale idle connection closed, closed by the server (the phase and
 //!   the number of unanswered requests), poisoned (the cause and the unanswered count), the

@@ -11,7 +11,8 @@ mod support;
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
-use dugong::{Body, ClosePhase, Config, Error};
+use dugong::{Body, ClosePhase, Config, Error, HttpConnection, HttpVia, Origin, Proxy, Scheme};
+use dugong_harness::ForwardProxy;
 use http::{HeaderMap, Method};
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use support::{headers, Front, ScriptedServer, SendPath, Step};
@@ -442,6 +443,63 @@ fn secret_header_values_never_reach_the_log() {
                 wire(" << ").contains("Set-Cookie: <redacted>\\r\\n"),
                 "{at}: {lines:#?}"
             );
+        }
+    }
+}
+
+/// Credentials given in a proxy's URL go out as `Proxy-Authorization` (in each absolute-form
+/// request, or in the `CONNECT`), and are redacted in the log like a caller's own header.
+#[test]
+fn proxy_credentials_from_the_config_never_reach_the_log() {
+    capture();
+    let server = dugong_harness::LoopbackServer::start();
+    for via in [HttpVia::AbsoluteForm, HttpVia::Tunnel] {
+        let proxy = ForwardProxy::start();
+        let url = format!("http://user:SECRET-PASS@127.0.0.1:{}", proxy.port());
+        let config = Config::default()
+            .proxy(Proxy::parse(&url).expect("valid").http_via(via))
+            .timeout(Some(Duration::from_secs(5)));
+        let conn = HttpConnection::open(
+            &Origin::new(Scheme::Http, "127.0.0.1", server.port()),
+            config,
+        )
+        .expect("valid");
+        conn.send_request(&Method::GET, "/bytes/3", &HeaderMap::new(), Body::Empty)
+            .expect("send");
+        conn.read_response().expect("head");
+        assert_eq!(conn.read_all().expect("body"), b"abc");
+        drop(conn);
+        let heads = proxy.heads().join("");
+        // base64("user:SECRET-PASS"): the credentials did go out.
+        assert!(
+            heads.contains("dXNlcjpTRUNSRVQtUEFTUw=="),
+            "{via:?}: {heads}"
+        );
+        // The connect line names the origin, and the proxy's address in parentheses.
+        let lines = lines_for(server.port());
+        assert!(lines.len() > 3, "{via:?}: {lines:#?}");
+        for line in &lines {
+            assert!(
+                !line.text.contains("SECRET") && !line.text.contains("dXNlcjpTRUNSRVQtUEFTUw"),
+                "{via:?}: {line:?}"
+            );
+        }
+        let id = &ids(&lines)[0];
+        // On the wire, in the request or in the CONNECT, under the connection's number.
+        let sent = format!("{id} >> ");
+        assert!(
+            lines.iter().any(|l| l.target == "dugong::wire"
+                && l.text.starts_with(&sent)
+                && l.text.contains("proxy-authorization: <redacted>")),
+            "{via:?}: {lines:#?}"
+        );
+        if via == HttpVia::Tunnel {
+            let debug = texts(&lines, Level::Debug);
+            let opened = format!(
+                "{id} tunnel to 127.0.0.1:{} open through the proxy",
+                server.port()
+            );
+            assert!(debug.contains(&opened.as_str()), "{debug:#?}");
         }
     }
 }

@@ -23,7 +23,9 @@ pub(crate) fn open(d: &Driver<'_>) -> Result<Opened, Error> {
     let origin = &d.target.origin;
     let mut deadline = Deadline::new(Operation::Connect, d.config.connect_timeout);
     let (host, port) = d.target.route.first_hop(origin);
-    let transport = dial(d, host, port, &mut deadline)?;
+    let mut transport = dial(d, host, port, &mut deadline)?;
+    // Numbered from here, so the log shows a tunnel's exchange under the connection's number.
+    transport.assign_log_id();
     let early = match &d.target.route {
         Route::Tunnel { proxy, authority } => super::tunnel::open(
             d,

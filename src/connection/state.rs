@@ -245,8 +245,7 @@ impl State {
 
     /// Opens a new connection (see [`connect::open`](super::connect::open)).
     fn connect(&mut self, d: &Driver<'_>) -> Result<(), Error> {
-        let mut opened = super::connect::open(d).inspect_err(|e| trace::connect_failed(d, e))?;
-        opened.transport.assign_log_id();
+        let opened = super::connect::open(d).inspect_err(|e| trace::connect_failed(d, e))?;
         trace::connected(d, &opened.transport);
         self.reset(Link::Open(Arc::new(opened.transport)));
         // What came through a proxy's tunnel with its answer is the start of the stream.

@@ -41,6 +41,16 @@ pub(crate) fn connected(d: &Driver<'_>, t: &Transport) {
     }
 }
 
+/// A proxy opened a `CONNECT` tunnel to `authority` on the new connection `t`.
+pub(crate) fn tunnel_opened(t: &Transport, authority: &http::HeaderValue) {
+    log::debug!(
+        target: TARGET,
+        "#{} tunnel to {} open through the proxy",
+        t.log_id(),
+        String::from_utf8_lossy(authority.as_bytes())
+    );
+}
+
 /// Opening a connection failed.
 pub(crate) fn connect_failed(d: &Driver<'_>, e: &Error) {
     let origin = &d.target.origin;

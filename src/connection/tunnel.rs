@@ -27,7 +27,9 @@ pub(crate) fn open(
     let mut head = Vec::with_capacity(128);
     encode_connect_head(authority, credentials, &mut head)?;
     send_all(d, transport, &head, deadline)?;
-    read_answer(d, transport, deadline)
+    let early = read_answer(d, transport, deadline)?;
+    super::trace::tunnel_opened(transport, authority);
+    Ok(early)
 }
 
 fn send_all(
