@@ -13,7 +13,9 @@
 #      compiled function they run in (inlined code counts for its caller): dugong's sans-IO
 #      core (dugong::proto, with httparse), building `http` types (HeaderMap, HeaderName,
 #      bytes), the rest of dugong (driver, I/O), the allocator, memcpy and friends, the
-#      benchmark's own loop, and the rest (std, libc syscall stubs, ...).
+#      benchmark's own loop, and the rest (std, libc syscall stubs, ...); and the same count
+#      with every `log` call compiled out (bench-tools' `log-off` feature, built into
+#      target/log-off), which shows what logging costs when no logger is set.
 #
 # Needs nginx, strace, valgrind and GNU time (installs what is missing with apt-get).
 # Environment: DURATION (seconds per timed run, 5), NO_BUILD=1 (use target/release).
@@ -88,14 +90,42 @@ WORKER=$(pgrep -P "$NGINX_PID" | head -n 1)
 # utime + stime of a process, in clock ticks
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
-client() { # DEPTH, then a prefix command
+client() { # DEPTH, then a prefix command; runs $CLIENT (the default build)
     local depth=$1 mode=blocking
     shift
     [ "$depth" -gt 1 ] && mode=cofun
-    taskset -c 1 "$@" "$BIN/peer_client" --host 127.0.0.1 --port "$PORT" --target /b100 \
+    taskset -c 1 "$@" "$CLIENT" --host 127.0.0.1 --port "$PORT" --target /b100 \
         --size 100 --mode "$mode" --depth "$depth" --duration "$DURATION" --requests 1000000000
 }
 requests() { sed -n 's/.*requests=\([0-9]*\).*/\1/p' "$1" | head -n 1; }
+CLIENT=$BIN/peer_client
+
+# User instructions per request of $CLIENT at depth $1 (valgrind cachegrind), as
+# "total: core N http N driver N alloc N mem N bench N other N"; $2 names the run's files.
+instructions() {
+    local depth=$1 run=$2 n
+    client "$depth" valgrind --tool=cachegrind --cache-sim=no \
+        --cachegrind-out-file="$SCR/cg.$run" > "$SCR/cg-run.$run" 2> "$SCR/cg-log.$run"
+    n=$(requests "$SCR/cg-run.$run")
+    cg_annotate --show=Ir --threshold=0 --auto=no "$SCR/cg.$run" > "$SCR/cg-annotate.$run"
+    # "IR (PCT%)  FILE:FUNCTION", FUNCTION the compiled (outer) function: inlined code counts
+    # for the function it was inlined into
+    sed -n 's/^ *\([0-9,]*\) ([ 0-9.]*%)  [^:]*:\(.*\)$/\1 \2/p' \
+        "$SCR/cg-annotate.$run" | awk -v n="$n" '
+        {   ir = $1; gsub(",", "", ir); f = substr($0, index($0, " ") + 1)
+            if (f ~ /^dugong::proto::/ || f ~ /^httparse::/) k = "core"
+            else if (f ~ /^(http|bytes)::/ || f ~ /^<(http|bytes)::/ || f ~ /drop_in_place<http::/) k = "http"
+            else if (f ~ /^dugong::/ || f ~ /^<dugong::/ || f ~ /drop_in_place<dugong::/) k = "driver"
+            else if (f ~ /^(_int_)?(malloc|free|realloc|calloc|cfree)$/ || f ~ /^(malloc_|_int_|tcache|unlink_chunk|__rustc::__rd[la]|__rust_(alloc|dealloc|realloc))/) k = "alloc"
+            else if (f ~ /^__(memcpy|memmove|memset|memcmp|memchr)/ || f ~ /^(memcpy|memmove|memset|memcmp)/) k = "mem"
+            else if (f ~ /^peer_client::/) k = "bench"
+            else k = "other"
+            sum[k] += ir; total += ir
+        }
+        END { printf "%.0f:", total / n
+              split("core http driver alloc mem bench other", ks, " ")
+              for (i = 1; i <= 7; i++) printf " %s %.0f", ks[i], sum[ks[i]] / n }'
+}
 
 declare -A ROW
 for depth in 1 64; do
@@ -122,27 +152,21 @@ for depth in 1 64; do
         "$SCR/strace.$depth")
 
     log "depth $depth: instructions (valgrind, slow)"
-    client "$depth" valgrind --tool=cachegrind --cache-sim=no \
-        --cachegrind-out-file="$SCR/cg.$depth" > "$SCR/cg-run.$depth" 2> "$SCR/cg-log.$depth"
-    n=$(requests "$SCR/cg-run.$depth")
-    cg_annotate --show=Ir --threshold=0 --auto=no "$SCR/cg.$depth" > "$SCR/cg-annotate.$depth"
-    # "IR (PCT%)  FILE:FUNCTION", FUNCTION the compiled (outer) function: inlined code counts
-    # for the function it was inlined into
-    ROW[instr.$depth]=$(sed -n 's/^ *\([0-9,]*\) ([ 0-9.]*%)  [^:]*:\(.*\)$/\1 \2/p' \
-        "$SCR/cg-annotate.$depth" | awk -v n="$n" '
-        {   ir = $1; gsub(",", "", ir); f = substr($0, index($0, " ") + 1)
-            if (f ~ /^dugong::proto::/ || f ~ /^httparse::/) k = "core"
-            else if (f ~ /^(http|bytes)::/ || f ~ /^<(http|bytes)::/ || f ~ /drop_in_place<http::/) k = "http"
-            else if (f ~ /^dugong::/ || f ~ /^<dugong::/ || f ~ /drop_in_place<dugong::/) k = "driver"
-            else if (f ~ /^(_int_)?(malloc|free|realloc|calloc|cfree)$/ || f ~ /^(malloc_|_int_|tcache|unlink_chunk|__rustc::__rd[la]|__rust_(alloc|dealloc|realloc))/) k = "alloc"
-            else if (f ~ /^__(memcpy|memmove|memset|memcmp|memchr)/ || f ~ /^(memcpy|memmove|memset|memcmp)/) k = "mem"
-            else if (f ~ /^peer_client::/) k = "bench"
-            else k = "other"
-            sum[k] += ir; total += ir
-        }
-        END { printf "%.0f:", total / n
-              split("core http driver alloc mem bench other", ks, " ")
-              for (i = 1; i <= 7; i++) printf " %s %.0f", ks[i], sum[ks[i]] / n }')
+    ROW[instr.$depth]=$(instructions "$depth" "$depth")
+done
+
+# Logging's cost with no logger set: the same instructions with every log call compiled out
+# (bench-tools' log-off feature, in a target directory of its own).
+if [ "${NO_BUILD:-0}" != 1 ] || [ ! -x "$ROOT/target/log-off/release/peer_client" ]; then
+    log "cargo build --release -p dugong-bench-tools --bin peer_client --features log-off"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$ROOT/target/log-off cargo build --release -q \
+        -p dugong-bench-tools --bin peer_client --features log-off)
+fi
+for depth in 1 64; do
+    log "depth $depth: instructions with logging compiled out (valgrind, slow)"
+    CLIENT=$ROOT/target/log-off/release/peer_client
+    ROW[logoff.$depth]=$(instructions "$depth" "logoff.$depth")
+    CLIENT=$BIN/peer_client
 done
 
 log "100 MiB GETs: where the body's bytes are received"
@@ -167,6 +191,7 @@ BIG=$(sed -n 's/.*, \([0-9]*\), [A-Z_|0-9]*, NULL, NULL) = \([0-9]*\)$/\1 \2/p' 
     echo "| nginx worker CPU (µs) | ${ROW[nginx.1]} | ${ROW[nginx.64]} |"
     echo "| client syscalls (total: by name) | ${ROW[calls.1]} | ${ROW[calls.64]} |"
     echo "| client user instructions (total: by part) | ${ROW[instr.1]} | ${ROW[instr.64]} |"
+    echo "| … with every log call compiled out | ${ROW[logoff.1]} | ${ROW[logoff.64]} |"
     echo
     echo "100 MiB GETs (3, one connection): $BIG."
 } | tee "$OUT/table.md"
