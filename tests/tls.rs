@@ -88,6 +88,33 @@ fn https_urls_and_constructors() {
     assert!(HttpConnection::new_tls("127.0.0.1", 1).is_ok());
 }
 
+/// The handshake sends the host name by SNI (none for an IP address, which SNI cannot
+/// carry) and agrees on ALPN `http/1.1`.
+#[test]
+fn sni_names_the_host_and_alpn_agrees_on_http_1_1() {
+    let server = LoopbackServer::start();
+    let (identity, config) = pki();
+    let tls = TlsTerminator::start(server.addr(), identity, CloseMode::CloseNotify);
+    for host in ["localhost", "127.0.0.1"] {
+        let origin = Origin::new(Scheme::Https, host, tls.port());
+        let conn = HttpConnection::open(&origin, config.clone()).expect("conn");
+        conn.send_request(&Method::GET, "/bytes/2", &HeaderMap::new(), Body::Empty)
+            .expect("sent");
+        conn.read_response().expect("head");
+        assert_eq!(conn.read_all().expect("body"), b"ab");
+    }
+    let seen: Vec<_> = tls
+        .handshakes()
+        .into_iter()
+        .map(|h| (h.server_name, h.alpn))
+        .collect();
+    let alpn = Some(b"http/1.1".to_vec());
+    assert_eq!(
+        seen,
+        [(Some("localhost".to_owned()), alpn.clone()), (None, alpn)]
+    );
+}
+
 /// What `connect` reports for a server whose certificate the client must refuse.
 fn refused(identity: Identity, config: Config, host: &str) -> Error {
     let server = LoopbackServer::start();

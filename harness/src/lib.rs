@@ -68,4 +68,4 @@ pub use memory::peak_rss_kib;
 pub use proxy::DelayProxy;
 pub use scripted::{ScriptedServer, Step, Transcript};
 pub use server::{pattern, pattern_byte, LoopbackServer, ServerOptions};
-pub use tls::{CloseMode, Identity, TestCa, TlsTerminator, Validity};
+pub use tls::{CloseMode, Handshake, Identity, TestCa, TlsTerminator, Validity};

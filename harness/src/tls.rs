@@ -156,6 +156,16 @@ pub enum CloseMode {
 #[derive(Debug)]
 pub struct TlsTerminator {
     acceptor: Acceptor,
+    handshakes: Arc<Mutex<Vec<Handshake>>>,
+}
+
+/// What a client asked for in a completed handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handshake {
+    /// The name the client sent by SNI (none for an IP address, which SNI cannot carry).
+    pub server_name: Option<String>,
+    /// The ALPN protocol agreed on (the terminator offers only `http/1.1`).
+    pub alpn: Option<Vec<u8>>,
 }
 
 impl TlsTerminator {
@@ -174,14 +184,24 @@ impl TlsTerminator {
             .expect("server identity");
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let config = Arc::new(config);
+        let handshakes = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&handshakes);
         let acceptor = Acceptor::start("tls", move |client, shared| {
-            if let Err(e) = relay(client, upstream, &config, close, shared) {
+            if let Err(e) = relay(client, upstream, &config, close, shared, &record) {
                 if !net::is_disconnect(&e) && !net::is_timeout(&e) {
                     shared.errors.push(format!("tls relay: {e}"));
                 }
             }
         });
-        TlsTerminator { acceptor }
+        TlsTerminator {
+            acceptor,
+            handshakes,
+        }
+    }
+
+    /// The handshakes completed so far, in order.
+    pub fn handshakes(&self) -> Vec<Handshake> {
+        lock(&self.handshakes).clone()
     }
 
     /// The listening address (`127.0.0.1:port`).
@@ -225,6 +245,7 @@ fn relay(
     config: &Arc<ServerConfig>,
     close: CloseMode,
     shared: &Arc<net::Shared>,
+    handshakes: &Mutex<Vec<Handshake>>,
 ) -> io::Result<()> {
     net::configure(&client, true)?;
     let server = TcpStream::connect(upstream)?;
@@ -251,7 +272,7 @@ fn relay(
         }
     });
     let upstream = server.try_clone()?;
-    let result = upstream_loop(&session, client, server);
+    let result = upstream_loop(&session, client, server, handshakes);
     if result.is_err() {
         // The client side failed (a refused handshake, say): end the other direction too,
         // rather than leave it waiting on an idle upstream.
@@ -266,7 +287,9 @@ fn upstream_loop(
     session: &Session,
     mut client: TcpStream,
     mut server: TcpStream,
+    handshakes: &Mutex<Vec<Handshake>>,
 ) -> io::Result<()> {
+    let mut recorded = false;
     let mut raw = vec![0u8; 64 * 1024];
     let mut plain = Vec::new();
     loop {
@@ -283,6 +306,13 @@ fn upstream_loop(
                 let state = conn.process_new_packets();
                 session.flush(&mut conn)?;
                 let state = state.map_err(io::Error::other)?;
+                if !recorded && !conn.is_handshaking() {
+                    recorded = true;
+                    lock(handshakes).push(Handshake {
+                        server_name: conn.server_name().map(str::to_owned),
+                        alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+                    });
+                }
                 let ready = state.plaintext_bytes_to_read();
                 if ready > 0 {
                     let start = plain.len();
