@@ -106,11 +106,12 @@
 //! With the `tls` feature (on by default), `https` connections run the same driver over a
 //! rustls session: pipelining, cofunctions, `co_*` operations and green tasks all work, the
 //! handshake counts against the connect timeout, the server's certificate is verified (by
-//! default against the webpki-roots trust anchors; see [`TlsConfig`]), and a close without
+//! default against the webpki-roots trust anchors; see `TlsConfig`), and a close without
 //! `close_notify` never completes a body. `default-features = false` builds a plain-HTTP crate
 //! with no TLS code.
 //!
 //! ```
+//! # #[cfg(feature = "tls")] fn main() -> Result<(), dugong::Error> {
 //! # let server = dugong_harness::LoopbackServer::start();
 //! # let ca = dugong_harness::TestCa::new();
 //! # let identity = ca.issue(&["127.0.0.1"], dugong_harness::Validity::Current);
@@ -131,7 +132,8 @@
 //! assert_eq!(conn.read_all()?, b"abc");
 //! conn.read_response()?;
 //! assert_eq!(conn.read_all()?, b"abcde");
-//! # Ok::<(), dugong::Error>(())
+//! # Ok(()) }
+//! # #[cfg(not(feature = "tls"))] fn main() {}
 //! ```
 //!
 //! [`HttpConnection::from_url`] takes `http://` and `https://` URLs.

@@ -72,7 +72,7 @@ impl Default for Resolver {
 impl Default for Config {
     /// Connect timeout 10 s (it covers the TLS handshake), operation timeout 30 s, 1 s to
     /// wait for `100 Continue`, the [`Limits`] defaults, 16 MiB of response data buffered
-    /// while a send waits, coalesced writes, the default [`TlsConfig`](crate::TlsConfig), and
+    /// while a send waits, coalesced writes, the default `TlsConfig` (with the `tls` feature), and
     /// no proxy (the environment is not read), and the [`SystemResolver`].
     fn default() -> Self {
         Config {
