@@ -214,6 +214,21 @@
 //! connection that loses framing is poisoned rather than misread. When the server closes with
 //! requests unanswered, the error lists them ([`Error::unanswered`]) so they can be resent.
 //!
+//! # Names, addresses and retries
+//!
+//! A host name is resolved on a thread of its own within the connect timeout (a green task
+//! parks meanwhile); failures are [`Error::Resolve`] with a [`DnsError`] that tells a name
+//! that does not exist from a resolver that cannot answer now. [`Config::resolver`] takes any
+//! [`Resolve`]. Connecting follows Happy Eyeballs (RFC 8305): IPv6 first, families
+//! alternating, the next address 250 ms after the previous one, the first to connect wins and
+//! the rest are closed.
+//!
+//! [`Error::is_temporary`] says whether a failed call may succeed if tried again.
+//! [`HttpConnection::send_batch`] pipelines a list of requests and hands each response over
+//! once, in order, resending what a closed connection left unanswered as a [`Retry`] policy
+//! allows: idempotent methods only unless asked; at once after a connection that answered
+//! something, else after a backoff that doubles.
+//!
 //! # Layers
 //!
 //! - [`proto`]: the sans-IO core (bytes in, meaning out; no sockets, no clocks), usable on
