@@ -171,6 +171,66 @@ fn a_name_goes_through_the_configured_resolver() {
     assert!(asked.lock().expect("lock").is_empty());
 }
 
+/// Listeners on `::1` and `127.0.0.1` with one port number, or `None` when this machine has
+/// no IPv6 loopback.
+fn dual_stack_listeners() -> Option<(TcpListener, TcpListener)> {
+    for _ in 0..20 {
+        let v6 = TcpListener::bind("[::1]:0").ok()?;
+        let port = v6.local_addr().expect("addr").port();
+        if let Ok(v4) = TcpListener::bind(loopback(port)) {
+            return Some((v6, v4));
+        }
+    }
+    panic!("no port free on both ::1 and 127.0.0.1 in 20 tries");
+}
+
+/// Whether a connection waits on `listener` to be accepted.
+fn has_pending(listener: &TcpListener) -> bool {
+    listener.set_nonblocking(true).expect("nonblocking");
+    match listener.accept() {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(e) => panic!("accept: {e}"),
+    }
+}
+
+/// Happy Eyeballs starts with IPv6 even when the resolver lists IPv4 first; an IPv6 address
+/// that connects at once leaves the IPv4 one untried. On a machine without an IPv6 loopback,
+/// the IPv6 attempt fails at once and IPv4 is tried without waiting.
+#[test]
+fn ipv6_is_tried_first() {
+    let _serial = serial();
+    let Some((v6, v4)) = dual_stack_listeners() else {
+        eprintln!("no IPv6 loopback (::1) here: checking that IPv4 follows a failed IPv6 at once");
+        let v4 = TcpListener::bind(loopback(0)).expect("bind");
+        let port = v4.local_addr().expect("addr").port();
+        let v6_addr = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+        let table = Table::new(vec![("dual.test", Ok(vec![loopback(0), v6_addr]))]);
+        let conn =
+            HttpConnection::with_config("dual.test", port, Config::default().resolver(table))
+                .expect("conn");
+        let started = Instant::now();
+        conn.connect().expect("connected over IPv4");
+        assert!(
+            started.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(has_pending(&v4));
+        return;
+    };
+    let port = v4.local_addr().expect("addr").port();
+    let v6_addr = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+    let table = Table::new(vec![("dual.test", Ok(vec![loopback(0), v6_addr]))]);
+    let conn = HttpConnection::with_config("dual.test", port, Config::default().resolver(table))
+        .expect("conn");
+    conn.connect().expect("connected");
+    // Long enough for a second attempt, had one been started (the delay is 250 ms).
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(has_pending(&v6), "the IPv6 listener got the connection");
+    assert!(!has_pending(&v4), "no attempt went to IPv4");
+}
+
 #[test]
 fn resolver_failures_are_typed_and_classified() {
     let _serial = serial();
