@@ -448,7 +448,15 @@ fn environment_table() {
     let rows: &[Row<'_>] = &[
         (&[], None, None),
         (&[("http_proxy", "http://h:1")], some("h:1"), None),
-        (&[("HTTP_PROXY", "http://H:2")], some("H:2"), None),
+        // Uppercase HTTP_PROXY is never read, CGI ("httpoxy") or not.
+        (&[("HTTP_PROXY", "http://H:2")], None, None),
+        (
+            &[("HTTP_PROXY", "http://H:2"), ("ALL_PROXY", "a:4")],
+            some("a:4"),
+            some("a:4"),
+        ),
+        (&[("HTTP_PROXY", "https://not-even-valid")], None, None),
+        (&[("HTTPS_PROXY", "up:2")], None, some("up:2")),
         // Lowercase wins, as in curl.
         (
             &[
@@ -467,16 +475,42 @@ fn environment_table() {
         // Empty is unset.
         (
             &[("http_proxy", ""), ("HTTP_PROXY", "http://up:2")],
-            some("up:2"),
             None,
+            None,
+        ),
+        (
+            &[("https_proxy", ""), ("HTTPS_PROXY", "http://up:2")],
+            None,
+            some("up:2"),
+        ),
+        (
+            &[("http_proxy", " "), ("all_proxy", "a:4")],
+            some("a:4"),
+            some("a:4"),
         ),
         (&[("http_proxy", "  ")], None, None),
         // ALL_PROXY is the fallback for both.
         (&[("ALL_PROXY", "a:4")], some("a:4"), some("a:4")),
         (
+            &[("ALL_PROXY", "A:5"), ("all_proxy", "a:4")],
+            some("a:4"),
+            some("a:4"),
+        ),
+        // The scheme's variable comes before all_proxy.
+        (
             &[("all_proxy", "a:4"), ("https_proxy", "s:3")],
             some("a:4"),
             some("s:3"),
+        ),
+        (
+            &[("ALL_PROXY", "a:4"), ("HTTPS_PROXY", "S:3")],
+            some("a:4"),
+            some("S:3"),
+        ),
+        (
+            &[("all_proxy", "a:4"), ("http_proxy", "h:1")],
+            some("h:1"),
+            some("a:4"),
         ),
         // NO_PROXY applies to both schemes; lowercase wins.
         (
@@ -494,6 +528,15 @@ fn environment_table() {
             some("a:4"),
         ),
         (&[("all_proxy", "a:4"), ("no_proxy", "*")], None, None),
+        (
+            &[
+                ("all_proxy", "a:4"),
+                ("no_proxy", ""),
+                ("NO_PROXY", "example.com"),
+            ],
+            None,
+            None,
+        ),
         // httpoxy: in a CGI program, HTTP_PROXY is a request header.
         (
             &[("REQUEST_METHOD", "GET"), ("HTTP_PROXY", "evil:1")],
@@ -504,6 +547,11 @@ fn environment_table() {
             &[("REQUEST_METHOD", "GET"), ("http_proxy", "ok:1")],
             some("ok:1"),
             None,
+        ),
+        (
+            &[("REQUEST_METHOD", "GET"), ("HTTPS_PROXY", "up:2")],
+            None,
+            some("up:2"),
         ),
         // Surrounding spaces and a trailing slash are fine; the default port is 80.
         (&[("http_proxy", " http://h/ ")], some("h:80"), None),
@@ -517,8 +565,9 @@ fn environment_table() {
     }
     for env in [
         ("https_proxy", "socks5://s:1080"),
-        ("HTTP_PROXY", "https://h:443"),
+        ("HTTPS_PROXY", "https://h:443"),
         ("http_proxy", "http://h:port"),
+        ("ALL_PROXY", "socks4://a:1080"),
     ] {
         assert!(
             matches!(read_env(&[env]), Err(Error::InvalidProxy(_))),
