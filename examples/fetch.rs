@@ -54,10 +54,16 @@ TRACE are never resent.
 --proxy http://[user:password@]host[:port] sends the connection through an HTTP proxy
 (port 80 by default; user and password percent-decoded, sent to the proxy only):
 http:// URLs as absolute-form requests, https:// URLs through a CONNECT tunnel.
-Only http:// proxies are supported. --proxy-from-env takes the proxy from
-http_proxy / https_proxy / all_proxy and skips it for hosts in no_proxy (uppercase
-forms too; lowercase wins), as curl does. A proxy that refuses the tunnel fails the
-connection: exit 1, with `error: the proxy refused the tunnel with status <status>`.
+Only http:// proxies are supported. --proxy-from-env reads the environment with curl's
+rules, the first variable set (and not blank) winning: http:// URLs use http_proxy, never
+HTTP_PROXY (in a CGI program that is a request header); https:// URLs use https_proxy,
+then HTTPS_PROXY; both fall back to all_proxy, then ALL_PROXY. Hosts in no_proxy (else
+NO_PROXY) go direct: a comma-separated list of names (each also matching its subdomains,
+a leading dot ignored), IP addresses and CIDR networks (10.0.0.0/8, fe80::/10, where /0
+means no prefix; beyond curl, IPv6 may be bracketed: [::1]); `*` alone means every host,
+and an entry with a port matches nothing.
+A proxy that refuses the tunnel fails the connection: exit 1, with
+`error: the proxy refused the tunnel with status <status>`.
 
 Each complete response gets a line on stderr: <status> <METHOD> <target> <body bytes>.
 Output to a pipe, socket or terminal is written out before fetch waits on the network, so
@@ -111,7 +117,8 @@ struct Cli {
     /// (see below)
     #[arg(long, value_name = "URL", value_parser = parse_proxy, conflicts_with = "proxy_from_env")]
     proxy: Option<Proxy>,
-    /// Take the proxy from http_proxy, https_proxy, all_proxy and no_proxy, as curl does
+    /// Take the proxy from http_proxy, https_proxy, all_proxy and no_proxy with curl's rules
+    /// (see below)
     #[arg(long)]
     proxy_from_env: bool,
     /// Print dugong's log on stderr: -v connections, request and response lines; -vv also

@@ -244,9 +244,13 @@
 //! proxies): `https://` origins through a `CONNECT` tunnel, `http://` origins with
 //! absolute-form request targets (or a tunnel, with [`HttpVia::Tunnel`]). The proxy sits
 //! below the driver: pipelining, cofunctions, `co_*` operations and green tasks work the same
-//! through it, and a reconnect goes through it again. [`Proxies::from_env`] reads
-//! `http_proxy`, `https_proxy` and `no_proxy` as curl does; nothing reads the environment
-//! unless asked.
+//! through it, and a reconnect goes through it again. [`Proxies::from_env`] reads the
+//! environment with curl's rules, the first variable set (and not blank) winning:
+//! `http_proxy` (never uppercase `HTTP_PROXY`) or `https_proxy` then `HTTPS_PROXY`, else
+//! `all_proxy` then `ALL_PROXY`; and `no_proxy` then `NO_PROXY` for the hosts that go direct
+//! ([`NoProxy`]: `*` alone for every host, else names with their subdomains, addresses and
+//! CIDR networks, IPv6 also in brackets beyond curl; an entry with a port matches nothing).
+//! Nothing reads the environment unless asked.
 //!
 //! # Out of scope (for now)
 //!

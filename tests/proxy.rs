@@ -336,6 +336,9 @@ fn no_proxy_rule_table() {
         ("", "example.com", false),
         ("*", "example.com", true),
         ("*", "127.0.0.1", true),
+        ("*", "::1", true),
+        (" * ", "example.com", true),
+        ("*", "", false),
         ("example.com", "example.com", true),
         ("example.com", "www.example.com", true),
         ("example.com", "a.b.example.com", true),
@@ -344,28 +347,70 @@ fn no_proxy_rule_table() {
         (".example.com", "example.com", true),
         (".example.com", "www.example.com", true),
         (".example.com", "badexample.com", false),
+        ("..example.com", "www.example.com", false),
         ("EXAMPLE.com", "www.Example.COM", true),
         ("example.com.", "example.com", true),
         ("example.com", "example.com.", true),
-        ("example.com:8080", "example.com", true),
+        // An entry with a port matches nothing, as in curl.
+        ("example.com:8080", "example.com", false),
         ("a.test, b.test ,c.test", "b.test", true),
         ("a.test,,c.test", "c.test", true),
         ("a.test,b.test", "d.test", false),
+        ("\ta.test\t,\tb.test", "b.test", true),
+        // A blank inside an entry ends the list, as in curl.
+        ("localhost .example.com", "localhost", true),
+        ("localhost .example.com", "www.example.com", false),
+        ("a.test b.test, c.test", "c.test", false),
         ("localhost", "localhost", true),
         ("127.0.0.1", "127.0.0.1", true),
         ("127.0.0.1", "127.0.0.10", false),
         ("0.0.1", "127.0.0.1", false),
-        ("127.0.0.1:3128", "127.0.0.1", true),
-        ("10.0.0.0/8", "10.1.2.3", false),
+        ("127.0.0.1:3128", "127.0.0.1", false),
+        ("10.0.0.1:80", "10.0.0.1", false),
+        // IPv4 networks.
+        ("10.0.0.0/8", "10.1.2.3", true),
+        ("10.0.0.0/8", "10.255.255.255", true),
+        ("10.0.0.0/8", "11.0.0.1", false),
+        ("192.168.1.0/24", "192.168.1.200", true),
+        ("192.168.1.0/24", "192.168.2.1", false),
+        ("192.168.1.7/32", "192.168.1.7", true),
+        ("192.168.1.7/32", "192.168.1.8", false),
+        ("192.168.1.7/08", "192.1.1.1", true),
+        // `/0` is no prefix to curl: the whole address must match.
+        ("0.0.0.0/0", "10.1.2.3", false),
+        ("10.1.2.3/0", "10.1.2.3", true),
+        ("10.0.0.0/33", "10.0.0.0", false),
+        ("10.0.0.0/8a", "10.1.2.3", false),
+        ("10.0.0.0/+8", "10.1.2.3", false),
+        ("10.0.0.0/", "10.0.0.0", false),
+        ("10.0.0.0/8", "10.example", false),
         ("::1", "::1", true),
         ("[::1]", "::1", true),
-        ("[::1]:443", "::1", true),
+        ("[::1]:443", "::1", false),
         ("::1", "[::1]", true),
         ("::1", "::2", false),
         ("fe80::1", "FE80::1", true),
+        // IPv6 networks.
+        ("fe80::/10", "fe80::1", true),
+        ("fe80::/10", "febf::1", true),
+        ("fe80::/10", "fec0::1", false),
+        ("[fe80::]/10", "[fe80::1]", true),
+        ("2001:db8::/65", "2001:db8::8000:0:0:1", false),
+        ("2001:db8::/65", "2001:db8::7fff:0:0:1", true),
+        ("::1/128", "::1", true),
+        ("::1/128", "::2", false),
+        ("::1/129", "::1", false),
+        // Neither family maps to the other.
+        ("::ffff:10.0.0.1", "10.0.0.1", false),
+        ("::ffff:0:0/96", "10.0.0.1", false),
+        ("10.0.0.1", "::ffff:10.0.0.1", false),
+        ("10.0.0.0/8", "::1", false),
         ("*.example.com", "www.example.com", false),
         ("example.com", "", false),
-        ("*, example.com", "other.test", true),
+        // `*` is a wildcard only as the whole list.
+        ("*, example.com", "other.test", false),
+        ("*, example.com", "example.com", true),
+        ("example.com,*", "other.test", false),
     ];
     for &(list, host, direct) in rows {
         assert_eq!(
@@ -374,7 +419,9 @@ fn no_proxy_rule_table() {
             "NO_PROXY={list:?} host={host:?}"
         );
     }
-    assert!(NoProxy::parse(" , ").is_empty());
+    for list in [" , ", "*,", "host:80, 10.0.0.0/33, ::1/129"] {
+        assert!(NoProxy::parse(list).is_empty(), "{list:?}");
+    }
 }
 
 /// `(http proxy "host:port", https proxy "host:port")` that `env` gives for origins on
@@ -401,7 +448,15 @@ fn environment_table() {
     let rows: &[Row<'_>] = &[
         (&[], None, None),
         (&[("http_proxy", "http://h:1")], some("h:1"), None),
-        (&[("HTTP_PROXY", "http://H:2")], some("H:2"), None),
+        // Uppercase HTTP_PROXY is never read, CGI ("httpoxy") or not.
+        (&[("HTTP_PROXY", "http://H:2")], None, None),
+        (
+            &[("HTTP_PROXY", "http://H:2"), ("ALL_PROXY", "a:4")],
+            some("a:4"),
+            some("a:4"),
+        ),
+        (&[("HTTP_PROXY", "https://not-even-valid")], None, None),
+        (&[("HTTPS_PROXY", "up:2")], None, some("up:2")),
         // Lowercase wins, as in curl.
         (
             &[
@@ -420,16 +475,42 @@ fn environment_table() {
         // Empty is unset.
         (
             &[("http_proxy", ""), ("HTTP_PROXY", "http://up:2")],
-            some("up:2"),
             None,
+            None,
+        ),
+        (
+            &[("https_proxy", ""), ("HTTPS_PROXY", "http://up:2")],
+            None,
+            some("up:2"),
+        ),
+        (
+            &[("http_proxy", " "), ("all_proxy", "a:4")],
+            some("a:4"),
+            some("a:4"),
         ),
         (&[("http_proxy", "  ")], None, None),
         // ALL_PROXY is the fallback for both.
         (&[("ALL_PROXY", "a:4")], some("a:4"), some("a:4")),
         (
+            &[("ALL_PROXY", "A:5"), ("all_proxy", "a:4")],
+            some("a:4"),
+            some("a:4"),
+        ),
+        // The scheme's variable comes before all_proxy.
+        (
             &[("all_proxy", "a:4"), ("https_proxy", "s:3")],
             some("a:4"),
             some("s:3"),
+        ),
+        (
+            &[("ALL_PROXY", "a:4"), ("HTTPS_PROXY", "S:3")],
+            some("a:4"),
+            some("S:3"),
+        ),
+        (
+            &[("all_proxy", "a:4"), ("http_proxy", "h:1")],
+            some("h:1"),
+            some("a:4"),
         ),
         // NO_PROXY applies to both schemes; lowercase wins.
         (
@@ -447,6 +528,15 @@ fn environment_table() {
             some("a:4"),
         ),
         (&[("all_proxy", "a:4"), ("no_proxy", "*")], None, None),
+        (
+            &[
+                ("all_proxy", "a:4"),
+                ("no_proxy", ""),
+                ("NO_PROXY", "example.com"),
+            ],
+            None,
+            None,
+        ),
         // httpoxy: in a CGI program, HTTP_PROXY is a request header.
         (
             &[("REQUEST_METHOD", "GET"), ("HTTP_PROXY", "evil:1")],
@@ -457,6 +547,11 @@ fn environment_table() {
             &[("REQUEST_METHOD", "GET"), ("http_proxy", "ok:1")],
             some("ok:1"),
             None,
+        ),
+        (
+            &[("REQUEST_METHOD", "GET"), ("HTTPS_PROXY", "up:2")],
+            None,
+            some("up:2"),
         ),
         // Surrounding spaces and a trailing slash are fine; the default port is 80.
         (&[("http_proxy", " http://h/ ")], some("h:80"), None),
@@ -470,8 +565,9 @@ fn environment_table() {
     }
     for env in [
         ("https_proxy", "socks5://s:1080"),
-        ("HTTP_PROXY", "https://h:443"),
+        ("HTTPS_PROXY", "https://h:443"),
         ("http_proxy", "http://h:port"),
+        ("ALL_PROXY", "socks4://a:1080"),
     ] {
         assert!(
             matches!(read_env(&[env]), Err(Error::InvalidProxy(_))),

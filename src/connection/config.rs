@@ -203,8 +203,10 @@ impl Config {
     }
 
     /// Which proxy each origin goes through, per scheme, with hosts that go direct (default:
-    /// none). [`Proxies::from_env`] reads them from `http_proxy`, `https_proxy` and
-    /// `no_proxy`, as curl does.
+    /// none). [`Proxies::from_env`] reads them from the environment with curl's rules, the
+    /// first variable set (and not blank) winning: `http_proxy` (never `HTTP_PROXY`) or
+    /// `https_proxy` then `HTTPS_PROXY`, else `all_proxy` then `ALL_PROXY`; and `no_proxy`
+    /// then `NO_PROXY` ([`NoProxy`](crate::NoProxy) has the matching rules).
     ///
     /// ```no_run
     /// let config = dugong::Config::default().proxies(dugong::Proxies::from_env()?);

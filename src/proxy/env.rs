@@ -4,8 +4,10 @@
 use super::{NoProxy, Proxies, Proxy};
 use crate::error::Error;
 
-/// The variables that name the proxy for `http://` origins, first set one wins.
-const HTTP: [&str; 4] = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"];
+/// The variables that name the proxy for `http://` origins, first set one wins. Never
+/// `HTTP_PROXY`, as in curl: in a CGI program it holds the request's `Proxy:` header
+/// ("httpoxy").
+const HTTP: [&str; 3] = ["http_proxy", "all_proxy", "ALL_PROXY"];
 /// The variables for `https://` origins.
 const HTTPS: [&str; 4] = ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"];
 /// The variables listing hosts that go direct.
@@ -13,14 +15,11 @@ const NO_PROXY: [&str; 2] = ["no_proxy", "NO_PROXY"];
 
 /// Reads [`Proxies`] from the variables `lookup` finds (see [`Proxies::from_lookup`]).
 pub(super) fn proxies(lookup: impl Fn(&str) -> Option<String>) -> Result<Proxies, Error> {
-    let value = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-    // In a CGI program `HTTP_PROXY` comes from the request's `Proxy:` header ("httpoxy").
-    let cgi = value("REQUEST_METHOD").is_some();
+    // A blank value counts as unset, so the next variable is read.
     let first = |names: &[&str]| {
         names
             .iter()
-            .filter(|name| !(cgi && **name == "HTTP_PROXY"))
-            .find_map(|name| value(name))
+            .find_map(|name| lookup(name).filter(|v| !v.trim().is_empty()))
     };
     let proxy = |names: &[&str]| first(names).map(|url| Proxy::parse(url.trim())).transpose();
     Ok(Proxies {

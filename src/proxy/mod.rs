@@ -214,7 +214,7 @@ impl Proxies {
         self
     }
 
-    /// The proxies named by the process environment, as curl reads them: see
+    /// The proxies named by the process environment, with curl's rules: see
     /// [`from_lookup`](Self::from_lookup).
     ///
     /// # Errors
@@ -226,24 +226,33 @@ impl Proxies {
     }
 
     /// The proxies named by environment variables, read through `lookup` (a variable's
-    /// value, or `None` when unset; empty counts as unset):
+    /// value, or `None` when unset), with curl's rules; the first variable set wins:
     ///
-    /// - `http://` origins: `http_proxy`, else `HTTP_PROXY` (ignored when `REQUEST_METHOD`
-    ///   is set, i.e. in a CGI program, where a request's `Proxy:` header becomes
-    ///   `HTTP_PROXY`), else `all_proxy`, else `ALL_PROXY`;
+    /// - `http://` origins: `http_proxy`, else `all_proxy`, else `ALL_PROXY`. Uppercase
+    ///   `HTTP_PROXY` is never read, as in curl: in a CGI program it holds the request's
+    ///   `Proxy:` header ("httpoxy");
     /// - `https://` origins: `https_proxy`, else `HTTPS_PROXY`, else `all_proxy`, else
     ///   `ALL_PROXY`;
-    /// - hosts that go direct: `no_proxy`, else `NO_PROXY` (see [`NoProxy::parse`]).
+    /// - hosts that go direct, whatever the scheme: `no_proxy`, else `NO_PROXY` (rules in
+    ///   [`NoProxy`]).
+    ///
+    /// A value that is empty or only whitespace counts as unset, so the next variable is read
+    /// (curl skips only empty ones); whitespace around a proxy URL is ignored.
     ///
     /// ```
     /// use dugong::{Origin, Proxies, Scheme};
     ///
-    /// let env = [("https_proxy", "http://proxy:3128"), ("NO_PROXY", "localhost")];
+    /// let env = [
+    ///     ("https_proxy", "http://proxy:3128"),
+    ///     ("HTTP_PROXY", "http://never-read:8080"),
+    ///     ("NO_PROXY", "localhost, 10.0.0.0/8"),
+    /// ];
     /// let lookup = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
     /// let proxies = Proxies::from_lookup(lookup)?;
     /// let origin = Origin::new(Scheme::Https, "example.com", 443);
     /// assert_eq!(proxies.for_origin(&origin).map(|p| p.port()), Some(3128));
     /// assert!(proxies.for_origin(&Origin::new(Scheme::Http, "example.com", 80)).is_none());
+    /// assert!(proxies.for_origin(&Origin::new(Scheme::Https, "10.1.2.3", 443)).is_none());
     /// # Ok::<(), dugong::Error>(())
     /// ```
     ///
