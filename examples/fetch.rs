@@ -744,6 +744,7 @@ fn run(cli: &Cli, output: &mut Output) -> Result<(), (usize, Fail)> {
         }
         let answered = done > done_at_failure;
         if stop < done
+            || retry.attempts == 0
             || (!answered && failures >= retry.attempts)
             || !resendable(&retry, cli, &*fail)
         {
