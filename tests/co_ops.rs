@@ -211,3 +211,58 @@ fn the_co_poll_loop_example_drives_32_connections() {
         "{stdout}"
     );
 }
+
+/// Steps `op` to its end like [`drive`], noting of each poll whether it asked to write.
+fn interests<T>(op: &mut CoOp<'_, T>) -> (Result<T, Error>, Vec<bool>) {
+    let mut seen = Vec::new();
+    loop {
+        match op.step() {
+            CoStep::Done(result) => return (result, seen),
+            CoStep::Poll(need) => {
+                seen.push(need.interest.is_writable());
+                poll_any(&[need]);
+            }
+        }
+    }
+}
+
+/// `PollNeeded` asks for what the connection waits on, over plain TCP and TLS alike: to
+/// write while an upload is stuck behind a server that stopped reading (over TLS, records
+/// the session holds), to read while the response is due. The loop polls only for what was
+/// asked, with a 5 s limit, so a wrong interest would stall it.
+#[test]
+fn poll_needed_asks_for_what_the_connection_waits_on_over_every_front() {
+    let upload = vec![b'u'; 8 << 20];
+    for &front in support::Front::ALL {
+        let server = ScriptedServer::start(vec![
+            Step::ExpectHead,
+            Step::Stall(Duration::from_millis(300)),
+            Step::Discard(upload.len() as u64),
+            Step::Sleep(Duration::from_millis(100)),
+            Step::reply_str("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        ]);
+        let (origin, config, _guard) = front.open(server.addr());
+        let conn = dugong::HttpConnection::open(&origin, config).expect("conn");
+        let mut send = conn
+            .co_send_request(&Method::PUT, "/up", &HeaderMap::new(), Body::Bytes(&upload))
+            .expect("start");
+        let (sent, writes) = interests(&mut send);
+        sent.expect("sent");
+        drop(send);
+        assert!(
+            writes.contains(&true),
+            "{front:?}: the upload waited to write: {writes:?}"
+        );
+        let mut head = conn.co_read_response();
+        let (response, reads) = interests(&mut head);
+        assert_eq!(response.expect("head").status, StatusCode::OK);
+        drop(head);
+        assert!(
+            !reads.is_empty() && !reads.contains(&true),
+            "{front:?}: the response was waited for by reading: {reads:?}"
+        );
+        assert_eq!(conn.read_all().expect("body"), b"ok");
+        drop(conn);
+        server.finish().assert_ok();
+    }
+}
