@@ -1,5 +1,7 @@
 //! Response heads: an incremental end-of-head scan, then one httparse pass (RFC 9112 §2, §4).
 
+use std::mem::MaybeUninit;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 
@@ -43,8 +45,9 @@ pub(crate) struct HeadReader {
     interim_seen: usize,
 }
 
-/// Heads with at most this many fields are parsed without a heap allocation for field slots.
-const STACK_FIELDS: usize = 64;
+/// Heads with at most this many fields are parsed with field slots on the stack; one with
+/// more (as many as the limit allows) is parsed again with slots on the heap.
+const STACK_FIELDS: usize = 32;
 
 impl HeadReader {
     /// Looks for a complete head at the start of `buf`.
@@ -164,16 +167,29 @@ enum Parsed {
 /// Parses the head at the front of `bytes` (which may go on past it). The header values
 /// share one copy of the head, rather than one allocation each.
 fn parse_head(bytes: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError> {
-    let mut stack = [httparse::EMPTY_HEADER; STACK_FIELDS];
-    let mut heap = Vec::new();
-    let slots: &mut [httparse::Header<'_>] = if limits.max_headers <= STACK_FIELDS {
-        &mut stack[..limits.max_headers]
-    } else {
-        heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
-        &mut heap
-    };
-    let mut resp = httparse::Response::new(slots);
-    let len = match resp.parse(bytes) {
+    // Slots left uninitialised: httparse writes the ones it fills.
+    let mut stack = [const { MaybeUninit::uninit() }; STACK_FIELDS];
+    let slots = limits.max_headers.min(STACK_FIELDS);
+    match parse_head_in(bytes, limits, &mut stack[..slots]) {
+        Err(ProtocolError::TooManyHeaders { .. }) if limits.max_headers > STACK_FIELDS => {
+            let mut heap = Vec::new();
+            heap.resize_with(limits.max_headers, MaybeUninit::uninit);
+            parse_head_in(bytes, limits, &mut heap)
+        }
+        parsed => parsed,
+    }
+}
+
+/// [`parse_head`] with `slots` for the fields: too few is [`ProtocolError::TooManyHeaders`].
+fn parse_head_in<'b>(
+    bytes: &'b [u8],
+    limits: &Limits,
+    slots: &mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Parsed, ProtocolError> {
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, bytes, slots);
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(Parsed::Incomplete),
         Err(httparse::Error::TooManyHeaders) => {
@@ -437,6 +453,57 @@ mod tests {
         assert!(matches!(
             HeadReader::default().poll(&text, &big),
             Ok(HeadEvent::Final { .. })
+        ));
+    }
+
+    /// Around the stack's field slots: a head with more fields than they hold is parsed again
+    /// with slots for the limit, whole or in pieces, and the limit still holds.
+    #[test]
+    fn fields_beyond_the_stack_slots_are_parsed_up_to_the_limit() {
+        let head = |fields: usize| {
+            let mut text = b"HTTP/1.1 200 OK\r\n".to_vec();
+            for i in 0..fields {
+                text.extend_from_slice(format!("h{i}: v{i}\r\n").as_bytes());
+            }
+            text.extend_from_slice(b"\r\n");
+            text
+        };
+        let limits = Limits::default();
+        for fields in [
+            STACK_FIELDS - 1,
+            STACK_FIELDS,
+            STACK_FIELDS + 1,
+            limits.max_headers,
+        ] {
+            let text = head(fields);
+            let Ok(Parsed::Head(parsed, len)) = parse_head(&text, &limits) else {
+                panic!("{fields} fields: no head");
+            };
+            assert_eq!((parsed.headers.len(), len), (fields, text.len()));
+            let last = format!("h{}", fields - 1);
+            assert_eq!(parsed.headers[last.as_str()], format!("v{}", fields - 1));
+            let mut pieces = HeadReader::default();
+            assert!(matches!(
+                pieces.poll(&text[..10], &limits),
+                Ok(HeadEvent::Partial)
+            ));
+            assert!(matches!(
+                pieces.poll(&text, &limits),
+                Ok(HeadEvent::Final { .. })
+            ));
+        }
+        let over = head(limits.max_headers + 1);
+        assert!(matches!(
+            parse_head(&over, &limits),
+            Err(ProtocolError::TooManyHeaders { limit: 100 })
+        ));
+        let small = Limits {
+            max_headers: STACK_FIELDS - 2,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            parse_head(&head(STACK_FIELDS - 1), &small),
+            Err(ProtocolError::TooManyHeaders { limit }) if limit == STACK_FIELDS - 2
         ));
     }
 
