@@ -1,7 +1,7 @@
 //! How a response body is delimited and whether the connection survives it (RFC 9112 §6.3, §9.3).
 
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, Method, StatusCode, Version};
+use http::header::{GetAll, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 
 use super::{ProtocolError, ResponseHead};
 
@@ -63,8 +63,11 @@ impl Framing {
 }
 
 fn body_kind(head: &ResponseHead) -> Result<BodyKind, ProtocolError> {
-    let has_te = head.headers.contains_key(TRANSFER_ENCODING);
-    let has_cl = head.headers.contains_key(CONTENT_LENGTH);
+    // One lookup per field name, each kept for reading the values.
+    let te = head.headers.get_all(TRANSFER_ENCODING);
+    let cl = head.headers.get_all(CONTENT_LENGTH);
+    let has_te = te.iter().next().is_some();
+    let has_cl = cl.iter().next().is_some();
     if has_te {
         if has_cl {
             return Err(ProtocolError::LengthWithTransferEncoding);
@@ -73,10 +76,10 @@ fn body_kind(head: &ResponseHead) -> Result<BodyKind, ProtocolError> {
         if head.version == Version::HTTP_10 {
             return Err(ProtocolError::InvalidTransferEncoding);
         }
-        return transfer_coding(&head.headers);
+        return transfer_coding(te);
     }
     if has_cl {
-        return content_length(&head.headers).map(|n| match n {
+        return content_length(cl).map(|n| match n {
             0 => BodyKind::None,
             n => BodyKind::Length(n),
         });
@@ -86,11 +89,11 @@ fn body_kind(head: &ResponseHead) -> Result<BodyKind, ProtocolError> {
 
 /// §6.3 rule 4: chunked framing only when `chunked` is the final coding; otherwise the body
 /// runs until close.
-fn transfer_coding(headers: &HeaderMap) -> Result<BodyKind, ProtocolError> {
+fn transfer_coding(values: GetAll<'_, HeaderValue>) -> Result<BodyKind, ProtocolError> {
     let mut chunked_seen = false;
     let mut last_is_chunked = false;
     let mut any = false;
-    for value in headers.get_all(TRANSFER_ENCODING) {
+    for value in values {
         for coding in list_items(value.as_bytes()) {
             any = true;
             last_is_chunked = coding.eq_ignore_ascii_case(b"chunked");
@@ -112,9 +115,9 @@ fn transfer_coding(headers: &HeaderMap) -> Result<BodyKind, ProtocolError> {
 }
 
 /// §8.6: `1*DIGIT`; repeated or listed values must all be equal.
-fn content_length(headers: &HeaderMap) -> Result<u64, ProtocolError> {
+fn content_length(values: GetAll<'_, HeaderValue>) -> Result<u64, ProtocolError> {
     let mut found: Option<u64> = None;
-    for value in headers.get_all(CONTENT_LENGTH) {
+    for value in values {
         for item in list_items(value.as_bytes()) {
             let n = parse_decimal(item).ok_or(ProtocolError::InvalidContentLength)?;
             match found {
