@@ -48,8 +48,8 @@ With --retry N, a temporary failure (connection reset, closed or refused, a time
 resolver that cannot answer now) before a response's body started is followed by a
 `retry: <message>` line on stderr, and the requests without a response are sent again
 on a new connection: at once after a response arrived, else after 100 ms, doubling up to
-5 s, at most N times in a row with no response between them. Methods other than GET, HEAD, PUT, DELETE, OPTIONS and
-TRACE are never resent.
+5 s, at most N times in a row with no response between them. Methods other than GET,
+HEAD, PUT, DELETE, OPTIONS and TRACE are never resent.
 
 --proxy http://[user:password@]host[:port] sends the connection through an HTTP proxy
 (port 80 by default; user and password percent-decoded, sent to the proxy only):
