@@ -1,7 +1,8 @@
-// What the launchers of real daemons share (nginx and tinyproxy for the tests, nginx for
-// the soak): finding the binary, picking a port, waiting until the daemon listens. Included
-// (`include!`) by `nginx.rs`, `tinyproxy.rs` and `examples/soak/nginx.rs`, which are also
-// compiled on their own (by benches and examples), so they cannot share a module.
+// What the launchers of real daemons share (nginx, tinyproxy, lighttpd and apache2 for the
+// tests, nginx for the soak): finding the binary, picking a port, waiting until the daemon
+// listens. Included (`include!`) by `nginx.rs`, `tinyproxy.rs`, `lighttpd.rs`, `apache2.rs`
+// and `examples/soak/nginx.rs`, which are also compiled on their own (by benches and
+// examples), so they cannot share a module.
 
 /// `forced` (a path and what named it, for the error) if given, else `name` on `PATH`, else
 /// `fallback`.

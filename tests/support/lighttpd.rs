@@ -1,0 +1,137 @@
+//! A real lighttpd for interop tests: Debian's `lighttpd`, started per test in the
+//! foreground (`-D`) from a generated config in a temp dir, on a free loopback port, serving
+//! a given docroot with `mod_staticfile` only, and killed (and reaped) on drop.
+//!
+//! lighttpd is looked up as `$DUGONG_LIGHTTPD` when set (a bogus value simulates a machine
+//! without it), else on `PATH`, else at `/usr/sbin/lighttpd`. When it is missing a test skips
+//! with a visible message, except under CI (`CI` set), where it panics.
+#![allow(dead_code, unreachable_pub)]
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A running lighttpd.
+#[derive(Debug)]
+pub struct Lighttpd {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Lighttpd {
+    /// Starts lighttpd serving `docroot` and closing a connection after
+    /// `keep_alive_requests` requests (`server.max-keep-alive-requests`), or returns `None`
+    /// (after printing `SKIPPED`) when it is not installed and `CI` is not set.
+    pub fn start(docroot: &Path, keep_alive_requests: u32) -> Option<Lighttpd> {
+        let binary = match find() {
+            Ok(binary) => binary,
+            Err(why) => return missing(&why),
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("dugong-lighttpd-")
+            .tempdir()
+            .expect("temp dir");
+        // The port is free when picked but may be taken before lighttpd binds it: retry.
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port().expect("bind a free port");
+            let conf = dir.path().join("lighttpd.conf");
+            fs::write(
+                &conf,
+                config(dir.path(), docroot, port, keep_alive_requests),
+            )
+            .expect("write lighttpd.conf");
+            let log = dir.path().join("error.log");
+            let _ = fs::remove_file(&log);
+            let stderr_path = dir.path().join("stderr.log");
+            let stderr = File::create(&stderr_path).expect("stderr log");
+            let mut child = Command::new(&binary)
+                .arg("-D")
+                .arg("-f")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(stderr))
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+            match wait_listening(&mut child, port, "lighttpd") {
+                Ok(()) => return Some(Lighttpd { child, port, dir }),
+                Err(why) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
+                    let log = fs::read_to_string(&log).unwrap_or_default();
+                    last_error = format!("{why}\nstderr: {stderr}\nerror.log: {log}");
+                    let clash = last_error.contains("Address already in use")
+                        || last_error.contains("but not from this");
+                    if !clash {
+                        break;
+                    }
+                }
+            }
+        }
+        panic!("lighttpd did not start: {last_error}");
+    }
+
+    /// The port lighttpd listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What lighttpd logged so far.
+    pub fn error_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Lighttpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Static files from `docroot` (`index.html` for a directory), loopback only, the log and
+/// any buffered request bodies in `dir`.
+fn config(dir: &Path, docroot: &Path, port: u16, keep_alive_requests: u32) -> String {
+    format!(
+        "server.document-root = \"{docroot}\"\n\
+         server.bind = \"127.0.0.1\"\n\
+         server.port = {port}\n\
+         server.errorlog = \"{log}\"\n\
+         server.upload-dirs = (\"{dir}\")\n\
+         server.max-keep-alive-requests = {keep_alive_requests}\n\
+         server.modules = (\"mod_staticfile\")\n\
+         index-file.names = (\"index.html\")\n",
+        docroot = docroot.display(),
+        log = dir.join("error.log").display(),
+        dir = dir.display(),
+    )
+}
+
+/// `DUGONG_LIGHTTPD`, else `lighttpd` on `PATH`, else `/usr/sbin/lighttpd`.
+fn find() -> Result<PathBuf, String> {
+    let forced = std::env::var_os("DUGONG_LIGHTTPD").map(|path| {
+        let path = PathBuf::from(path);
+        let named_by = format!("DUGONG_LIGHTTPD={}", path.display());
+        (path, named_by)
+    });
+    find_binary(forced, "lighttpd", "/usr/sbin/lighttpd")
+}
+
+/// Panics under CI, else prints a visible skip line.
+fn missing<T>(why: &str) -> Option<T> {
+    if std::env::var_os("CI").is_some() {
+        panic!("lighttpd not found ({why}); .ci/run installs it");
+    }
+    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
+    let _ = writeln!(
+        io::stderr(),
+        "SKIPPED: lighttpd not found (apt-get install lighttpd): {why}"
+    );
+    None
+}
+
+include!("daemon.rs");
