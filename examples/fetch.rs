@@ -677,7 +677,14 @@ fn receive(
         if output.owes_a_reader() && !conn.has_buffered_data() {
             output.flush()?;
         }
-        let n = conn.read(buf).map_err(BodyStarted)?;
+        // Once body bytes went out, a failure must not be resent.
+        let n = conn.read(buf).map_err(|e| -> Fail {
+            if bytes > 0 {
+                Box::new(BodyStarted(e))
+            } else {
+                e.into()
+            }
+        })?;
         if n == 0 {
             break;
         }
@@ -718,18 +725,26 @@ fn run(cli: &Cli, output: &mut Output) -> Result<(), (usize, Fail)> {
     let (mut failures, mut done_at_failure) = (0, 0);
     while done < total {
         let step = if sent < total && sent - done < depth {
-            let sending = session.send(sent, depth > 1, &mut done);
+            let mut sending = session.send(sent, depth > 1, &mut done);
             if let Err(fail) = &sending {
                 // A server that stopped reading may still have answered what it read.
                 if let Some(dugong::Error::ConnectionClosed { .. }) = fail.downcast_ref() {
+                    let mut late_fail = None;
                     while session.conn.response_pending() {
                         match session.receive(done) {
                             Ok(()) => done += 1,
                             Err(late) => {
                                 done = stopped(done, &*late);
+                                late_fail = Some(late);
                                 break;
                             }
                         }
+                    }
+                    // A late response cut in its body must not be resent either.
+                    if let Some(late) = late_fail
+                        .filter(|late| retry.attempts > 0 && !resendable(&retry, cli, &**late))
+                    {
+                        sending = Err(late);
                     }
                 }
             }

@@ -238,7 +238,8 @@ fn poll_needed_asks_for_what_the_connection_waits_on_over_every_front() {
             Step::ExpectHead,
             Step::Stall(Duration::from_millis(300)),
             Step::Discard(upload.len() as u64),
-            Step::Sleep(Duration::from_millis(100)),
+            // Long enough that the client asks for the response before it is there.
+            Step::Sleep(Duration::from_millis(500)),
             Step::reply_str("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
         ]);
         let (origin, config, _guard) = front.open(server.addr());

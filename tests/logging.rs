@@ -478,6 +478,11 @@ fn proxy_credentials_from_the_config_never_reach_the_log() {
         // The connect line names the origin, and the proxy's address in parentheses.
         let lines = lines_for(server.port());
         assert!(lines.len() > 3, "{via:?}: {lines:#?}");
+        let through = format!("(127.0.0.1:{}, plain TCP)", proxy.port());
+        assert!(
+            lines.iter().any(|l| l.text.contains(&through)),
+            "{via:?}: {lines:#?}"
+        );
         for line in &lines {
             assert!(
                 !line.text.contains("SECRET") && !line.text.contains("dXNlcjpTRUNSRVQtUEFTUw"),

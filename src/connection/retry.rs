@@ -161,8 +161,10 @@ impl<P: Park> HttpConnection<P> {
     ///
     /// # Errors
     ///
-    /// The first error `retry` does not allow (or that exhausts its attempts), and any error
-    /// `each` returns. Requests after the failure were not handed over.
+    /// The first error `retry` does not allow (or that exhausts its attempts); any error
+    /// `each` returns, and any error discarding what it left of its body — these are never
+    /// resent, even when temporary, since that response was handed over. Requests after the
+    /// failure were not handed over.
     pub fn send_batch(
         &self,
         requests: &[BatchRequest],

@@ -23,7 +23,8 @@ fn id(link: &Link) -> u64 {
     }
 }
 
-/// A new connection is open (its number was just assigned).
+/// A new connection is open (numbered when its socket connected, before any tunnel or TLS
+/// handshake, whose bytes the wire log shows under that number).
 pub(crate) fn connected(d: &Driver<'_>, t: &Transport) {
     if log::log_enabled!(target: TARGET, Level::Debug) {
         let origin = &d.target.origin;

@@ -78,8 +78,9 @@ impl NoProxy {
         if host.is_empty() {
             return false;
         }
-        let ip = ip_address(host);
         let name = host.strip_suffix('.').unwrap_or(host);
+        // `10.0.0.1.` is still that address (curl matches it as a name, to the same effect).
+        let ip = ip_address(host).or_else(|| ip_address(name));
         self.entries.iter().any(|entry| match entry {
             Entry::Everything => true,
             Entry::Network(network) => ip.is_some_and(|ip| network.contains(ip)),

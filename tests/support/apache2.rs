@@ -171,7 +171,11 @@ fn stop_with_the_test(command: &mut Command) {
 /// then `SIGKILL` to any apache2 process still in the group.
 fn stop(child: &mut Child) {
     let group = child.id() as libc::pid_t;
-    signal_group(group, libc::SIGTERM);
+    // A parent already reaped (one that exited at startup) no longer holds the group's id,
+    // which may have been reused: signal the group only while the parent is unreaped.
+    if matches!(child.try_wait(), Ok(None)) {
+        signal_group(group, libc::SIGTERM);
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     while matches!(child.try_wait(), Ok(None)) {
         if Instant::now() >= deadline {
