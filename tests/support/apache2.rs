@@ -13,10 +13,10 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -36,9 +36,9 @@ impl Apache2 {
     /// `keep_alive_requests` keep-alive requests (`MaxKeepAliveRequests`), or returns `None`
     /// (after printing `SKIPPED`) when it is not installed and `CI` is not set.
     pub fn start(docroot: &Path, keep_alive_requests: u32) -> Option<Apache2> {
-        let binary = match find() {
+        let binary = match find_daemon("DUGONG_APACHE2", "apache2", "/usr/sbin/apache2") {
             Ok(binary) => binary,
-            Err(why) => return missing(&why),
+            Err(why) => return missing_daemon("apache2", &why, "apache2"),
         };
         let dir = tempfile::Builder::new()
             .prefix("dugong-apache2-")
@@ -225,29 +225,6 @@ fn signal_process(pid: libc::pid_t, signal: libc::c_int) {
     unsafe {
         libc::kill(pid, signal);
     }
-}
-
-/// `DUGONG_APACHE2`, else `apache2` on `PATH`, else `/usr/sbin/apache2`.
-fn find() -> Result<PathBuf, String> {
-    let forced = std::env::var_os("DUGONG_APACHE2").map(|path| {
-        let path = PathBuf::from(path);
-        let named_by = format!("DUGONG_APACHE2={}", path.display());
-        (path, named_by)
-    });
-    find_binary(forced, "apache2", "/usr/sbin/apache2")
-}
-
-/// Panics under CI, else prints a visible skip line.
-fn missing<T>(why: &str) -> Option<T> {
-    if std::env::var_os("CI").is_some() {
-        panic!("apache2 not found ({why}); .ci/run installs it");
-    }
-    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
-    let _ = writeln!(
-        io::stderr(),
-        "SKIPPED: apache2 not found (apt-get install apache2): {why}"
-    );
-    None
 }
 
 include!("daemon.rs");

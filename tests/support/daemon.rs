@@ -28,6 +28,33 @@ fn find_binary(
         .ok_or_else(|| format!("not on PATH nor at {fallback}"))
 }
 
+/// `$env` when set (a bogus value simulates a machine without the daemon), else `name` on
+/// `PATH`, else `fallback`.
+#[allow(dead_code)]
+fn find_daemon(env: &str, name: &str, fallback: &str) -> Result<std::path::PathBuf, String> {
+    let forced = std::env::var_os(env).map(|path| {
+        let path = std::path::PathBuf::from(path);
+        let named_by = format!("{env}={}", path.display());
+        (path, named_by)
+    });
+    find_binary(forced, name, fallback)
+}
+
+/// `what` is not installed: panics under CI (`.ci/run` installs `packages`), else prints a
+/// visible skip line. Returns `None` for `?`-style early return.
+#[allow(dead_code)]
+fn missing_daemon<T>(what: &str, why: &str, packages: &str) -> Option<T> {
+    if std::env::var_os("CI").is_some() {
+        panic!("{what} not found ({why}); .ci/run installs {packages}");
+    }
+    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
+    let _ = std::io::Write::write_fmt(
+        &mut std::io::stderr(),
+        format_args!("SKIPPED: {what} not found (apt-get install {packages}): {why}\n"),
+    );
+    None
+}
+
 /// A loopback port that was free a moment ago (a daemon given it may still lose it: its
 /// launcher retries, and [`wait_listening`] tells).
 fn free_port() -> std::io::Result<u16> {

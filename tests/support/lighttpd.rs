@@ -8,8 +8,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::fs::{self, File};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// A running lighttpd.
@@ -25,9 +24,9 @@ impl Lighttpd {
     /// `keep_alive_requests` requests (`server.max-keep-alive-requests`), or returns `None`
     /// (after printing `SKIPPED`) when it is not installed and `CI` is not set.
     pub fn start(docroot: &Path, keep_alive_requests: u32) -> Option<Lighttpd> {
-        let binary = match find() {
+        let binary = match find_daemon("DUGONG_LIGHTTPD", "lighttpd", "/usr/sbin/lighttpd") {
             Ok(binary) => binary,
-            Err(why) => return missing(&why),
+            Err(why) => return missing_daemon("lighttpd", &why, "lighttpd"),
         };
         let dir = tempfile::Builder::new()
             .prefix("dugong-lighttpd-")
@@ -109,29 +108,6 @@ fn config(dir: &Path, docroot: &Path, port: u16, keep_alive_requests: u32) -> St
         log = dir.join("error.log").display(),
         dir = dir.display(),
     )
-}
-
-/// `DUGONG_LIGHTTPD`, else `lighttpd` on `PATH`, else `/usr/sbin/lighttpd`.
-fn find() -> Result<PathBuf, String> {
-    let forced = std::env::var_os("DUGONG_LIGHTTPD").map(|path| {
-        let path = PathBuf::from(path);
-        let named_by = format!("DUGONG_LIGHTTPD={}", path.display());
-        (path, named_by)
-    });
-    find_binary(forced, "lighttpd", "/usr/sbin/lighttpd")
-}
-
-/// Panics under CI, else prints a visible skip line.
-fn missing<T>(why: &str) -> Option<T> {
-    if std::env::var_os("CI").is_some() {
-        panic!("lighttpd not found ({why}); .ci/run installs it");
-    }
-    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
-    let _ = writeln!(
-        io::stderr(),
-        "SKIPPED: lighttpd not found (apt-get install lighttpd): {why}"
-    );
-    None
 }
 
 include!("daemon.rs");

@@ -146,30 +146,6 @@ fn echo_module() -> PathBuf {
     std::env::var_os("DUGONG_NGINX_ECHO").map_or_else(|| PathBuf::from(ECHO_MODULE), PathBuf::from)
 }
 
-/// Finds the nginx binary (`DUGONG_NGINX`, else on `PATH`, else `/usr/sbin/nginx`), or
-/// says why not.
-fn find_nginx() -> Result<PathBuf, String> {
-    let forced = std::env::var_os("DUGONG_NGINX").map(|path| {
-        let path = PathBuf::from(path);
-        let named_by = format!("DUGONG_NGINX={}", path.display());
-        (path, named_by)
-    });
-    find_binary(forced, "nginx", "/usr/sbin/nginx")
-}
-
-/// Panics under CI, else prints a visible skip line. Returns `None` for `?`-style early return.
-fn missing<T>(what: &str, why: &str, install: &str) -> Option<T> {
-    if std::env::var_os("CI").is_some() {
-        panic!("{what} not found ({why}); .ci/run installs nginx-light and libnginx-mod-http-echo");
-    }
-    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
-    let _ = writeln!(
-        io::stderr(),
-        "SKIPPED: {what} not found (apt-get install {install}): {why}"
-    );
-    None
-}
-
 impl Nginx {
     /// Starts nginx with the default options, or returns `None` (after printing `SKIPPED`)
     /// when nginx is not installed and `CI` is not set.
@@ -179,9 +155,9 @@ impl Nginx {
 
     /// Starts nginx with `options`; see [`start`](Self::start).
     pub fn start_with(options: NginxOptions) -> Option<Nginx> {
-        let binary = match find_nginx() {
+        let binary = match find_daemon("DUGONG_NGINX", "nginx", "/usr/sbin/nginx") {
             Ok(b) => b,
-            Err(why) => return missing("nginx", &why, "nginx-light libnginx-mod-http-echo"),
+            Err(why) => return missing_daemon("nginx", &why, "nginx-light libnginx-mod-http-echo"),
         };
         let echo_module = echo_module();
         let echo = echo_module.is_file();
@@ -286,7 +262,7 @@ impl Nginx {
     /// and returns `false`.
     pub fn require_echo(&self) -> bool {
         self.echo
-            || missing::<()>(
+            || missing_daemon::<()>(
                 "the nginx echo module",
                 &echo_module().display().to_string(),
                 "libnginx-mod-http-echo",

@@ -8,8 +8,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::fs::{self, File};
-use std::io::{self, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 /// The user tinyproxy requires.
@@ -29,9 +27,9 @@ impl Tinyproxy {
     /// Starts tinyproxy, or returns `None` (after printing `SKIPPED`) when it is not
     /// installed and `CI` is not set.
     pub fn start() -> Option<Tinyproxy> {
-        let binary = match find() {
+        let binary = match find_daemon("DUGONG_TINYPROXY", "tinyproxy", "/usr/bin/tinyproxy") {
             Ok(binary) => binary,
-            Err(why) => return missing(&why),
+            Err(why) => return missing_daemon("tinyproxy", &why, "tinyproxy"),
         };
         let dir = tempfile::Builder::new()
             .prefix("dugong-tinyproxy-")
@@ -104,29 +102,6 @@ fn config(dir: &std::path::Path, port: u16) -> String {
         log = dir.join("tinyproxy.log").display(),
         pid = dir.join("tinyproxy.pid").display(),
     )
-}
-
-/// `DUGONG_TINYPROXY`, else `tinyproxy` on `PATH`, else `/usr/bin/tinyproxy`.
-fn find() -> Result<PathBuf, String> {
-    let forced = std::env::var_os("DUGONG_TINYPROXY").map(|path| {
-        let path = PathBuf::from(path);
-        let named_by = format!("DUGONG_TINYPROXY={}", path.display());
-        (path, named_by)
-    });
-    find_binary(forced, "tinyproxy", "/usr/bin/tinyproxy")
-}
-
-/// Panics under CI, else prints a visible skip line.
-fn missing<T>(why: &str) -> Option<T> {
-    if std::env::var_os("CI").is_some() {
-        panic!("tinyproxy not found ({why}); .ci/run installs it");
-    }
-    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
-    let _ = writeln!(
-        io::stderr(),
-        "SKIPPED: tinyproxy not found (apt-get install tinyproxy): {why}"
-    );
-    None
 }
 
 include!("daemon.rs");
