@@ -46,20 +46,14 @@ impl Apache2 {
             .expect("temp dir");
         // Its mutex file and any file a worker makes go here, as `www-data` when run as root.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod dir");
-        // The port is free when picked but may be taken before apache2 binds it: retry.
-        let mut last_error = String::new();
-        for _ in 0..5 {
-            let port = free_port().expect("bind a free port");
-            let conf = dir.path().join("apache2.conf");
+        let log = dir.path().join("error.log");
+        let conf = dir.path().join("apache2.conf");
+        let launch = |port: u16, stderr: File| {
             fs::write(
                 &conf,
                 config(dir.path(), docroot, port, keep_alive_requests),
             )
             .expect("write apache2.conf");
-            let log = dir.path().join("error.log");
-            let _ = fs::remove_file(&log);
-            let stderr_path = dir.path().join("stderr.log");
-            let stderr = File::create(&stderr_path).expect("stderr log");
             let mut command = Command::new(&binary);
             command
                 .arg("-f")
@@ -70,25 +64,12 @@ impl Apache2 {
                 .stdout(Stdio::null())
                 .stderr(Stdio::from(stderr));
             stop_with_the_test(&mut command);
-            let mut child = command
+            command
                 .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-            match wait_listening(&mut child, port, "apache2") {
-                Ok(()) => return Some(Apache2 { child, port, dir }),
-                Err(why) => {
-                    stop(&mut child);
-                    let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
-                    let log = fs::read_to_string(&log).unwrap_or_default();
-                    last_error = format!("{why}\nstderr: {stderr}\nerror.log: {log}");
-                    let clash = last_error.contains("Address already in use")
-                        || last_error.contains("but not from this");
-                    if !clash {
-                        break;
-                    }
-                }
-            }
-        }
-        panic!("apache2 did not start: {last_error}");
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
+        };
+        let (child, port) = start_on_a_free_port("apache2", dir.path(), &log, launch, stop);
+        Some(Apache2 { child, port, dir })
     }
 
     /// The port apache2 listens on (127.0.0.1).

@@ -55,6 +55,44 @@ fn missing_daemon<T>(what: &str, why: &str, packages: &str) -> Option<T> {
     None
 }
 
+/// Starts daemon `name` on a loopback port that was free when picked, trying another port
+/// (five in all) when the daemon lost it to someone else. `launch(port, stderr)` writes the
+/// daemon's config for `port` and spawns it with `stderr` as its standard error; `stop` ends
+/// a child that did not come up; `log` is the daemon's own error log in `dir`, shown with its
+/// stderr when it fails.
+#[allow(dead_code)]
+fn start_on_a_free_port(
+    name: &str,
+    dir: &std::path::Path,
+    log: &std::path::Path,
+    mut launch: impl FnMut(u16, std::fs::File) -> std::process::Child,
+    stop: impl Fn(&mut std::process::Child),
+) -> (std::process::Child, u16) {
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        let port = free_port().expect("bind a free port");
+        let _ = std::fs::remove_file(log);
+        let stderr_path = dir.join("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr log");
+        let mut child = launch(port, stderr);
+        match wait_listening(&mut child, port, name) {
+            Ok(()) => return (child, port),
+            Err(why) => {
+                stop(&mut child);
+                let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                let log = std::fs::read_to_string(log).unwrap_or_default();
+                last_error = format!("{why}\nstderr: {stderr}\nerror log: {log}");
+                let clash = last_error.contains("Address already in use")
+                    || last_error.contains("but not from this");
+                if !clash {
+                    break;
+                }
+            }
+        }
+    }
+    panic!("{name} did not start: {last_error}");
+}
+
 /// A loopback port that was free a moment ago (a daemon given it may still lose it: its
 /// launcher retries, and [`wait_listening`] tells).
 fn free_port() -> std::io::Result<u16> {

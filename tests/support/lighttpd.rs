@@ -32,21 +32,15 @@ impl Lighttpd {
             .prefix("dugong-lighttpd-")
             .tempdir()
             .expect("temp dir");
-        // The port is free when picked but may be taken before lighttpd binds it: retry.
-        let mut last_error = String::new();
-        for _ in 0..5 {
-            let port = free_port().expect("bind a free port");
-            let conf = dir.path().join("lighttpd.conf");
+        let log = dir.path().join("error.log");
+        let conf = dir.path().join("lighttpd.conf");
+        let launch = |port: u16, stderr: File| {
             fs::write(
                 &conf,
                 config(dir.path(), docroot, port, keep_alive_requests),
             )
             .expect("write lighttpd.conf");
-            let log = dir.path().join("error.log");
-            let _ = fs::remove_file(&log);
-            let stderr_path = dir.path().join("stderr.log");
-            let stderr = File::create(&stderr_path).expect("stderr log");
-            let mut child = Command::new(&binary)
+            Command::new(&binary)
                 .arg("-D")
                 .arg("-f")
                 .arg(&conf)
@@ -54,24 +48,14 @@ impl Lighttpd {
                 .stdout(Stdio::null())
                 .stderr(Stdio::from(stderr))
                 .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-            match wait_listening(&mut child, port, "lighttpd") {
-                Ok(()) => return Some(Lighttpd { child, port, dir }),
-                Err(why) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
-                    let log = fs::read_to_string(&log).unwrap_or_default();
-                    last_error = format!("{why}\nstderr: {stderr}\nerror.log: {log}");
-                    let clash = last_error.contains("Address already in use")
-                        || last_error.contains("but not from this");
-                    if !clash {
-                        break;
-                    }
-                }
-            }
-        }
-        panic!("lighttpd did not start: {last_error}");
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
+        };
+        let stop = |child: &mut Child| {
+            let _ = child.kill();
+            let _ = child.wait();
+        };
+        let (child, port) = start_on_a_free_port("lighttpd", dir.path(), &log, launch, stop);
+        Some(Lighttpd { child, port, dir })
     }
 
     /// The port lighttpd listens on (127.0.0.1).
