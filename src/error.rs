@@ -466,92 +466,83 @@ mod tests {
         );
     }
 
-    /// The variants `variants` names: a new one must be added here, and then to the table
-    /// of `temporary_and_permanent_errors`.
-    const ALL_VARIANTS: [&str; 30] = [
-        "Connect",
-        "Resolve",
-        "Resolve::NotFound",
-        "Resolve::Temporary",
-        "Resolve::Failed",
-        "Resolve::Io",
-        "Io",
-        "Tls",
-        "Protocol",
-        "InvalidRequest",
-        "Timeout",
-        "ConnectionClosed",
-        "Poisoned",
-        "Poisoned::Protocol",
-        "Poisoned::Timeout",
-        "Poisoned::Io",
-        "Poisoned::BufferFull",
-        "Poisoned::BodySource",
-        "Poisoned::Tls",
-        "Poisoned::Cancelled",
-        "Poisoned::Closed",
-        "BufferFull",
-        "Cancelled",
-        "State",
-        "InvalidProxy",
-        "ProxyRefused",
-        "ProxyTunnel",
-        "ProxyTunnel::Closed",
-        "ProxyTunnel::Protocol",
-        "ProxyTunnel::EarlyData",
-    ];
+    /// `fn $name(&$ty) -> &'static str`, naming the variant by an exhaustive match, and
+    /// `fn $all() -> Vec<&'static str>`, every name that match can give: one list makes both,
+    /// so a variant named in the match is in the list.
+    macro_rules! names {
+        ($name:ident, $all:ident, $ty:ty; $($(#[$attr:meta])* $pat:pat => $text:literal,)*) => {
+            fn $name(e: &$ty) -> &'static str {
+                match e {
+                    $($(#[$attr])* $pat => $text,)*
+                }
+            }
+
+            // Pushes, not `vec![]`: a variant's `#[cfg]` can leave out a statement.
+            #[allow(clippy::vec_init_then_push)]
+            fn $all() -> Vec<&'static str> {
+                let mut all = Vec::new();
+                $($(#[$attr])* all.push($text);)*
+                all
+            }
+        };
+    }
+
+    names! { error_name, error_names, Error;
+        Error::Connect { .. } => "Connect",
+        Error::Resolve { .. } => "Resolve",
+        Error::Io(_) => "Io",
+        #[cfg(feature = "tls")]
+        Error::Tls(_) => "Tls",
+        Error::Protocol(_) => "Protocol",
+        Error::InvalidRequest(_) => "InvalidRequest",
+        Error::Timeout { .. } => "Timeout",
+        Error::ConnectionClosed { .. } => "ConnectionClosed",
+        Error::Poisoned { .. } => "Poisoned",
+        Error::BufferFull { .. } => "BufferFull",
+        Error::Cancelled => "Cancelled",
+        Error::State(_) => "State",
+        Error::InvalidProxy(_) => "InvalidProxy",
+        Error::ProxyRefused { .. } => "ProxyRefused",
+        Error::ProxyTunnel(_) => "ProxyTunnel",
+    }
+
+    names! { dns_name, dns_names, crate::DnsError;
+        crate::DnsError::NotFound => "Resolve::NotFound",
+        crate::DnsError::Temporary => "Resolve::Temporary",
+        crate::DnsError::Failed(_) => "Resolve::Failed",
+        crate::DnsError::Io(_) => "Resolve::Io",
+    }
+
+    names! { poison_name, poison_names, PoisonCause;
+        PoisonCause::Protocol(_) => "Poisoned::Protocol",
+        PoisonCause::Timeout(_) => "Poisoned::Timeout",
+        PoisonCause::Io(_) => "Poisoned::Io",
+        PoisonCause::BufferFull { .. } => "Poisoned::BufferFull",
+        PoisonCause::BodySource => "Poisoned::BodySource",
+        PoisonCause::Tls => "Poisoned::Tls",
+        PoisonCause::Cancelled => "Poisoned::Cancelled",
+        PoisonCause::Closed(_) => "Poisoned::Closed",
+    }
+
+    names! { tunnel_name, tunnel_names, TunnelFailure;
+        TunnelFailure::Closed => "ProxyTunnel::Closed",
+        TunnelFailure::Protocol(_) => "ProxyTunnel::Protocol",
+        TunnelFailure::EarlyData => "ProxyTunnel::EarlyData",
+    }
 
     /// The variant of `e`, and of the cause it carries where `is_temporary` asks the cause.
-    /// No wildcard over `Error` or a cause: a new variant does not compile until it is
-    /// named here.
     fn variants(e: &Error) -> Vec<&'static str> {
-        let outer = match e {
-            Error::Connect { .. } => "Connect",
-            Error::Resolve { .. } => "Resolve",
-            Error::Io(_) => "Io",
-            #[cfg(feature = "tls")]
-            Error::Tls(_) => "Tls",
-            Error::Protocol(_) => "Protocol",
-            Error::InvalidRequest(_) => "InvalidRequest",
-            Error::Timeout { .. } => "Timeout",
-            Error::ConnectionClosed { .. } => "ConnectionClosed",
-            Error::Poisoned { .. } => "Poisoned",
-            Error::BufferFull { .. } => "BufferFull",
-            Error::Cancelled => "Cancelled",
-            Error::State(_) => "State",
-            Error::InvalidProxy(_) => "InvalidProxy",
-            Error::ProxyRefused { .. } => "ProxyRefused",
-            Error::ProxyTunnel(_) => "ProxyTunnel",
-        };
         let inner = match e {
-            Error::Resolve { source, .. } => Some(match source {
-                crate::DnsError::NotFound => "Resolve::NotFound",
-                crate::DnsError::Temporary => "Resolve::Temporary",
-                crate::DnsError::Failed(_) => "Resolve::Failed",
-                crate::DnsError::Io(_) => "Resolve::Io",
-            }),
-            Error::Poisoned { cause, .. } => Some(match cause {
-                PoisonCause::Protocol(_) => "Poisoned::Protocol",
-                PoisonCause::Timeout(_) => "Poisoned::Timeout",
-                PoisonCause::Io(_) => "Poisoned::Io",
-                PoisonCause::BufferFull { .. } => "Poisoned::BufferFull",
-                PoisonCause::BodySource => "Poisoned::BodySource",
-                PoisonCause::Tls => "Poisoned::Tls",
-                PoisonCause::Cancelled => "Poisoned::Cancelled",
-                PoisonCause::Closed(_) => "Poisoned::Closed",
-            }),
-            Error::ProxyTunnel(failure) => Some(match failure {
-                TunnelFailure::Closed => "ProxyTunnel::Closed",
-                TunnelFailure::Protocol(_) => "ProxyTunnel::Protocol",
-                TunnelFailure::EarlyData => "ProxyTunnel::EarlyData",
-            }),
+            Error::Resolve { source, .. } => Some(dns_name(source)),
+            Error::Poisoned { cause, .. } => Some(poison_name(cause)),
+            Error::ProxyTunnel(failure) => Some(tunnel_name(failure)),
             _ => None,
         };
-        [outer].into_iter().chain(inner).collect()
+        [error_name(e)].into_iter().chain(inner).collect()
     }
 
     /// `is_temporary` over every variant (its `match` has no wildcard, so a new variant
-    /// must be classified there first, then named in `variants` and given a row here).
+    /// must be classified there first, then named in `names!`, and then given a row here).
     #[test]
     fn temporary_and_permanent_errors() {
         let request = InFlight {
@@ -575,6 +566,7 @@ mod tests {
             status: http::StatusCode::from_u16(status).expect("a status"),
             proxy_authenticate: Vec::new(),
         };
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
         let mut table: Vec<(Error, bool)> = vec![
             (connect(io::ErrorKind::ConnectionRefused), true),
             (connect(io::ErrorKind::TimedOut), true),
@@ -652,9 +644,7 @@ mod tests {
         let mut rows: Vec<&str> = table.iter().flat_map(|(e, _)| variants(e)).collect();
         rows.sort_unstable();
         rows.dedup();
-        let mut all = ALL_VARIANTS.to_vec();
-        #[cfg(not(feature = "tls"))]
-        all.retain(|v| *v != "Tls");
+        let mut all = [error_names(), dns_names(), poison_names(), tunnel_names()].concat();
         all.sort_unstable();
         assert_eq!(rows, all);
     }
