@@ -720,9 +720,8 @@ fn run(cli: &Cli, output: &mut Output) -> Result<(), (usize, Fail)> {
     let depth = if expect { 1 } else { cli.depth as usize };
     let total = cli.urls.len();
     let retry = Retry::default().attempts(cli.retry);
+    let mut run = retry.run();
     let (mut sent, mut done) = (0, 0);
-    // Failures in a row, and how many responses had arrived at the last one.
-    let (mut failures, mut done_at_failure) = (0, 0);
     while done < total {
         let step = if sent < total && sent - done < depth {
             let mut sending = session.send(sent, depth > 1, &mut done);
@@ -757,24 +756,17 @@ fn run(cli: &Cli, output: &mut Output) -> Result<(), (usize, Fail)> {
         if stop == total {
             return Ok(());
         }
-        let answered = done > done_at_failure;
-        if stop < done
-            || retry.attempts == 0
-            || (!answered && failures >= retry.attempts)
-            || !resendable(&retry, cli, &*fail)
-        {
+        if stop < done || !resendable(&retry, cli, &*fail) {
             return Err((stop, fail));
         }
+        let Some(wait) = run.wait_after_failure(done) else {
+            return Err((stop, fail));
+        };
         session.output.say(format_args!("retry: {}", chain(&*fail)));
         session.output.flush_err();
-        // At once after a connection that answered something; else after a wait.
-        if answered {
-            failures = 0;
-        } else {
-            std::thread::sleep(retry.delay(failures));
-            failures += 1;
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
         }
-        done_at_failure = done;
         // Whatever the connection's state, the next send starts on a new one.
         session.conn.disconnect();
         sent = done;

@@ -281,7 +281,7 @@ mod proxy;
 pub use connection::TlsConfig;
 pub use connection::{
     BatchRequest, CoOp, CoStep, Cofun, Config, HttpConnection, Interest, PollNeeded, Resolver,
-    Response, Retry,
+    Response, Retry, RetryRun,
 };
 pub use error::{ClosePhase, Error, Operation, PoisonCause};
 /// Test-only (feature `sim`): the simulated transport and virtual clock under the driver.

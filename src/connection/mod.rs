@@ -33,7 +33,7 @@ pub use co_ops::{CoOp, CoStep, Interest, PollNeeded};
 pub use cofun::Cofun;
 pub use config::{Config, Resolver};
 pub use response::Response;
-pub use retry::{BatchRequest, Retry};
+pub use retry::{BatchRequest, Retry, RetryRun};
 #[cfg(feature = "tls")]
 pub use tls::TlsConfig;
 

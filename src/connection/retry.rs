@@ -94,6 +94,17 @@ impl Retry {
             .map_or(self.max_backoff, |d| d.min(self.max_backoff))
     }
 
+    /// A run of resends under this policy: it keeps the count of failures in a row, for
+    /// callers that drive their own loop (as [`send_batch`](HttpConnection::send_batch)
+    /// does with it).
+    pub fn run(&self) -> RetryRun<'_> {
+        RetryRun {
+            retry: self,
+            failures: 0,
+            answered_at_failure: 0,
+        }
+    }
+
     /// Whether `e` may be retried by resending `methods` (the requests it left unanswered,
     /// or the one that failed to go out): it is temporary, it did not cut a response off
     /// inside its body (the server acted on that request, and its reader saw part of the
@@ -102,6 +113,57 @@ impl Retry {
         e.is_temporary()
             && !cut_in_body(e)
             && (self.non_idempotent || methods.into_iter().all(Method::is_idempotent))
+    }
+}
+
+/// Where a run of resends stands (see [`Retry::run`]): how many failures came in a row with
+/// nothing answered between them.
+///
+/// ```
+/// use std::time::Duration;
+/// use dugong::Retry;
+///
+/// let retry = Retry::default().attempts(2).backoff(Duration::from_millis(10), Duration::from_secs(1));
+/// let mut run = retry.run();
+/// // Failures with nothing answered: a wait each, doubling, until the attempts are used up.
+/// assert_eq!(run.wait_after_failure(0), Some(Duration::from_millis(10)));
+/// assert_eq!(run.wait_after_failure(0), Some(Duration::from_millis(20)));
+/// assert_eq!(run.wait_after_failure(0), None);
+/// // A connection that answered 5 and then ended: resent at once, and the count starts over.
+/// let mut run = retry.run();
+/// assert_eq!(run.wait_after_failure(5), Some(Duration::ZERO));
+/// assert_eq!(run.wait_after_failure(5), Some(Duration::from_millis(10)));
+/// ```
+#[derive(Debug, Clone)]
+pub struct RetryRun<'r> {
+    retry: &'r Retry,
+    failures: u32,
+    answered_at_failure: usize,
+}
+
+impl RetryRun<'_> {
+    /// After a failure the policy [allows](Retry::allows) to resend, with `answered` responses
+    /// handed over in the run so far: how long to wait before resending, or `None` to give
+    /// up. A connection that answered something since the last failure and then ended (a
+    /// server's `keepalive_requests`, an idle timeout) is resent at once and starts the count
+    /// over; a failure with nothing answered since waits [`Retry::delay`] and counts against
+    /// [`Retry::attempts`]. With no attempts, nothing is resent.
+    pub fn wait_after_failure(&mut self, answered: usize) -> Option<Duration> {
+        if self.retry.attempts == 0 {
+            return None;
+        }
+        let wait = if answered == self.answered_at_failure {
+            if self.failures >= self.retry.attempts {
+                return None;
+            }
+            self.failures += 1;
+            self.retry.delay(self.failures - 1)
+        } else {
+            self.failures = 0;
+            Duration::ZERO
+        };
+        self.answered_at_failure = answered;
+        Some(wait)
     }
 }
 
@@ -174,8 +236,7 @@ impl<P: Park> HttpConnection<P> {
     ) -> Result<(), Error> {
         let depth = depth.max(1);
         let (mut sent, mut done) = (0, 0);
-        // Failures in a row with nothing answered between them, and where the last one was.
-        let (mut failures, mut done_at_failure) = (0, 0);
+        let mut run = retry.run();
         while done < requests.len() {
             let sending = sent < requests.len() && sent - done < depth;
             let step = if sending {
@@ -207,22 +268,15 @@ impl<P: Park> HttpConnection<P> {
             let pending = requests[done..sent + usize::from(sending)]
                 .iter()
                 .map(|r| &r.method);
-            if retry.attempts == 0 || !retry.allows(&e, pending) {
+            if !retry.allows(&e, pending) {
                 return Err(e);
             }
-            // A connection that answered something and then ended (a server's
-            // `keepalive_requests`, an idle timeout) is resent at once; failures with
-            // nothing answered between them wait, and count.
-            if done == done_at_failure {
-                if failures >= retry.attempts {
-                    return Err(e);
-                }
-                self.park.sleep(retry.delay(failures));
-                failures += 1;
-            } else {
-                failures = 0;
+            let Some(wait) = run.wait_after_failure(done) else {
+                return Err(e);
+            };
+            if !wait.is_zero() {
+                self.park.sleep(wait);
             }
-            done_at_failure = done;
             // The connection is closed or poisoned: the next send reconnects.
             self.disconnect();
             sent = done;
