@@ -1001,6 +1001,44 @@ fn b13_a_green_task_that_slept_does_not_reuse_a_stale_connection() {
     }
 }
 
+/// B13 for a green task that reuses its connection at once, without the probe (the runtime's
+/// poller vouches for it): a close that arrived together with the response, and was reported
+/// by the poll that the read took its wake-up from, still marks the connection stale. The
+/// response and the close are both in before the task parks to read (it sleeps first).
+#[test]
+fn b13_a_close_reported_with_the_response_makes_a_green_connection_stale() {
+    let server = ScriptedServer::start(vec![
+        Step::ExpectHead,
+        Step::Reply(ok("first")),
+        Step::Close,
+        Step::Accept,
+        Step::ExpectHead,
+        Step::Reply(ok("next")),
+    ]);
+    let port = server.port();
+    let bodies = dugong::green::run(move |task| {
+        let conn = task.connect("127.0.0.1", port).expect("connect");
+        let mut bodies = Vec::new();
+        for (i, target) in ["/a", "/b"].into_iter().enumerate() {
+            conn.send_request(&Method::GET, target, &HeaderMap::new(), Body::Empty)
+                .unwrap_or_else(|e| panic!("send {target}: {e:?}"));
+            if i == 0 {
+                // The answer and the close arrive while the runtime polls.
+                task.sleep(Duration::from_millis(200));
+            }
+            conn.read_response()
+                .unwrap_or_else(|e| panic!("response to {target}: {e:?}"));
+            bodies.push(conn.read_all().expect("body"));
+        }
+        bodies
+    })
+    .expect("no panic");
+    assert_eq!(bodies, [b"first".to_vec(), b"next".to_vec()]);
+    let t = server.finish();
+    t.assert_ok();
+    assert_eq!(t.connections, 2, "the closed connection was reused");
+}
+
 // ---------------------------------------------------------------------------------------------
 // B14
 // ---------------------------------------------------------------------------------------------

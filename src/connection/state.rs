@@ -235,9 +235,20 @@ impl State {
 
     /// An idle connection is stale when the server closed it or sent bytes nobody asked for
     /// (which must not be taken as the next response).
+    ///
+    /// It is probed with one non-blocking receive, unless its last receive found the socket
+    /// empty and the green runtime's poller has seen nothing arrive since
+    /// ([`Transport::is_quiet`]: it polled less than a millisecond ago). What that can miss
+    /// is what arrived since the poll, and a close right behind the last response: a
+    /// server may close only after announcing it (RFC 9112 §9.6), and a close that races the
+    /// send is possible whether probed or not. Either way it is reported as
+    /// `ConnectionClosed` with the request unanswered, ready to resend.
     fn is_stale(&mut self, transport: &Transport) -> bool {
-        if !self.recv.buf.is_empty() {
+        if !self.recv.buf.is_empty() || self.recv.buf.is_eof() {
             return true;
+        }
+        if self.recv.buf.drained() && transport.is_quiet() {
+            return false;
         }
         let probe = self.recv.buf.fill_from(transport, usize::MAX);
         !matches!(probe, Err(e) if e.kind() == io::ErrorKind::WouldBlock)

@@ -616,7 +616,7 @@ impl Runtime {
         crate::io::flush_thread();
         let mut woken = Vec::new();
         let waiters = &self.io_waiters;
-        self.shared.reactor.poll(timeout, |key, r| {
+        let now = self.shared.reactor.poll(timeout, |key, r| {
             let Some(&(id, interest)) = waiters.get(&key) else {
                 return Ready::default();
             };
@@ -629,7 +629,6 @@ impl Runtime {
         for (id, wake) in woken {
             self.wake(id, wake);
         }
-        let now = crate::io::now();
         while let Some(&(at, id)) = self.timers.first() {
             if at > now {
                 break;

@@ -25,6 +25,8 @@ pub(crate) struct ReadBuffer {
     /// Bytes consumed since the buffer was made; only ever grows, so a change shows that a
     /// reader took something.
     consumed: u64,
+    /// The last receive found the socket empty (see [`drained`](Self::drained)).
+    drained: bool,
 }
 
 impl ReadBuffer {
@@ -66,6 +68,16 @@ impl ReadBuffer {
     /// that [`consumed`](Self::consumed) still shows the reader made progress.
     pub(crate) fn count_bypass(&mut self, n: usize) {
         self.consumed += n as u64;
+        self.drained = false;
+    }
+
+    /// Whether the last receive into this buffer found the socket empty: it returned less
+    /// than it was offered, or would have blocked. Bytes that arrived before it are all in the
+    /// buffer then; only a close right behind them (which TCP reports to the next receive)
+    /// may be unseen. A read that bypassed the buffer, or took all it was offered, says
+    /// nothing, so this is `false` after it.
+    pub(crate) fn drained(&self) -> bool {
+        self.drained
     }
 
     /// Total bytes ever consumed from this buffer (or taken past it).
@@ -79,6 +91,7 @@ impl ReadBuffer {
         self.end = 0;
         self.eof = false;
         self.reset = false;
+        self.drained = false;
     }
 
     /// One receive into the free space, growing the buffer while it holds fewer than `limit`
@@ -116,7 +129,12 @@ impl ReadBuffer {
             // Never `Ok(0)`: that means end of stream.
             return Err(io::Error::other("receive buffer is at its limit"));
         }
-        let n = recv(&mut self.buf[self.end..self.end + room])?;
+        let got = recv(&mut self.buf[self.end..self.end + room]);
+        self.drained = match &got {
+            Ok(n) => *n < room,
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        };
+        let n = got?;
         if n == 0 {
             self.eof = true;
         }

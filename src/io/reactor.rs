@@ -8,6 +8,12 @@
 //! stale (the bytes were read meanwhile); the driver retries its call after every wake, so
 //! that costs one failed non-blocking call, never a lost wake-up.
 //!
+//! Because an edge-triggered registration watches a socket even while nobody waits on it, the
+//! epoll reactor also vouches for idle sockets ([`Reactor::is_quiet`]): one that its last poll,
+//! less than [`QUIET_FOR`] ago, reported nothing for (no unclaimed bytes, no hang-up ever) had
+//! nothing arrive up to that poll. A connection read empty since uses that instead of a probe
+//! before it is reused.
+//!
 //! Elsewhere it is the `polling` crate with oneshot registrations, armed before each park.
 //!
 //! Under the `sim` feature a reactor may instead wait on simulated connections
@@ -18,19 +24,40 @@
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::Socket;
 
 use super::id_map::IdMap;
 use super::transport::Ready;
 
+/// How long after a poll the reactor still vouches for a socket it reported nothing for
+/// ([`Reactor::is_quiet`]). A connection reused within it skips its stale-connection probe;
+/// a green task that ran (or blocked its thread) longer since the last poll probes as a
+/// blocking connection does. Tasks of a busy runtime run well within it between polls.
+pub(crate) const QUIET_FOR: Duration = Duration::from_millis(1);
+
 /// A poller shared by the sockets of one green runtime.
 pub(crate) struct Reactor {
     selector: Selector,
     next_key: AtomicUsize,
-    /// Readiness reported for a key while nobody waited for it.
-    unclaimed: Mutex<IdMap<usize, Ready>>,
+    seen: Mutex<Seen>,
+}
+
+/// What polls reported that no park took.
+#[derive(Default)]
+struct Seen {
+    /// Readiness reported for a key while nobody waited for it, and hang-ups (kept until the
+    /// key is deregistered, whoever took the readiness).
+    unclaimed: IdMap<usize, Kept>,
+    /// When the last poll returned.
+    polled_at: Option<Instant>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Kept {
+    ready: Ready,
+    hung_up: bool,
 }
 
 impl std::fmt::Debug for Reactor {
@@ -63,7 +90,7 @@ impl Reactor {
         Arc::new(Reactor {
             selector,
             next_key: AtomicUsize::new(0),
-            unclaimed: Mutex::default(),
+            seen: Mutex::default(),
         })
     }
 
@@ -79,9 +106,9 @@ impl Reactor {
         Some(selector.connect(key).map(|peer| (key, peer)))
     }
 
-    fn unclaimed(&self) -> MutexGuard<'_, IdMap<usize, Ready>> {
+    fn seen(&self) -> MutexGuard<'_, Seen> {
         // Nothing is left half-done under this lock.
-        self.unclaimed.lock().unwrap_or_else(|p| p.into_inner())
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Adds `socket`, returning its key.
@@ -111,7 +138,7 @@ impl Reactor {
             (Selector::Sim(selector), _) => selector.delete(key),
             _ => {}
         }
-        self.unclaimed().remove(&key);
+        self.seen().unclaimed.remove(&key);
     }
 
     /// Prepares key `key` (with its `socket`, if it is one) for a park on `interest`:
@@ -123,10 +150,10 @@ impl Reactor {
         key: usize,
         interest: Ready,
     ) -> io::Result<Ready> {
-        if let Some(kept) = self.unclaimed().get_mut(&key) {
-            let ready = kept.and(interest);
+        if let Some(kept) = self.seen().unclaimed.get_mut(&key) {
+            let ready = kept.ready.and(interest);
             if !ready.is_empty() {
-                *kept = kept.without(ready);
+                kept.ready = kept.ready.without(ready);
                 return Ok(ready);
             }
         }
@@ -142,31 +169,61 @@ impl Reactor {
 
     /// Waits up to `timeout` for events and offers each to `claim` (key, readiness), which
     /// returns the part it took; the rest is kept for the key's next [`arm`](Self::arm).
+    /// Returns when the events were taken.
     pub(crate) fn poll(
         &self,
         timeout: Option<Duration>,
         mut claim: impl FnMut(usize, Ready) -> Ready,
-    ) -> io::Result<()> {
+    ) -> io::Result<Instant> {
         let mut left = Vec::new();
-        let each = |key, ready: Ready| {
+        let mut each = |key, ready: Ready, hung_up: bool| {
             let rest = ready.without(claim(key, ready));
-            if !rest.is_empty() {
-                left.push((key, rest));
+            if !rest.is_empty() || hung_up {
+                left.push((key, rest, hung_up));
             }
         };
         match &self.selector {
-            Selector::Os(sys) => sys.wait(timeout, each)?,
+            Selector::Os(sys) => sys.wait(timeout, &mut each)?,
             #[cfg(feature = "sim")]
-            Selector::Sim(selector) => selector.wait(timeout, each)?,
-        }
-        if !left.is_empty() {
-            let mut unclaimed = self.unclaimed();
-            for (key, rest) in left {
-                let kept = unclaimed.entry(key).or_default();
-                *kept = kept.or(rest);
+            Selector::Sim(selector) => {
+                selector.wait(timeout, |key, ready| each(key, ready, false))?
             }
         }
-        Ok(())
+        let now = super::now();
+        let mut seen = self.seen();
+        seen.polled_at = Some(now);
+        for (key, rest, hung_up) in left {
+            let kept = seen.unclaimed.entry(key).or_default();
+            kept.ready = kept.ready.or(rest);
+            kept.hung_up |= hung_up;
+        }
+        Ok(now)
+    }
+
+    /// Whether the socket of key `key` is known to have had nothing arrive (no bytes, no
+    /// hang-up) since it was last read empty: the last poll was less than [`QUIET_FOR`] ago
+    /// and no poll reported it readable without a park taking that, nor ever hung up.
+    ///
+    /// Only an edge-triggered poller watches idle sockets; any other says `false`.
+    pub(crate) fn is_quiet(&self, key: usize) -> bool {
+        let watches_idle = match &self.selector {
+            Selector::Os(_) => sys::WATCHES_IDLE,
+            // Its edges come only for what a park armed.
+            #[cfg(feature = "sim")]
+            Selector::Sim(_) => false,
+        };
+        if !watches_idle {
+            return false;
+        }
+        let seen = self.seen();
+        let recent = seen
+            .polled_at
+            .is_some_and(|at| super::now().saturating_duration_since(at) < QUIET_FOR);
+        recent
+            && seen
+                .unclaimed
+                .get(&key)
+                .is_none_or(|kept| !kept.ready.readable && !kept.hung_up)
     }
 }
 
@@ -183,6 +240,9 @@ mod sys {
 
     /// Events taken per `epoll_wait`.
     const BATCH: usize = 256;
+
+    /// Registrations are edge-triggered and stay armed, so an idle socket is watched too.
+    pub(super) const WATCHES_IDLE: bool = true;
 
     pub(super) struct Selector {
         epoll: OwnedFd,
@@ -246,7 +306,7 @@ mod sys {
         pub(super) fn wait(
             &self,
             timeout: Option<Duration>,
-            mut each: impl FnMut(usize, Ready),
+            mut each: impl FnMut(usize, Ready, bool),
         ) -> io::Result<()> {
             // Rounded up: a wait that ends before its timer would only wait again.
             let ms = timeout.map_or(-1, |t| {
@@ -273,11 +333,12 @@ mod sys {
             for event in &events[..n as usize] {
                 let flags = event.events as libc::c_int;
                 let failed = flags & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
+                let hung_up = failed || flags & libc::EPOLLRDHUP != 0;
                 let ready = Ready {
-                    readable: flags & (libc::EPOLLIN | libc::EPOLLRDHUP) != 0 || failed,
+                    readable: flags & libc::EPOLLIN != 0 || hung_up,
                     writable: flags & libc::EPOLLOUT != 0 || failed,
                 };
-                each(event.u64 as usize, ready);
+                each(event.u64 as usize, ready, hung_up);
             }
             Ok(())
         }
@@ -299,6 +360,9 @@ mod sys {
         poller: Poller,
         events: Mutex<Events>,
     }
+
+    /// Oneshot registrations report only what a park armed: an idle socket is not watched.
+    pub(super) const WATCHES_IDLE: bool = false;
 
     impl Selector {
         pub(super) fn new() -> io::Result<Self> {
@@ -338,7 +402,7 @@ mod sys {
         pub(super) fn wait(
             &self,
             timeout: Option<Duration>,
-            mut each: impl FnMut(usize, Ready),
+            mut each: impl FnMut(usize, Ready, bool),
         ) -> io::Result<()> {
             let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
             events.clear();
@@ -350,6 +414,7 @@ mod sys {
                         readable: ev.readable,
                         writable: ev.writable,
                     },
+                    false,
                 );
             }
             events.clear();

@@ -593,6 +593,19 @@ impl Transport {
         Ok((*key, reactor.arm(self.socket(), *key, interest)?))
     }
 
+    /// Whether this socket's poller vouches that nothing arrived on it lately (see
+    /// [`Reactor::is_quiet`]): never for a socket without one, nor under TLS, whose
+    /// receives do not show whether the socket was read empty.
+    pub(crate) fn is_quiet(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return false;
+        }
+        self.registration
+            .as_ref()
+            .is_some_and(|r| r.reactor.is_quiet(r.key))
+    }
+
     /// The raw descriptor, for callers that poll it themselves.
     pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
