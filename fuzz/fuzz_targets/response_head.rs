@@ -7,10 +7,11 @@
 //! Checks: no panic; every reported length is non-zero and within the buffer; `Partial`
 //! repeats on the same bytes; a final head parses the same from exactly its own bytes, and
 //! every shorter prefix of it is `Partial`; httparse ends it at the same byte; the framing
-//! obeys the no-body rules.
+//! obeys the no-body rules and is what `Framing::of` decides from the parsed head (the
+//! reader decides from the fields its parser gathered on the way).
 #![no_main]
 
-use dugong::proto::{BodyKind, HeadStep, Limits, ProtocolError, ResponseReader};
+use dugong::proto::{BodyKind, Framing, HeadStep, Limits, ProtocolError, ResponseReader};
 use http::{Method, StatusCode};
 use libfuzzer_sys::fuzz_target;
 
@@ -126,6 +127,7 @@ fuzz_target!(|data: &[u8]| {
                     head.status
                 );
                 assert_ne!(framing.body, BodyKind::Length(0));
+                assert_eq!(Framing::of(&method, &head), Ok(framing));
                 assert_eq!(reader.has_body(), framing.body != BodyKind::None);
 
                 // The head is decided by its own bytes alone.

@@ -1,7 +1,7 @@
 //! How a response body is delimited and whether the connection survives it (RFC 9112 §6.3, §9.3).
 
-use http::header::{GetAll, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, Method, StatusCode, Version};
 
 use super::{ProtocolError, ResponseHead};
 
@@ -45,7 +45,8 @@ impl Framing {
         if *method == Method::CONNECT && head.status.is_success() {
             return Err(ProtocolError::Tunnel);
         }
-        let persistent = is_persistent(head.version, &head.headers);
+        let fields = Fields::of(&head.headers);
+        let persistent = fields.is_persistent(head.version);
         let no_body = *method == Method::HEAD
             || head.status == StatusCode::NO_CONTENT
             || head.status == StatusCode::NOT_MODIFIED
@@ -56,77 +57,135 @@ impl Framing {
                 keep_alive: persistent,
             });
         }
-        let body = body_kind(head)?;
+        let body = fields.body_kind(head.version)?;
         let keep_alive = persistent && body != BodyKind::UntilClose;
         Ok(Framing { body, keep_alive })
     }
 }
 
-fn body_kind(head: &ResponseHead) -> Result<BodyKind, ProtocolError> {
-    // One lookup per field name, each kept for reading the values.
-    let te = head.headers.get_all(TRANSFER_ENCODING);
-    let cl = head.headers.get_all(CONTENT_LENGTH);
-    let has_te = te.iter().next().is_some();
-    let has_cl = cl.iter().next().is_some();
-    if has_te {
-        if has_cl {
-            return Err(ProtocolError::LengthWithTransferEncoding);
-        }
-        // §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
-        if head.version == Version::HTTP_10 {
-            return Err(ProtocolError::InvalidTransferEncoding);
-        }
-        return transfer_coding(te);
-    }
-    if has_cl {
-        return content_length(cl).map(|n| match n {
-            0 => BodyKind::None,
-            n => BodyKind::Length(n),
-        });
-    }
-    Ok(BodyKind::UntilClose)
+/// What the framing fields of a head say, gathered in one pass over its fields (a lookup
+/// per name hashes the name and probes the map: three of those cost more than the pass).
+#[derive(Debug)]
+struct Fields {
+    /// `Content-Length` was present; its values, all equal (§8.6: `1*DIGIT`, repeated or
+    /// listed), or the first thing wrong with them.
+    has_length: bool,
+    length: Result<Option<u64>, ProtocolError>,
+    /// `Transfer-Encoding` was present, its codings in order (§6.1).
+    has_coding: bool,
+    codings: Codings,
+    /// `Connection` tokens (§9.3).
+    close: bool,
+    keep_alive: bool,
 }
 
-/// §6.3 rule 4: chunked framing only when `chunked` is the final coding; otherwise the body
-/// runs until close.
-fn transfer_coding(values: GetAll<'_, HeaderValue>) -> Result<BodyKind, ProtocolError> {
-    let mut chunked_seen = false;
-    let mut last_is_chunked = false;
-    let mut any = false;
-    for value in values {
-        for coding in list_items(value.as_bytes()) {
-            any = true;
-            last_is_chunked = coding.eq_ignore_ascii_case(b"chunked");
-            if last_is_chunked {
-                if chunked_seen {
-                    return Err(ProtocolError::InvalidTransferEncoding);
+/// The transfer codings seen so far, as far as framing cares.
+#[derive(Debug, Default)]
+struct Codings {
+    any: bool,
+    last_is_chunked: bool,
+    chunked_seen: bool,
+    /// `chunked` applied twice.
+    twice: bool,
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Fields {
+            has_length: false,
+            length: Ok(None),
+            has_coding: false,
+            codings: Codings::default(),
+            close: false,
+            keep_alive: false,
+        }
+    }
+}
+
+impl Fields {
+    /// Gathered from a whole header map.
+    fn of(headers: &HeaderMap) -> Fields {
+        let mut fields = Fields::default();
+        for (name, value) in headers {
+            fields.add(name, value.as_bytes());
+        }
+        fields
+    }
+
+    /// Notes one field, in the order received.
+    fn add(&mut self, name: &HeaderName, value: &[u8]) {
+        if name == CONTENT_LENGTH {
+            self.has_length = true;
+            for item in list_items(value) {
+                self.length = match (&self.length, parse_decimal(item)) {
+                    (Err(_), _) => break,
+                    (_, None) => Err(ProtocolError::InvalidContentLength),
+                    (Ok(Some(prev)), Some(n)) if *prev != n => {
+                        Err(ProtocolError::ConflictingContentLength)
+                    }
+                    (Ok(_), Some(n)) => Ok(Some(n)),
+                };
+            }
+        } else if name == TRANSFER_ENCODING {
+            self.has_coding = true;
+            for coding in list_items(value) {
+                let c = &mut self.codings;
+                c.any = true;
+                c.last_is_chunked = coding.eq_ignore_ascii_case(b"chunked");
+                if c.last_is_chunked {
+                    c.twice |= c.chunked_seen;
+                    c.chunked_seen = true;
                 }
-                chunked_seen = true;
+            }
+        } else if name == CONNECTION {
+            for token in list_items(value) {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
             }
         }
     }
-    match (any, last_is_chunked, chunked_seen) {
-        (false, _, _) => Err(ProtocolError::InvalidTransferEncoding),
-        (true, true, _) => Ok(BodyKind::Chunked),
-        // chunked applied before another coding cannot be delimited.
-        (true, false, true) => Err(ProtocolError::InvalidTransferEncoding),
-        (true, false, false) => Ok(BodyKind::UntilClose),
+
+    /// §9.3: HTTP/1.1 persists unless `close`; HTTP/1.0 only with `keep-alive`.
+    fn is_persistent(&self, version: Version) -> bool {
+        !self.close && (version != Version::HTTP_10 || self.keep_alive)
+    }
+
+    fn body_kind(self, version: Version) -> Result<BodyKind, ProtocolError> {
+        if self.has_coding {
+            if self.has_length {
+                return Err(ProtocolError::LengthWithTransferEncoding);
+            }
+            // §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+            if version == Version::HTTP_10 {
+                return Err(ProtocolError::InvalidTransferEncoding);
+            }
+            return self.codings.body_kind();
+        }
+        if self.has_length {
+            // A field with no items at all is as invalid as a bad one.
+            return match self.length? {
+                None => Err(ProtocolError::InvalidContentLength),
+                Some(0) => Ok(BodyKind::None),
+                Some(n) => Ok(BodyKind::Length(n)),
+            };
+        }
+        Ok(BodyKind::UntilClose)
     }
 }
 
-/// §8.6: `1*DIGIT`; repeated or listed values must all be equal.
-fn content_length(values: GetAll<'_, HeaderValue>) -> Result<u64, ProtocolError> {
-    let mut found: Option<u64> = None;
-    for value in values {
-        for item in list_items(value.as_bytes()) {
-            let n = parse_decimal(item).ok_or(ProtocolError::InvalidContentLength)?;
-            match found {
-                Some(prev) if prev != n => return Err(ProtocolError::ConflictingContentLength),
-                _ => found = Some(n),
-            }
+impl Codings {
+    /// §6.3 rule 4: chunked framing only when `chunked` is the final coding; otherwise the
+    /// body runs until close.
+    fn body_kind(&self) -> Result<BodyKind, ProtocolError> {
+        match (self.any, self.last_is_chunked, self.chunked_seen) {
+            _ if self.twice => Err(ProtocolError::InvalidTransferEncoding),
+            (false, _, _) => Err(ProtocolError::InvalidTransferEncoding),
+            (true, true, _) => Ok(BodyKind::Chunked),
+            // chunked applied before another coding cannot be delimited.
+            (true, false, true) => Err(ProtocolError::InvalidTransferEncoding),
+            (true, false, false) => Ok(BodyKind::UntilClose),
         }
     }
-    found.ok_or(ProtocolError::InvalidContentLength)
 }
 
 /// Strict `1*DIGIT` within u64: no sign, no whitespace, no separators, no overflow.
@@ -138,20 +197,6 @@ pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
         let d = b.is_ascii_digit().then(|| u64::from(b - b'0'))?;
         acc.checked_mul(10)?.checked_add(d)
     })
-}
-
-/// §9.3: HTTP/1.1 persists unless `close`; HTTP/1.0 only with `keep-alive`.
-fn is_persistent(version: Version, headers: &HeaderMap) -> bool {
-    let has = |token: &[u8]| {
-        headers
-            .get_all(CONNECTION)
-            .iter()
-            .any(|v| list_items(v.as_bytes()).any(|t| t.eq_ignore_ascii_case(token)))
-    };
-    if has(b"close") {
-        return false;
-    }
-    version != Version::HTTP_10 || has(b"keep-alive")
 }
 
 /// Items of a comma-separated list (RFC 9110 §5.6.1), trimmed, empty ones skipped.
@@ -199,7 +244,28 @@ mod tests {
         status: u16,
         fields: &[(&'static str, &'static str)],
     ) -> Result<Framing, ProtocolError> {
-        Framing::of(&method, &head(Version::HTTP_11, status, fields))
+        checked(&method, &head(Version::HTTP_11, status, fields))
+    }
+
+    /// `Framing::of` on `head`, checked to be what the response reader decides from the
+    /// fields its parser gathers, when the same head arrives as text.
+    fn checked(method: &Method, head: &ResponseHead) -> Result<Framing, ProtocolError> {
+        let of = Framing::of(method, head);
+        if !head.status.is_informational() {
+            let mut text = format!("{:?} {} R\r\n", head.version, head.status.as_u16());
+            for (name, value) in &head.headers {
+                text += &format!("{name}: {}\r\n", value.to_str().expect("ASCII"));
+            }
+            text += "\r\n";
+            let read = super::super::ResponseReader::new(super::super::Limits::default())
+                .read_head(text.as_bytes(), method)
+                .map(|step| match step {
+                    super::super::HeadStep::Final { framing, .. } => framing,
+                    other => panic!("{text:?}: {other:?}"),
+                });
+            assert_eq!(read, of, "{text:?}");
+        }
+        of
     }
 
     #[test]
@@ -285,7 +351,7 @@ mod tests {
             &[("transfer-encoding", "chunked"), ("content-length", "3")],
         );
         assert_eq!(both, Err(ProtocolError::LengthWithTransferEncoding));
-        let old = Framing::of(
+        let old = checked(
             &Method::GET,
             &head(Version::HTTP_10, 200, &[("transfer-encoding", "chunked")]),
         );
@@ -317,7 +383,7 @@ mod tests {
                 .keep_alive
         );
         let v10 = |fields: &[(&'static str, &'static str)]| {
-            Framing::of(&Method::GET, &head(Version::HTTP_10, 200, fields))
+            checked(&Method::GET, &head(Version::HTTP_10, 200, fields))
                 .expect("ok")
                 .keep_alive
         };

@@ -3,7 +3,7 @@
 use std::mem::MaybeUninit;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, StatusCode, Version};
 
 use super::{Limits, ProtocolError};
 
@@ -217,7 +217,7 @@ fn parse_head_in<'b>(
     };
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
     for field in resp.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
+        let name = super::field_name::field_name(field.name.as_bytes())
             .map_err(|_| ProtocolError::MalformedHead("invalid header name"))?;
         let value = HeaderValue::from_maybe_shared(share(field.value))
             .map_err(|_| ProtocolError::MalformedHead("invalid header value"))?;
@@ -279,7 +279,7 @@ pub(crate) fn parse_fields(bytes: &[u8], max_fields: usize) -> Result<HeaderMap,
     };
     let mut map = HeaderMap::with_capacity(fields.len());
     for field in fields {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
+        let name = super::field_name::field_name(field.name.as_bytes())
             .map_err(|_| ProtocolError::MalformedTrailer)?;
         let value =
             HeaderValue::from_bytes(field.value).map_err(|_| ProtocolError::MalformedTrailer)?;

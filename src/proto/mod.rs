@@ -8,6 +8,7 @@ mod body;
 mod chunked;
 mod connect;
 mod error;
+mod field_name;
 mod framing;
 mod head;
 mod limits;
