@@ -3,7 +3,7 @@
 use std::mem::MaybeUninit;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, Version};
+use http::{HeaderMap, StatusCode, Version};
 
 use super::{Limits, ProtocolError};
 
@@ -219,9 +219,10 @@ fn parse_head_in<'b>(
     for field in resp.headers.iter() {
         let name = super::field_name::field_name(field.name.as_bytes())
             .map_err(|_| ProtocolError::MalformedHead("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(share(field.value))
-            .map_err(|_| ProtocolError::MalformedHead("invalid header value"))?;
-        headers.append(name, value);
+        headers.append(
+            name,
+            super::field_value::parsed_field_value(share(field.value)),
+        );
     }
     let reason = resp.reason.unwrap_or("").to_owned();
     let head = ResponseHead {
@@ -281,9 +282,8 @@ pub(crate) fn parse_fields(bytes: &[u8], max_fields: usize) -> Result<HeaderMap,
     for field in fields {
         let name = super::field_name::field_name(field.name.as_bytes())
             .map_err(|_| ProtocolError::MalformedTrailer)?;
-        let value =
-            HeaderValue::from_bytes(field.value).map_err(|_| ProtocolError::MalformedTrailer)?;
-        map.append(name, value);
+        let value = Bytes::copy_from_slice(field.value);
+        map.append(name, super::field_value::parsed_field_value(value));
     }
     Ok(map)
 }

@@ -9,6 +9,7 @@ mod chunked;
 mod connect;
 mod error;
 mod field_name;
+mod field_value;
 mod framing;
 mod head;
 mod limits;
