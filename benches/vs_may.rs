@@ -20,7 +20,11 @@
 //! - `syscalls`: the one-worker `gets` child under `strace -f -c`, once with 64 x 200
 //!   requests and once with none (start-up, connects, teardown): the difference in system
 //!   calls, of every thread, divided by the 12,800 requests, and likewise for the four
-//!   calls the requests added most of. Skipped, with a note, without `strace`.
+//!   calls the requests added most of. Skipped, with a note, without `strace`. Then the
+//!   same under `perf stat -e raw_syscalls:sys_enter` (a total only, but counted without
+//!   stopping the client at each call, as strace does: slowed several times over, dugong's
+//!   green client probes idle connections it would otherwise skip); skipped without a
+//!   `perf` that can count that tracepoint.
 //!
 //! Each figure is the median of 5 runs (3 with `--quick`), each run a child process (this
 //! binary re-run with `--child LIB MEASUREMENT ...`), dugong's and may's runs alternating:
@@ -245,7 +249,9 @@ fn parent(args: &[String]) {
         );
     }
     if let (true, Some(server)) = (run("syscalls"), &server) {
-        syscalls(&plan, server.port, if quick { 50 } else { 200 });
+        let per = if quick { 50 } else { 200 };
+        syscalls(&plan, server.port, per);
+        perf_syscalls(&plan, server.port, per);
     }
     println!();
     println!("Took {:.1} s.", started.elapsed().as_secs_f64());
@@ -339,18 +345,35 @@ fn self_command(plan: &Plan, cpu: Option<&str>, args: &[&str]) -> Command {
     }
 }
 
-/// Runs one measurement child (`--child ARGS`), pinned to CPU 1 when `pin`, under `strace`
-/// when `strace` is given (the strace binary and its output file), and returns the figure it
-/// printed (its `result` line).
-fn measure(plan: &Plan, pin: bool, args: &[&str], strace: Option<(&Path, &Path)>) -> f64 {
+/// A program a measurement child runs under, writing its counts to a file.
+#[derive(Clone, Copy)]
+enum Counter<'a> {
+    /// `strace -f -c`: every call by name, but it stops the child at each call.
+    Strace(&'a Path),
+    /// `perf stat -e raw_syscalls:sys_enter`: one total, counted in the kernel without
+    /// stopping the child.
+    Perf(&'a Path),
+}
+
+/// Runs one measurement child (`--child ARGS`), pinned to CPU 1 when `pin`, under `counter`
+/// when given (with the file it writes), and returns the figure it printed (its `result`
+/// line).
+fn measure(plan: &Plan, pin: bool, args: &[&str], counter: Option<(Counter<'_>, &Path)>) -> f64 {
     let mut child_args = vec!["--child"];
     child_args.extend_from_slice(args);
     let inner = self_command(plan, pin.then_some("1"), &child_args);
-    let mut command = match strace {
-        Some((strace, out)) => {
-            // strace itself is not pinned: it would take turns with the client on CPU 1.
+    let mut command = match counter {
+        // The counter itself is not pinned: it would take turns with the client on CPU 1.
+        Some((Counter::Strace(strace), out)) => {
             let mut command = Command::new(strace);
             command.args(["-f", "-c", "-o"]).arg(out);
+            command.arg(inner.get_program()).args(inner.get_args());
+            command
+        }
+        Some((Counter::Perf(perf), out)) => {
+            let mut command = Command::new(perf);
+            command.args(["stat", "-x,", "-e", "raw_syscalls:sys_enter", "-o"]);
+            command.arg(out).arg("--");
             command.arg(inner.get_program()).args(inner.get_args());
             command
         }
@@ -557,7 +580,7 @@ fn syscalls(plan: &Plan, port: u16, per: usize) {
             "--port",
             &port,
         ];
-        measure(plan, true, &args, Some((&strace, &out)));
+        measure(plan, true, &args, Some((Counter::Strace(&strace), &out)));
         strace_counts(&std::fs::read_to_string(&out).expect("strace's summary"))
     };
     let mut cells = Vec::new();
@@ -593,6 +616,65 @@ fn syscalls(plan: &Plan, port: u16, per: usize) {
          (may/dugong) |",
         m / d
     );
+}
+
+/// The `syscalls` row again, counted by `perf stat` instead: strace stops the client at each
+/// call, slowing it several times over, which changes what it does (dugong's green
+/// connections skip their stale-connection probe only within a millisecond of the last
+/// poll). Skipped, with a note, without a `perf` that counts the tracepoint.
+fn perf_syscalls(plan: &Plan, port: u16, per: usize) {
+    let Ok(perf) = find_binary(None, "perf", "/usr/bin/perf") else {
+        println!("| system calls per request, counted by perf | (skipped: no perf on PATH) | | |");
+        return;
+    };
+    let works = Command::new(&perf)
+        .args(["stat", "-e", "raw_syscalls:sys_enter", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !works {
+        println!(
+            "| system calls per request, counted by perf | (skipped: perf cannot count \
+             raw_syscalls:sys_enter here) | | |"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temp dir for perf's output");
+    let requests = (CONNECTIONS * per) as f64;
+    let counted = |lib: Lib, per: usize| {
+        let out = dir.path().join(format!("perf-{}-{per}", lib.name()));
+        let (per, port) = (per.to_string(), port.to_string());
+        let args = [
+            lib.name(),
+            "gets",
+            "--workers",
+            "1",
+            "--per",
+            &per,
+            "--port",
+            &port,
+        ];
+        measure(plan, true, &args, Some((Counter::Perf(&perf), &out)));
+        perf_count(&std::fs::read_to_string(&out).expect("perf's output"))
+    };
+    let [d, m] = [Lib::Dugong, Lib::May]
+        .map(|lib| counted(lib, per).saturating_sub(counted(lib, 0)) as f64 / requests);
+    println!(
+        "| system calls per request, 1 worker ({CONNECTIONS} x {per} GETs, perf stat -e \
+         raw_syscalls:sys_enter, less a run without requests) | {d:.2} | {m:.2} | {:.2} \
+         (may/dugong) |",
+        m / d
+    );
+}
+
+/// The count in `perf stat -x,` output: the first field of the event's line.
+fn perf_count(output: &str) -> u64 {
+    output
+        .lines()
+        .find(|line| line.contains("raw_syscalls:sys_enter"))
+        .and_then(|line| line.split(',').next()?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count in perf's output: {output:?}"))
 }
 
 /// The calls counted in an `strace -c` summary, by system call name, and its `total`.
