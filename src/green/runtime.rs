@@ -266,7 +266,10 @@ struct Slot {
     on_panic: Option<PanicSink>,
     /// The reactor key it waits on, if it waits for a socket.
     io_key: Option<u64>,
-    /// When its timer fires, if it has one (an entry of `Runtime::timers`).
+    /// When its current park times out, if it does.
+    deadline: Option<Instant>,
+    /// Its entry in `Runtime::timers`, if it has one: never later than `deadline`, and kept
+    /// when the task wakes for another reason (see `Runtime::timers`).
     timer: Option<Instant>,
     /// Whether it is in the ready queue already.
     queued: bool,
@@ -283,9 +286,15 @@ pub struct Runtime {
     shared: Rc<Shared>,
     tasks: IdMap<u64, Slot>,
     ready: VecDeque<(u64, Wake)>,
-    /// The timers of suspended tasks, soonest first: one per task at most, removed when the
-    /// task wakes for another reason, so the set never holds more than the live timers.
+    /// Timer entries, soonest first: one per task at most, removed when the task ends.
+    ///
+    /// An entry is not removed when its task wakes before it (nearly every I/O wait ends
+    /// that way, and each wait sets a deadline): the next park with a deadline no earlier
+    /// reuses it, so a run of waits costs no tree operations. An entry that fires early is
+    /// moved to its task's current deadline, or dropped if the task has none.
     timers: BTreeSet<(Instant, u64)>,
+    /// How many tasks have a deadline (their entries are the live ones).
+    deadlines: usize,
     io_waiters: IdMap<usize, (u64, Ready)>,
     joiners: IdMap<u64, Vec<u64>>,
     stacks: StackPool,
@@ -332,6 +341,7 @@ impl Runtime {
             tasks: IdMap::default(),
             ready: VecDeque::new(),
             timers: BTreeSet::new(),
+            deadlines: 0,
             io_waiters: IdMap::default(),
             joiners: IdMap::default(),
             stacks: StackPool::new(STACK_SIZE, usize::MAX),
@@ -420,7 +430,7 @@ impl Runtime {
             if !go_on() || self.tasks.is_empty() {
                 return Ok(());
             }
-            let waiting = !self.io_waiters.is_empty() || !self.timers.is_empty();
+            let waiting = !self.io_waiters.is_empty() || self.deadlines > 0;
             if self.ready.is_empty() {
                 if !waiting {
                     // Everything left waits on a join that cannot happen.
@@ -441,6 +451,7 @@ impl Runtime {
                 run: Run::NotStarted(Some(body)),
                 on_panic: Some(on_panic),
                 io_key: None,
+                deadline: None,
                 timer: None,
                 queued: false,
                 cancelled: false,
@@ -501,8 +512,8 @@ impl Runtime {
         if let Some(key) = slot.io_key.take() {
             self.io_waiters.remove(&(key as usize));
         }
-        if let Some(at) = slot.timer.take() {
-            self.timers.remove(&(at, id));
+        if slot.deadline.take().is_some() {
+            self.deadlines -= 1;
         }
         slot.queued = false;
         if let Err(e) = self.start(id) {
@@ -555,15 +566,26 @@ impl Runtime {
         }
     }
 
-    /// Sets task `id`'s timer (it has none: timers are cleared whenever a task resumes).
+    /// Sets task `id`'s deadline (it has none: deadlines are cleared whenever a task
+    /// resumes), reusing its timer entry if that fires no later.
     fn set_timer(&mut self, id: u64, at: Instant) {
-        if let Some(slot) = self.tasks.get_mut(&id) {
-            slot.timer = Some(at);
-            self.timers.insert((at, id));
-            #[cfg(test)]
-            {
-                self.peak_timers = self.peak_timers.max(self.timers.len());
+        let Some(slot) = self.tasks.get_mut(&id) else {
+            return;
+        };
+        slot.deadline = Some(at);
+        self.deadlines += 1;
+        match slot.timer {
+            Some(entry) if entry <= at => return,
+            Some(entry) => {
+                self.timers.remove(&(entry, id));
             }
+            None => {}
+        }
+        slot.timer = Some(at);
+        self.timers.insert((at, id));
+        #[cfg(test)]
+        {
+            self.peak_timers = self.peak_timers.max(self.timers.len());
         }
     }
 
@@ -609,6 +631,8 @@ impl Runtime {
         let now = crate::io::now();
         let timeout = match self.timers.first() {
             _ if now_only => Some(Duration::ZERO),
+            // Entries left by tasks that woke early need no wait of their own.
+            _ if self.deadlines == 0 => None,
             Some((at, _)) => Some(at.saturating_duration_since(now)),
             None => None,
         };
@@ -638,6 +662,18 @@ impl Runtime {
                 continue;
             };
             slot.timer = None;
+            match slot.deadline {
+                None => continue,
+                Some(deadline) if deadline > now => {
+                    // The task woke early and parked again with a later deadline.
+                    slot.timer = Some(deadline);
+                    self.timers.insert((deadline, id));
+                    continue;
+                }
+                Some(_) => {}
+            }
+            slot.deadline = None;
+            self.deadlines -= 1;
             let wake = if slot.io_key.is_some() {
                 Wake::TimedOut
             } else {
@@ -694,7 +730,7 @@ mod tests {
 
     /// A task that parks 200,000 times with a 30 s deadline, each wait ended at once by a
     /// byte it wrote to the other end of its socket pair (an edge-triggered registration
-    /// needs a new event per wait): the timer set holds at most the one live timer
+    /// needs a new event per wait): the timer set holds at most the task's one entry
     /// throughout, nothing is left behind, and the runtime exits as soon as the task is done.
     #[test]
     fn timers_of_early_wakes_are_removed() {
@@ -731,5 +767,63 @@ mod tests {
             started.elapsed() < Duration::from_secs(30),
             "no stale timer delayed the end"
         );
+    }
+
+    /// Timer entries kept across early wakes never change when a wait ends: a short
+    /// deadline after a long one that woke early times out on time, and a long wait after a
+    /// short one that woke early is not ended when the short one's entry fires.
+    #[test]
+    fn kept_timer_entries_end_no_wait_early_or_late() {
+        use socket2::{Domain, Socket, Type};
+        let mut runtime = Runtime::new().expect("runtime");
+        let handle = runtime.spawn(move |task| {
+            let park = Green { task };
+            let (ours, theirs) = Socket::pair(Domain::UNIX, Type::STREAM, None).expect("pair");
+            ours.set_nonblocking(true).expect("nonblocking");
+            let transport = Transport::waker(ours, Some(task.reactor())).expect("register");
+            let readable = Ready {
+                readable: true,
+                writable: false,
+            };
+            let mut byte = [0u8; 1];
+            let mut wait = |timeout: Duration| {
+                let started = Instant::now();
+                let wake = park.park(&transport, readable, Some(timeout));
+                let woke = match wake {
+                    Ok(ParkWake::Ready(r)) if r.readable => {
+                        transport.recv(&mut byte).expect("the byte");
+                        "ready"
+                    }
+                    Ok(ParkWake::TimedOut) => "timed out",
+                    other => panic!("unexpected wake {other:?}"),
+                };
+                (woke, started.elapsed())
+            };
+            // A long wait ended early leaves its entry; a shorter one still times out on time.
+            theirs.send(b"x").expect("send");
+            assert_eq!(wait(Duration::from_secs(30)).0, "ready");
+            let (woke, took) = wait(Duration::from_millis(100));
+            assert_eq!(woke, "timed out");
+            assert!(
+                took >= Duration::from_millis(100) && took < Duration::from_secs(5),
+                "timed out after {took:?}"
+            );
+            // A short wait ended early leaves its entry; a longer one outlives it.
+            theirs.send(b"x").expect("send");
+            assert_eq!(wait(Duration::from_millis(50)).0, "ready");
+            let sender = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                theirs.send(b"x").expect("send");
+                theirs
+            });
+            let (woke, took) = wait(Duration::from_secs(30));
+            assert_eq!(woke, "ready", "the short wait's entry ended the long wait");
+            assert!(took >= Duration::from_millis(250), "woke after {took:?}");
+            drop(sender.join());
+        });
+        runtime.block_on(handle).expect("no panic");
+        assert_eq!(runtime.peak_timers, 1, "one entry per task");
+        assert!(runtime.timers.is_empty());
+        assert_eq!(runtime.deadlines, 0);
     }
 }
