@@ -254,7 +254,10 @@ impl State {
         !matches!(probe, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    /// Opens a new connection (see [`connect::open`](super::connect::open)).
+    /// Opens a new connection (see [`connect::open`](super::connect::open)). Kept out of
+    /// line: its large locals would otherwise widen the stack frame of every send.
+    #[cold]
+    #[inline(never)]
     fn connect(&mut self, d: &Driver<'_>) -> Result<(), Error> {
         let opened = super::connect::open(d).inspect_err(|e| trace::connect_failed(d, e))?;
         trace::connected(d, &opened.transport);
