@@ -205,7 +205,8 @@ fn parse_url(s: &str) -> Result<Url, String> {
         .map(str::len)
         .ok_or("only http:// and https:// URLs are supported")?;
     let rest = &s[scheme_len..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let end = rest.bytes().position(|b| matches!(b, b'/' | b'?' | b'#'));
+    let authority = &rest[..end.unwrap_or(rest.len())];
     let (origin, target) = Origin::parse_url(s).map_err(|_| {
         if authority.starts_with('[') {
             BAD_HOST
@@ -231,8 +232,15 @@ fn parse_url(s: &str) -> Result<Url, String> {
     if origin.scheme == Scheme::Https && cfg!(not(feature = "tls")) {
         return Err("https:// needs dugong's `tls` feature".into());
     }
-    let host = origin.host.to_ascii_lowercase();
-    let origin = Origin::new(origin.scheme, &host, origin.port);
+    let origin = if origin.host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Origin::new(
+            origin.scheme,
+            &origin.host.to_ascii_lowercase(),
+            origin.port,
+        )
+    } else {
+        origin
+    };
     Ok(Url { origin, target })
 }
 
@@ -431,13 +439,40 @@ impl Output {
         })
     }
 
-    /// Adds the report line of response `index` for stderr.
-    fn report(&mut self, index: usize, line: fmt::Arguments<'_>) -> Result<(), Unwritten> {
+    /// Adds the report line of response `index` for stderr: `<status> <METHOD> <target>
+    /// <body bytes>`, put together without `fmt` (one line per response, so its cost counts).
+    fn report(
+        &mut self,
+        index: usize,
+        response: &dugong::Response,
+        bytes: u64,
+    ) -> Result<(), Unwritten> {
         if self.shared {
             self.flush_out()?;
         }
         self.err.mark(index);
-        let _ = writeln!(self.err.held, "{line}");
+        let line = &mut self.err.held;
+        for part in [
+            response.status.as_str(),
+            response.method.as_str(),
+            &response.path,
+        ] {
+            line.extend_from_slice(part.as_bytes());
+            line.push(b' ');
+        }
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut left = bytes;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (left % 10) as u8;
+            left /= 10;
+            if left == 0 {
+                break;
+            }
+        }
+        line.extend_from_slice(&digits[at..]);
+        line.push(b'\n');
         if self.err.held.len() >= PIECE {
             return self.flush();
         }
@@ -696,11 +731,7 @@ fn receive(
         }
         bytes += n as u64;
     }
-    let (status, method) = (response.status.as_u16(), &response.method);
-    output.report(
-        index,
-        format_args!("{status} {method} {} {bytes}", response.path),
-    )?;
+    output.report(index, &response, bytes)?;
     Ok(())
 }
 

@@ -572,8 +572,9 @@ impl Runtime {
         let Some(slot) = self.tasks.get_mut(&id) else {
             return;
         };
-        slot.deadline = Some(at);
-        self.deadlines += 1;
+        if slot.deadline.replace(at).is_none() {
+            self.deadlines += 1;
+        }
         match slot.timer {
             Some(entry) if entry <= at => return,
             Some(entry) => {
@@ -614,6 +615,9 @@ impl Runtime {
         }
         if let Some(at) = slot.timer {
             self.timers.remove(&(at, id));
+        }
+        if slot.deadline.is_some() {
+            self.deadlines -= 1;
         }
         if let Run::Started(fiber) = slot.run {
             if let Some(stack) = fiber.into_stack() {
