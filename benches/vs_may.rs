@@ -569,18 +569,7 @@ fn syscalls(plan: &Plan, port: u16, per: usize) {
     // The calls of one traced run, by name (with `total`).
     let traced = |lib: Lib, per: usize| {
         let out = dir.path().join(format!("{}-{per}", lib.name()));
-        let (per, port) = (per.to_string(), port.to_string());
-        let args = [
-            lib.name(),
-            "gets",
-            "--workers",
-            "1",
-            "--per",
-            &per,
-            "--port",
-            &port,
-        ];
-        measure(plan, true, &args, Some((Counter::Strace(&strace), &out)));
+        counted_gets(plan, lib, port, per, (Counter::Strace(&strace), &out));
         strace_counts(&std::fs::read_to_string(&out).expect("strace's summary"))
     };
     let mut cells = Vec::new();
@@ -644,18 +633,7 @@ fn perf_syscalls(plan: &Plan, port: u16, per: usize) {
     let requests = (CONNECTIONS * per) as f64;
     let counted = |lib: Lib, per: usize| {
         let out = dir.path().join(format!("perf-{}-{per}", lib.name()));
-        let (per, port) = (per.to_string(), port.to_string());
-        let args = [
-            lib.name(),
-            "gets",
-            "--workers",
-            "1",
-            "--per",
-            &per,
-            "--port",
-            &port,
-        ];
-        measure(plan, true, &args, Some((Counter::Perf(&perf), &out)));
+        counted_gets(plan, lib, port, per, (Counter::Perf(&perf), &out));
         perf_count(&std::fs::read_to_string(&out).expect("perf's output"))
     };
     let [d, m] = [Lib::Dugong, Lib::May]
@@ -666,6 +644,23 @@ fn perf_syscalls(plan: &Plan, port: u16, per: usize) {
          (may/dugong) |",
         m / d
     );
+}
+
+/// The one-worker `gets` child of `lib`, `per` requests per connection, under `counter`
+/// (which writes its counts to the path given with it).
+fn counted_gets(plan: &Plan, lib: Lib, port: u16, per: usize, counter: (Counter<'_>, &Path)) {
+    let (per, port) = (per.to_string(), port.to_string());
+    let args = [
+        lib.name(),
+        "gets",
+        "--workers",
+        "1",
+        "--per",
+        &per,
+        "--port",
+        &port,
+    ];
+    measure(plan, true, &args, Some(counter));
 }
 
 /// The count in `perf stat -x,` output: the first field of the event's line.

@@ -730,7 +730,17 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::io::{ParkImpl, Transport, Wake as ParkWake};
+    use crate::io::{ParkImpl, Transport, Wake as ParkWake, READABLE};
+
+    /// A socket pair: one end registered with `task`'s reactor, as a transport; the other
+    /// to write to it.
+    fn registered_pair(task: &Task<'_>) -> (Transport, socket2::Socket) {
+        use socket2::{Domain, Socket, Type};
+        let (ours, theirs) = Socket::pair(Domain::UNIX, Type::STREAM, None).expect("pair");
+        ours.set_nonblocking(true).expect("nonblocking");
+        let transport = Transport::waker(ours, Some(task.reactor())).expect("register");
+        (transport, theirs)
+    }
 
     /// A task that parks 200,000 times with a 30 s deadline, each wait ended at once by a
     /// byte it wrote to the other end of its socket pair (an edge-triggered registration
@@ -738,23 +748,16 @@ mod tests {
     /// throughout, nothing is left behind, and the runtime exits as soon as the task is done.
     #[test]
     fn timers_of_early_wakes_are_removed() {
-        use socket2::{Domain, Socket, Type};
         const PARKS: usize = 200_000;
         let mut runtime = Runtime::new().expect("runtime");
         let handle = runtime.spawn(move |task| {
             let park = Green { task };
-            let (ours, theirs) = Socket::pair(Domain::UNIX, Type::STREAM, None).expect("pair");
-            ours.set_nonblocking(true).expect("nonblocking");
-            let transport = Transport::waker(ours, Some(task.reactor())).expect("register");
-            let readable = Ready {
-                readable: true,
-                writable: false,
-            };
+            let (transport, theirs) = registered_pair(task);
             let mut woken = 0;
             let mut byte = [0u8; 1];
             for _ in 0..PARKS {
                 theirs.send(b"x").expect("send");
-                let wake = park.park(&transport, readable, Some(Duration::from_secs(30)));
+                let wake = park.park(&transport, READABLE, Some(Duration::from_secs(30)));
                 if matches!(wake, Ok(ParkWake::Ready(r)) if r.readable) {
                     woken += 1;
                 }
@@ -778,21 +781,14 @@ mod tests {
     /// short one that woke early is not ended when the short one's entry fires.
     #[test]
     fn kept_timer_entries_end_no_wait_early_or_late() {
-        use socket2::{Domain, Socket, Type};
         let mut runtime = Runtime::new().expect("runtime");
         let handle = runtime.spawn(move |task| {
             let park = Green { task };
-            let (ours, theirs) = Socket::pair(Domain::UNIX, Type::STREAM, None).expect("pair");
-            ours.set_nonblocking(true).expect("nonblocking");
-            let transport = Transport::waker(ours, Some(task.reactor())).expect("register");
-            let readable = Ready {
-                readable: true,
-                writable: false,
-            };
+            let (transport, theirs) = registered_pair(task);
             let mut byte = [0u8; 1];
             let mut wait = |timeout: Duration| {
                 let started = Instant::now();
-                let wake = park.park(&transport, readable, Some(timeout));
+                let wake = park.park(&transport, READABLE, Some(timeout));
                 let woke = match wake {
                     Ok(ParkWake::Ready(r)) if r.readable => {
                         transport.recv(&mut byte).expect("the byte");

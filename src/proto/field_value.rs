@@ -64,7 +64,7 @@ mod tests {
                     let parsed = response.headers[0].value;
                     let made = parsed_field_value(Bytes::copy_from_slice(parsed));
                     assert_eq!(made.as_bytes(), parsed);
-                    assert_eq!(made, HeaderValue::from_bytes(parsed).unwrap());
+                    assert_eq!(made, HeaderValue::from_bytes(parsed).expect("valid"));
                 }
             }
         }
