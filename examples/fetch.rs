@@ -460,18 +460,7 @@ impl Output {
             line.extend_from_slice(part.as_bytes());
             line.push(b' ');
         }
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut left = bytes;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (left % 10) as u8;
-            left /= 10;
-            if left == 0 {
-                break;
-            }
-        }
-        line.extend_from_slice(&digits[at..]);
+        line.extend_from_slice(itoa::Buffer::new().format(bytes).as_bytes());
         line.push(b'\n');
         if self.err.held.len() >= PIECE {
             return self.flush();
