@@ -277,14 +277,11 @@ struct Slot {
     cancelled: bool,
 }
 
-/// A single-threaded runtime for green tasks. [`run`] covers the common case.
-///
-/// Dropping a runtime with suspended tasks cancels them: each is resumed with a cancel signal
-/// (its pending operation fails with [`Error::Cancelled`]) until it
-/// returns. No stack is unwound, so this is safe under `panic = "abort"`.
-pub struct Runtime {
-    shared: Rc<Shared>,
-    tasks: IdMap<u64, Slot>,
+/// What the scheduler keeps besides the task table: the ready queue, timers and socket
+/// waiters. Kept apart from `Runtime::tasks` so a task's slot, once looked up, can be
+/// parked and queued without looking it up again.
+#[derive(Default)]
+struct Sched {
     ready: VecDeque<(u64, Wake)>,
     /// Timer entries, soonest first: one per task at most, removed when the task ends.
     ///
@@ -296,11 +293,22 @@ pub struct Runtime {
     /// How many tasks have a deadline (their entries are the live ones).
     deadlines: usize,
     io_waiters: IdMap<usize, (u64, Ready)>,
-    joiners: IdMap<u64, Vec<u64>>,
-    stacks: StackPool,
     /// The most timers ever held at once (for tests of the bound).
     #[cfg(test)]
     peak_timers: usize,
+}
+
+/// A single-threaded runtime for green tasks. [`run`] covers the common case.
+///
+/// Dropping a runtime with suspended tasks cancels them: each is resumed with a cancel signal
+/// (its pending operation fails with [`Error::Cancelled`]) until it
+/// returns. No stack is unwound, so this is safe under `panic = "abort"`.
+pub struct Runtime {
+    shared: Rc<Shared>,
+    tasks: IdMap<u64, Slot>,
+    sched: Sched,
+    joiners: IdMap<u64, Vec<u64>>,
+    stacks: StackPool,
 }
 
 impl fmt::Debug for Runtime {
@@ -339,14 +347,9 @@ impl Runtime {
                 next_id: Cell::new(0),
             }),
             tasks: IdMap::default(),
-            ready: VecDeque::new(),
-            timers: BTreeSet::new(),
-            deadlines: 0,
-            io_waiters: IdMap::default(),
+            sched: Sched::default(),
             joiners: IdMap::default(),
             stacks: StackPool::new(STACK_SIZE, usize::MAX),
-            #[cfg(test)]
-            peak_timers: 0,
         }
     }
 
@@ -420,8 +423,8 @@ impl Runtime {
             // One pass over the tasks ready now. A task readied meanwhile (one that yields,
             // a joiner, a new task) runs in the next pass, after the sockets and timers were
             // looked at: a task that keeps yielding cannot starve those that wait on them.
-            for _ in 0..self.ready.len() {
-                let Some((id, wake)) = self.ready.pop_front() else {
+            for _ in 0..self.sched.ready.len() {
+                let Some((id, wake)) = self.sched.ready.pop_front() else {
                     break;
                 };
                 self.resume(id, wake);
@@ -430,8 +433,8 @@ impl Runtime {
             if !go_on() || self.tasks.is_empty() {
                 return Ok(());
             }
-            let waiting = !self.io_waiters.is_empty() || self.deadlines > 0;
-            if self.ready.is_empty() {
+            let waiting = !self.sched.io_waiters.is_empty() || self.sched.deadlines > 0;
+            if self.sched.ready.is_empty() {
                 if !waiting {
                     // Everything left waits on a join that cannot happen.
                     return Ok(());
@@ -444,7 +447,19 @@ impl Runtime {
     }
 
     /// Moves newly spawned tasks into the table, ready to start, and files cancellations.
+    ///
+    /// Checked after every resume: most find nothing, and taking two empty vectors (and
+    /// dropping their iterators) cost more than a task switch's own work.
+    #[inline]
     fn adopt_spawned(&mut self) -> std::io::Result<()> {
+        if self.shared.spawned.borrow().is_empty() && self.shared.cancelled.borrow().is_empty() {
+            return Ok(());
+        }
+        self.adopt_spawned_now()
+    }
+
+    #[inline(never)]
+    fn adopt_spawned_now(&mut self) -> std::io::Result<()> {
         let spawned = std::mem::take(&mut *self.shared.spawned.borrow_mut());
         for (id, body, on_panic) in spawned {
             let slot = Slot {
@@ -510,37 +525,146 @@ impl Runtime {
             return;
         };
         if let Some(key) = slot.io_key.take() {
-            self.io_waiters.remove(&(key as usize));
+            self.sched.io_waiters.remove(&(key as usize));
         }
         if slot.deadline.take().is_some() {
-            self.deadlines -= 1;
+            self.sched.deadlines -= 1;
         }
         slot.queued = false;
-        if let Err(e) = self.start(id) {
-            // No stack for it: the task fails as if it had panicked with the error.
-            return self.finished(id, Some(Box::new(e)));
-        }
-        let Some(Slot {
-            run: Run::Started(fiber),
-            ..
-        }) = self.tasks.get_mut(&id)
-        else {
+        let slot = match slot.run {
+            Run::Started(_) => slot,
+            Run::NotStarted(_) => {
+                if let Err(e) = self.start(id) {
+                    // No stack for it: the task fails as if it had panicked with the error.
+                    return self.finished(id, Some(Box::new(e)));
+                }
+                match self.tasks.get_mut(&id) {
+                    Some(slot) => slot,
+                    None => return,
+                }
+            }
+        };
+        let Run::Started(fiber) = &mut slot.run else {
             return;
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| fiber.resume(wake)));
         match outcome {
-            Ok(Some(Resumed::Yield(parked))) => self.park(id, parked),
+            Ok(Some(Resumed::Yield(parked))) => {
+                if let Some(other) = self.sched.park(id, slot, parked) {
+                    self.join_wait(id, other);
+                }
+            }
             Ok(Some(Resumed::Return(())) | None) => self.finished(id, None),
             Err(payload) => self.finished(id, Some(payload)),
         }
     }
 
-    fn park(&mut self, id: u64, parked: Parked) {
-        let Some(slot) = self.tasks.get_mut(&id) else {
+    /// Task `id` waits for task `other` to finish (it is not cancelled: see [`Sched::park`]).
+    fn join_wait(&mut self, id: u64, other: u64) {
+        if self.tasks.contains_key(&other) {
+            self.joiners.entry(other).or_default().push(id);
+        } else {
+            self.wake(id, Wake::Ready(Ready::default()));
+        }
+    }
+
+    /// Queues task `id` to be resumed with `wake` (see [`Sched::wake`]).
+    fn wake(&mut self, id: u64, wake: Wake) {
+        if let Some(slot) = self.tasks.get_mut(&id) {
+            self.sched.wake(id, slot, wake);
+        }
+    }
+
+    fn finished(&mut self, id: u64, panic: Option<Box<dyn Any + Send>>) {
+        let Some(mut slot) = self.tasks.remove(&id) else {
             return;
         };
+        if let (Some(payload), Some(sink)) = (panic, slot.on_panic.take()) {
+            sink(payload);
+        }
+        if let Some(at) = slot.timer {
+            self.sched.timers.remove(&(at, id));
+        }
+        if slot.deadline.is_some() {
+            self.sched.deadlines -= 1;
+        }
+        if let Run::Started(fiber) = slot.run {
+            if let Some(stack) = fiber.into_stack() {
+                self.stacks.put(stack);
+            }
+        }
+        for joiner in self.joiners.remove(&id).unwrap_or_default() {
+            self.wake(joiner, Wake::Ready(Ready::default()));
+        }
+    }
+
+    /// Waits for sockets or the next timer (only looks, with `now_only`), and readies the
+    /// tasks concerned.
+    fn poll(&mut self, now_only: bool) -> std::io::Result<()> {
+        let now = crate::io::now();
+        let timeout = match self.sched.timers.first() {
+            _ if now_only => Some(Duration::ZERO),
+            // Entries left by tasks that woke early need no wait of their own.
+            _ if self.sched.deadlines == 0 => None,
+            Some((at, _)) => Some(at.saturating_duration_since(now)),
+            None => None,
+        };
+        // Nothing a task queued may wait while the thread sleeps.
+        crate::io::flush_thread();
+        let mut woken = Vec::new();
+        let waiters = &self.sched.io_waiters;
+        let now = self.shared.reactor.poll(timeout, |key, r| {
+            let Some(&(id, interest)) = waiters.get(&key) else {
+                return Ready::default();
+            };
+            let claimed = r.and(interest);
+            if !claimed.is_empty() {
+                woken.push((id, Wake::Ready(claimed)));
+            }
+            claimed
+        })?;
+        for (id, wake) in woken {
+            self.wake(id, wake);
+        }
+        while let Some(&(at, id)) = self.sched.timers.first() {
+            if at > now {
+                break;
+            }
+            self.sched.timers.pop_first();
+            let Some(slot) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            slot.timer = None;
+            match slot.deadline {
+                None => continue,
+                Some(deadline) if deadline > now => {
+                    // The task woke early and parked again with a later deadline.
+                    slot.timer = Some(deadline);
+                    self.sched.timers.insert((deadline, id));
+                    continue;
+                }
+                Some(_) => {}
+            }
+            slot.deadline = None;
+            self.sched.deadlines -= 1;
+            let wake = if slot.io_key.is_some() {
+                Wake::TimedOut
+            } else {
+                Wake::Ready(Ready::default())
+            };
+            self.sched.wake(id, slot, wake);
+        }
+        Ok(())
+    }
+}
+
+impl Sched {
+    /// Files task `id` (its `slot`), just suspended with `parked`. A join is left to the
+    /// caller, which knows the other tasks: its id is returned.
+    fn park(&mut self, id: u64, slot: &mut Slot, parked: Parked) -> Option<u64> {
         if slot.cancelled {
-            return self.wake(id, Wake::Cancel);
+            self.wake(id, slot, Wake::Cancel);
+            return None;
         }
         match parked {
             Parked::Io {
@@ -551,27 +675,19 @@ impl Runtime {
                 slot.io_key = Some(key as u64);
                 self.io_waiters.insert(key, (id, interest));
                 if let Some(at) = deadline {
-                    self.set_timer(id, at);
+                    self.set_timer(id, slot, at);
                 }
             }
-            Parked::Sleep(at) => self.set_timer(id, at),
-            Parked::Yield => self.wake(id, Wake::Ready(Ready::default())),
-            Parked::Join(other) => {
-                if self.tasks.contains_key(&other) {
-                    self.joiners.entry(other).or_default().push(id);
-                } else {
-                    self.wake(id, Wake::Ready(Ready::default()));
-                }
-            }
+            Parked::Sleep(at) => self.set_timer(id, slot, at),
+            Parked::Yield => self.wake(id, slot, Wake::Ready(Ready::default())),
+            Parked::Join(other) => return Some(other),
         }
+        None
     }
 
     /// Sets task `id`'s deadline (it has none: deadlines are cleared whenever a task
     /// resumes), reusing its timer entry if that fires no later.
-    fn set_timer(&mut self, id: u64, at: Instant) {
-        let Some(slot) = self.tasks.get_mut(&id) else {
-            return;
-        };
+    fn set_timer(&mut self, id: u64, slot: &mut Slot, at: Instant) {
         if slot.deadline.replace(at).is_none() {
             self.deadlines += 1;
         }
@@ -592,10 +708,7 @@ impl Runtime {
 
     /// Queues task `id` to be resumed with `wake` (once: a second wake-up before it ran is
     /// dropped, e.g. its deadline passing just as its socket became ready).
-    fn wake(&mut self, id: u64, wake: Wake) {
-        let Some(slot) = self.tasks.get_mut(&id) else {
-            return;
-        };
+    fn wake(&mut self, id: u64, slot: &mut Slot, wake: Wake) {
         if slot.queued {
             return;
         }
@@ -604,88 +717,6 @@ impl Runtime {
             self.io_waiters.remove(&(key as usize));
         }
         self.ready.push_back((id, wake));
-    }
-
-    fn finished(&mut self, id: u64, panic: Option<Box<dyn Any + Send>>) {
-        let Some(mut slot) = self.tasks.remove(&id) else {
-            return;
-        };
-        if let (Some(payload), Some(sink)) = (panic, slot.on_panic.take()) {
-            sink(payload);
-        }
-        if let Some(at) = slot.timer {
-            self.timers.remove(&(at, id));
-        }
-        if slot.deadline.is_some() {
-            self.deadlines -= 1;
-        }
-        if let Run::Started(fiber) = slot.run {
-            if let Some(stack) = fiber.into_stack() {
-                self.stacks.put(stack);
-            }
-        }
-        for joiner in self.joiners.remove(&id).unwrap_or_default() {
-            self.wake(joiner, Wake::Ready(Ready::default()));
-        }
-    }
-
-    /// Waits for sockets or the next timer (only looks, with `now_only`), and readies the
-    /// tasks concerned.
-    fn poll(&mut self, now_only: bool) -> std::io::Result<()> {
-        let now = crate::io::now();
-        let timeout = match self.timers.first() {
-            _ if now_only => Some(Duration::ZERO),
-            // Entries left by tasks that woke early need no wait of their own.
-            _ if self.deadlines == 0 => None,
-            Some((at, _)) => Some(at.saturating_duration_since(now)),
-            None => None,
-        };
-        // Nothing a task queued may wait while the thread sleeps.
-        crate::io::flush_thread();
-        let mut woken = Vec::new();
-        let waiters = &self.io_waiters;
-        let now = self.shared.reactor.poll(timeout, |key, r| {
-            let Some(&(id, interest)) = waiters.get(&key) else {
-                return Ready::default();
-            };
-            let claimed = r.and(interest);
-            if !claimed.is_empty() {
-                woken.push((id, Wake::Ready(claimed)));
-            }
-            claimed
-        })?;
-        for (id, wake) in woken {
-            self.wake(id, wake);
-        }
-        while let Some(&(at, id)) = self.timers.first() {
-            if at > now {
-                break;
-            }
-            self.timers.pop_first();
-            let Some(slot) = self.tasks.get_mut(&id) else {
-                continue;
-            };
-            slot.timer = None;
-            match slot.deadline {
-                None => continue,
-                Some(deadline) if deadline > now => {
-                    // The task woke early and parked again with a later deadline.
-                    slot.timer = Some(deadline);
-                    self.timers.insert((deadline, id));
-                    continue;
-                }
-                Some(_) => {}
-            }
-            slot.deadline = None;
-            self.deadlines -= 1;
-            let wake = if slot.io_key.is_some() {
-                Wake::TimedOut
-            } else {
-                Wake::Ready(Ready::default())
-            };
-            self.wake(id, wake);
-        }
-        Ok(())
     }
 }
 
@@ -768,8 +799,8 @@ mod tests {
         let started = Instant::now();
         let woken = runtime.block_on(handle).expect("no panic");
         assert_eq!(woken, PARKS);
-        assert_eq!(runtime.peak_timers, 1, "one live timer at a time");
-        assert!(runtime.timers.is_empty());
+        assert_eq!(runtime.sched.peak_timers, 1, "one live timer at a time");
+        assert!(runtime.sched.timers.is_empty());
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "no stale timer delayed the end"
@@ -822,8 +853,8 @@ mod tests {
             drop(sender.join());
         });
         runtime.block_on(handle).expect("no panic");
-        assert_eq!(runtime.peak_timers, 1, "one entry per task");
-        assert!(runtime.timers.is_empty());
-        assert_eq!(runtime.deadlines, 0);
+        assert_eq!(runtime.sched.peak_timers, 1, "one entry per task");
+        assert!(runtime.sched.timers.is_empty());
+        assert_eq!(runtime.sched.deadlines, 0);
     }
 }
