@@ -373,6 +373,58 @@ fn cancelled_tasks_stop_at_their_wait_and_the_rest_finish() {
     );
 }
 
+/// A join is a wait like any other: a task cancelled while it is parked in one, or while it
+/// is queued and has yet to reach one, gets the cancellation there, not when the task it
+/// joins ends.
+#[test]
+fn a_cancelled_task_stops_waiting_in_a_join() {
+    let started = Instant::now();
+    let mut runtime = Runtime::new().expect("a runtime");
+    let sleeper = |task: &green::Task<'_>| task.sleep(Duration::from_secs(30));
+    let (first, second) = (runtime.spawn(sleeper), runtime.spawn(sleeper));
+    // Parked in its join when it is cancelled.
+    let parked = runtime.spawn(move |task| {
+        let joined = task.join(first).is_err();
+        (joined, ends_at_once(task))
+    });
+    // Yielding, so queued, when it is cancelled; it joins after.
+    let go = Rc::new(std::cell::Cell::new(false));
+    let told = Rc::clone(&go);
+    let queued = runtime.spawn(move |task| {
+        while !told.get() {
+            task.yield_now();
+        }
+        task.join(second).is_err()
+    });
+    let main = runtime.spawn(move |task| {
+        task.sleep(Duration::from_millis(20));
+        task.cancel(&parked);
+        let parked = task.join(parked).expect("no panic");
+        task.cancel(&queued);
+        go.set(true);
+        (parked, task.join(queued).expect("no panic"))
+    });
+    let (parked, queued) = runtime.block_on(main).expect("main task");
+    assert_eq!(
+        parked,
+        (true, true),
+        "the join it was parked in ended with the cancel"
+    );
+    assert!(queued, "the join it reached after the cancel ended at once");
+    drop(runtime); // cancels the two sleepers
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "nobody waited for the 30 s sleepers"
+    );
+}
+
+/// Whether a sleep of `task` ends at once: every wait of a cancelled task does.
+fn ends_at_once(task: &green::Task<'_>) -> bool {
+    let before = Instant::now();
+    task.sleep(Duration::from_secs(30));
+    before.elapsed() < Duration::from_secs(10)
+}
+
 /// The reactor is edge-triggered: a response that arrives while its task sleeps is reported
 /// to nobody, and must still end the task's next wait at once (the first wait after a send
 /// on an idle connection parks before trying to receive). Likewise for a server's close.
