@@ -268,8 +268,8 @@ struct Slot {
     io_key: Option<u64>,
     /// When its current park times out, if it does.
     deadline: Option<Instant>,
-    /// Its entry in `Runtime::timers`, if it has one: never later than `deadline`, and kept
-    /// when the task wakes for another reason (see `Runtime::timers`).
+    /// Its entry in `Sched::timers`, if it has one: never later than `deadline`, and kept
+    /// when the task wakes for another reason (see `Sched::timers`).
     timer: Option<Instant>,
     /// Whether it is in the ready queue already.
     queued: bool,
