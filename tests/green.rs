@@ -384,7 +384,7 @@ fn a_cancelled_task_stops_waiting_in_a_join() {
     let (first, second) = (runtime.spawn(sleeper), runtime.spawn(sleeper));
     // Parked in its join when it is cancelled.
     let parked = runtime.spawn(move |task| {
-        let joined = task.join(first).is_err();
+        let joined = task.join(first).is_err_and(|e| is_join_cancel(&*e));
         (joined, ends_at_once(task))
     });
     // Yielding, so queued, when it is cancelled; it joins after.
@@ -394,7 +394,7 @@ fn a_cancelled_task_stops_waiting_in_a_join() {
         while !told.get() {
             task.yield_now();
         }
-        task.join(second).is_err()
+        task.join(second).is_err_and(|e| is_join_cancel(&*e))
     });
     let main = runtime.spawn(move |task| {
         task.sleep(Duration::from_millis(20));
@@ -416,6 +416,11 @@ fn a_cancelled_task_stops_waiting_in_a_join() {
         started.elapsed() < Duration::from_secs(10),
         "nobody waited for the 30 s sleepers"
     );
+}
+
+/// Whether `payload` is what [`green::Task::join`] gives when the joining task is cancelled.
+fn is_join_cancel(payload: &(dyn std::any::Any + Send)) -> bool {
+    payload.downcast_ref::<&str>() == Some(&"cancelled while joining")
 }
 
 /// Whether a sleep of `task` ends at once: every wait of a cancelled task does.

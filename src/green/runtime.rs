@@ -142,15 +142,16 @@ impl<'a> Task<'a> {
     ///
     /// # Errors
     ///
-    /// The task's panic payload; or, if the runtime is cancelled while waiting, a payload
-    /// saying so.
+    /// The task's panic payload; or, if this task is cancelled while waiting (by
+    /// [`Task::cancel`], [`Runtime::cancel`] or its runtime being dropped), the payload
+    /// `"cancelled while joining"` (a `&'static str`).
     pub fn join<T>(&self, handle: JoinHandle<T>) -> std::thread::Result<T> {
         loop {
             if let Some(result) = handle.slot.borrow_mut().take() {
                 return result;
             }
             if let Wake::Cancel = self.suspend(Parked::Join(handle.id)) {
-                return Err(Box::new("cancelled: the runtime was dropped"));
+                return Err(Box::new("cancelled while joining"));
             }
         }
     }
