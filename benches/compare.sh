@@ -471,9 +471,9 @@ run_big_rows() { # ROUND
     local r=$1 c=$BIG_CPU
     local get=(--port "$PORT" --target /m100 --size "$M100" --requests "$BIG_REQS")
     local put=(--port "$PORT" --target /sink --size "$M100" --requests "$BIG_REQS")
-    # One untimed 100 MiB GET (curl) before the timed ones. In full runs on the AMD VM
+    # One untimed 100 MiB GET (curl) before the timed ones. In two full runs on the AMD VM
     # (2026-12-02) the first big transfer after the small-GET rows, dugong's GET, measured
-    # 1.5-1.7 GB/s in 4 of 5 rounds, against 2.4-3.7 GB/s when the big rows ran alone or
+    # 1.5-1.8 GB/s in 8 of 10 rounds, against 2.4-3.7 GB/s when the big rows ran alone or
     # after the RTT rows: whatever the small rows leave behind is paid here, by no client.
     taskset -c "$c" curl -sS -f -o /dev/null "$BASE/m100" || die "the warm-up GET of /m100 failed"
     measure big.get.us "$r" parse_bytes "$c" us --mode get-big "${get[@]}"
