@@ -310,19 +310,35 @@ fail_run() { # KEY ROUND LOGFILE REASON
     log "FAIL $1 round $2: $4"
 }
 
+# ticks: for each CPU, "cpuN BUSY TOTAL" from /proc/stat (clock ticks since boot; busy is
+# user, nice, system, irq, softirq and steal: all but idle and iowait)
+ticks() {
+    awk '$1 ~ /^cpu[0-9]+$/ { t = 0; for (i = 2; i <= 9; i++) t += $i; print $1, t - $5 - $6, t }' \
+        /proc/stat
+}
+# busy_share BEFORE AFTER CPU: CPU's busy share of the span between two ticks readings, in %
+busy_share() {
+    awk -v c="cpu$3" 'BEGIN { n = 0 } $1 == c { b[n] = $2; t[n] = $3; n++ }
+        END { if (n == 2 && t[1] > t[0]) printf "%.1f\n", 100 * (b[1] - b[0]) / (t[1] - t[0]) }' \
+        <(echo "$1") <(echo "$2")
+}
+
 # measure KEY ROUND PARSER CPU CMD...: runs CMD pinned to CPU with a timeout, logs its
 # output, parses one figure with PARSER (a function reading the log and printing a number,
 # or failing), checks that it opened exactly one connection (EXPECT_CONNS), and records
-# the figure.
+# the figure, with how busy the server's CPU (0) and the client's were meanwhile
+# (KEY.busy.server, KEY.busy.client, in % of the run's wall time).
 measure() {
     local key=$1 round=$2 parser=$3 cpu=$4
     shift 4
-    local logf=$LOGS/$key.r$round.log a0 a1 rc=0 value
+    local logf=$LOGS/$key.r$round.log a0 a1 rc=0 value t0 t1 share
     a0=$(accepts)
+    t0=$(ticks)
     {
         echo "+ taskset -c $cpu $*"
         timeout -k 5 "$RUN_TIMEOUT" taskset -c "$cpu" bash -c '"$@"' client "$@" 2>&1
     } > "$logf" || rc=$?
+    t1=$(ticks)
     a1=$(accepts)
     if [ "$rc" != 0 ]; then
         fail_run "$key" "$round" "$logf" "exit status $rc"
@@ -338,6 +354,10 @@ measure() {
         return
     fi
     printf '%s\t%s\t%s\n' "$key" "$round" "$value" >> "$RAW"
+    share=$(busy_share "$t0" "$t1" 0)
+    [ -z "$share" ] || printf '%s.busy.server\t%s\t%s\n' "$key" "$round" "$share" >> "$RAW"
+    share=$(busy_share "$t0" "$t1" "$cpu")
+    [ -z "$share" ] || printf '%s.busy.client\t%s\t%s\n' "$key" "$round" "$share" >> "$RAW"
 }
 
 field() { # LOGFILE NAME: the value of NAME=... on the result line
@@ -484,6 +504,11 @@ run_big_rows() { # ROUND
     CURL_CODE=204 CURL_SIZE=$M100 measure big.put.curl "$r" parse_curl "$c" \
         curl_puts "$BIG_REQS" "$SCR/www/m100" "$BASE/sink"
     measure big.put.py "$r" parse_bytes "$c" py --mode put-big "${put[@]}"
+    # The 1 GiB file back into the page cache, untimed: on the Intel VM (2026-12-02) its pages
+    # were gone again by the next round, nginx's CPU then filled them while sending, and the
+    # row measured 0.75-1.6 GB/s in rounds 1-3 against 2.2-3.3 once cached (iperf3, which
+    # sends from memory, never pays this).
+    cat "$SCR/www/g1" > /dev/null
     measure big.g1.us "$r" parse_bytes "$c" us --mode get-big --port "$PORT" --target /g1 \
         --size "$G1" --requests 1
     EXPECT_CONNS=0 measure big.g1.iperf "$r" parse_iperf "$c" \

@@ -200,6 +200,43 @@ def main():
             r = ratio(us, peer, lower)
         print("| %s | %s | %s | %s | %s | %s |"
               % (name, unit, us.fmt(unit), peer_name, peer.fmt(unit), r))
+    busy_table(runs, big_cpu, tls_cpu)
+
+
+def busy_table(runs, big_cpu, tls_cpu):
+    """How busy the server's CPU and the client's were during each big transfer: a row that
+    is bound by the server (CPU 0 near 100%, the client's CPU with time to spare) measures
+    the server and the kernel, whichever client runs it."""
+    rows = [
+        ("100 MiB GET", "big.get", (("dugong", "us"), ("curl", "curl"), ("py-dugong", "py")),
+         big_cpu),
+        ("100 MiB PUT", "big.put", (("dugong", "us"), ("curl -T", "curl"), ("py-dugong", "py")),
+         big_cpu),
+        ("1 GiB GET", "big.g1", (("dugong", "us"), ("iperf3 -R", "iperf")), big_cpu),
+        ("TLS 100 MiB GET", "tls.big.get", (("dugong", "us"), ("curl", "curl")), tls_cpu),
+        ("TLS 100 MiB PUT", "tls.big.put", (("dugong", "us"), ("curl -T", "curl")), tls_cpu),
+    ]
+    lines = []
+    for name, prefix, clients, cpu in rows:
+        for who, key in clients:
+            server = fig(runs, "%s.%s.busy.server" % (prefix, key))
+            client = fig(runs, "%s.%s.busy.client" % (prefix, key))
+            if server.values or client.values:
+                same = " (the same CPU)" if cpu == "0" else ""
+                lines.append("| %s | %s | %s | %s%s |"
+                             % (name, who, server.fmt("%"), client.fmt("%"), same))
+    if not lines:
+        return
+    print()
+    print("CPU busy during the big transfers, in % of each client run's wall time (user, system,")
+    print("irq, softirq and steal from /proc/stat; median and range over rounds); the server,")
+    print("nginx (iperf3's own for its row), is on CPU 0, the client on CPU %s (TLS: CPU %s):"
+          % (big_cpu, tls_cpu))
+    print()
+    print("| transfer | client | server CPU busy (%) | client CPU busy (%) |")
+    print("|---|---|--:|--:|")
+    for line in lines:
+        print(line)
 
 
 if __name__ == "__main__":
