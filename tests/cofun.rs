@@ -244,6 +244,72 @@ fn sendfile_cofun_reports_a_reader_that_ends_early_or_fails() {
     assert!(matches!(conn.read_response(), Err(Error::Poisoned { .. })));
 }
 
+/// A reader offered when no body is owed — none declared, or one already complete — is
+/// refused before anything is read from it: its bytes could not be sent, and taking it
+/// quietly would lose them. A request that declared an empty body (`Content-Length: 0`)
+/// takes a reader and nothing from it, as a `Following` body is never read past its length
+/// (the seed's upload loop streams every file this way, empty ones too).
+#[test]
+fn a_reader_is_refused_unread_when_no_body_is_owed() {
+    let server = LoopbackServer::start();
+    let conn = connection(server.port());
+    let h = HeaderMap::new();
+    let refused = |conn: &dugong::HttpConnection, what: &str| {
+        let mut reader = &b"unsendable"[..];
+        let cofun = conn.sendfile_cofun(&mut reader).map(|_| ());
+        assert_eq!(
+            state(cofun.expect_err(what)),
+            StateError::NoBodyExpected,
+            "sendfile_cofun {what}"
+        );
+        let mut reader = &b"unsendable"[..];
+        let op = conn.co_write(&mut reader).map(|_| ());
+        assert_eq!(
+            state(op.expect_err(what)),
+            StateError::NoBodyExpected,
+            "co_write {what}"
+        );
+    };
+    let answered = |conn: &dugong::HttpConnection, what: &str| {
+        let resp = conn.read_response().expect(what);
+        assert!(resp.status.is_success(), "{what}: {}", resp.status);
+        conn.discard().expect(what);
+    };
+    refused(&conn, "before any request");
+    conn.send_request(&Method::GET, "/sink", &h, Body::Empty)
+        .expect("GET");
+    refused(&conn, "after a GET");
+    answered(&conn, "GET");
+    conn.send_request(&Method::POST, "/sink", &h, Body::Bytes(b"abc"))
+        .expect("bytes");
+    refused(&conn, "after a whole Bytes body");
+    answered(&conn, "bytes");
+    conn.send_request(&Method::PUT, "/sink", &h, Body::Following(3))
+        .expect("following");
+    conn.write(b"abc").expect("write");
+    refused(&conn, "after a Following body written whole");
+    answered(&conn, "following");
+    conn.send_request(&Method::POST, "/sink", &h, Body::Chunked)
+        .expect("chunked");
+    conn.write(b"abc").expect("chunk");
+    conn.finish_body().expect("last chunk");
+    refused(&conn, "after a finished chunked body");
+    answered(&conn, "chunked");
+
+    conn.send_request(&Method::PUT, "/sink", &h, Body::Following(0))
+        .expect("empty");
+    let mut reader = &b"beyond the length"[..];
+    for step in conn.sendfile_cofun(&mut reader).expect("empty body") {
+        step.expect("empty body");
+    }
+    assert_eq!(
+        reader, b"beyond the length",
+        "nothing is read for an empty body"
+    );
+    answered(&conn, "empty");
+    assert_eq!(server.connections_accepted(), 1);
+}
+
 /// A loop body that resets the connection (here `disconnect`; a read that meets a broken
 /// response does the same) ends the cofunction with an error, and the connection is usable
 /// for the next request.

@@ -315,6 +315,45 @@ fn the_buffer_bound_while_sending_is_an_error_not_a_deadlock() {
     }
 }
 
+/// `max_buffered` bounds what a waiting send holds, not reads: with it at 0, a chunked body
+/// whose last chunk comes later is still read to its end, by `read_response` taking the
+/// last chunk of a body read up to its data, and by `read_all`.
+#[test]
+fn max_buffered_does_not_bound_reads() {
+    let chunked = |last_chunk_later: &str| {
+        [
+            Step::ExpectHead,
+            Step::reply_str("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"),
+            Step::Sleep(Duration::from_millis(50)),
+            Step::reply_str(last_chunk_later),
+        ]
+    };
+    for &path in SendPath::ALL {
+        let mut steps = Vec::new();
+        steps.extend(chunked("0\r\n\r\n"));
+        steps.extend(chunked("5\r\nworld\r\n0\r\n\r\n"));
+        let server = ScriptedServer::start(steps);
+        path.run(server.port(), Config::default().max_buffered(0), |conn| {
+            let h = HeaderMap::new();
+            conn.send(&Method::GET, "/a", &h, Body::Empty).expect("a");
+            conn.read_response().expect("head a");
+            let mut buf = [0u8; 5];
+            let mut got = 0;
+            while got < buf.len() {
+                let n = conn.read(&mut buf[got..]).expect("body a");
+                assert!(n > 0, "body a ended early");
+                got += n;
+            }
+            assert_eq!(&buf, b"hello");
+            conn.send(&Method::GET, "/b", &h, Body::Empty).expect("b");
+            let head = conn.read_response().expect("head b, after a's last chunk");
+            assert_eq!(head.status, StatusCode::OK);
+            assert_eq!(conn.read_all().expect("body b"), b"helloworld");
+        });
+        server.finish().assert_ok();
+    }
+}
+
 #[test]
 fn a_server_that_never_answers_times_out_within_the_deadline() {
     // Not CoOps: co_* operations have no operation timeout by design.

@@ -441,8 +441,20 @@ fn b08_injection_is_rejected_before_anything_is_sent() {
     for path in SendPath::ALL {
         let server = ScriptedServer::start(vec![Step::ExpectHead, Step::Reply(ok("fine"))]);
         let port = server.port();
-        // The host becomes a header value too.
-        for host in ["a\r\nX-Injected: 1", "a b", "a\0", ""] {
+        // The host becomes a header value too, and, through a forward proxy, part of an
+        // absolute-form target: nothing that would move the authority elsewhere (user info,
+        // a port, a path) gets in.
+        for host in [
+            "a\r\nX-Injected: 1",
+            "a b",
+            "a\0",
+            "",
+            "trusted.test@inner.test",
+            "a:b",
+            "a/b",
+            "a?b",
+            "a#b",
+        ] {
             let got = HttpConnection::new(host, port);
             assert!(
                 matches!(got, Err(Error::InvalidRequest(RequestError::InvalidHost))),

@@ -105,7 +105,10 @@ impl HttpConnection {
     ///
     /// # Errors
     ///
-    /// - [`Error::InvalidRequest`] when `host` cannot be used in a `Host` header.
+    /// - [`Error::InvalidRequest`] when `host` cannot be used in a `Host` header: it must
+    ///   be a name (letters, digits, `-._~`, percent-escapes, `!$&'()*+,;=`), an IPv4
+    ///   address, or an IPv6 address with or without brackets, so that `@`, `:`, `/`, `?`,
+    ///   `#`, spaces and controls never reach a server or proxy inside an authority.
     pub fn new(host: &str, port: u16) -> Result<Self, Error> {
         Self::with_config(host, port, Config::default())
     }
@@ -247,8 +250,8 @@ impl<P: Park> HttpConnection<P> {
     ///
     /// # Blocking
     ///
-    /// Up to the connect timeout (name resolution itself is not bounded by it), which covers
-    /// a proxy's `CONNECT` exchange and the TLS handshake too.
+    /// Up to the connect timeout, which covers resolving the name, a proxy's `CONNECT`
+    /// exchange and the TLS handshake too.
     pub fn connect(&self) -> Result<(), Error> {
         let d = self.driver();
         let mut st = d.state()?;
@@ -393,7 +396,10 @@ impl<P: Park> HttpConnection<P> {
     /// # Errors
     ///
     /// [`StateError::NoBodyExpected`] (or `BodyRefused`, `CofunctionActive`) when no body is
-    /// owed. While iterating: [`StateError::SourceTooShort`] when the reader ends before the
+    /// owed: none was declared, or the declared one is complete already (nothing is read
+    /// from `reader` then). A request that declared an empty body (`Content-Length: 0`:
+    /// [`Body::Following`]`(0)`, or [`Body::Empty`] on a method that carries content) takes
+    /// the reader and reads nothing from it. While iterating: [`StateError::SourceTooShort`] when the reader ends before the
     /// declared length, [`Error::Io`] when it fails (both poison the connection, as part of
     /// the body went out), and the send errors of [`write`](Self::write).
     ///
@@ -411,8 +417,9 @@ impl<P: Park> HttpConnection<P> {
         self.sendfile_cofun(reader)
     }
 
-    /// Writes request body bytes for a [`Body::Following`] or [`Body::Chunked`] request. An
-    /// empty `data` is a no-op (it does not end a chunked body).
+    /// Writes request body bytes for a [`Body::Following`] or [`Body::Chunked`] request.
+    /// While a body is owed, an empty `data` is a no-op (it does not end a chunked body);
+    /// with none owed it is the same error as any other `data`.
     ///
     /// # Errors
     ///
@@ -513,6 +520,10 @@ impl<P: Park> HttpConnection<P> {
     ///   response was complete, or after a response that announced the close; it lists the
     ///   unanswered requests, and the next send reconnects.
     /// - [`Error::Timeout`] (nothing is lost: call again to keep waiting), [`Error::Io`].
+    /// - [`Error::Poisoned`] when an earlier failure poisoned the connection (a protocol
+    ///   error, a write that timed out or failed partway, [`Error::BufferFull`], a cofunction
+    ///   dropped mid-send, a `read_all` that timed out partway); it lists the unanswered requests, and the
+    ///   next send reconnects.
     ///
     /// # Blocking
     ///
@@ -522,15 +533,19 @@ impl<P: Park> HttpConnection<P> {
     }
 
     /// Reads body bytes of the current response into `buf`. Returns `Ok(0)` when the body is
-    /// complete or no body is active. A body is complete, and
+    /// complete or no body is active (unless the connection is poisoned: see below). A body
+    /// whose length is known is complete, and
     /// [`has_active_response`](Self::has_active_response) false, as soon as its last byte is
-    /// returned.
+    /// returned; a chunked body, once its last chunk has arrived, which may be after its
+    /// last data byte was returned (the next `read` then returns `Ok(0)`).
     ///
     /// # Errors
     ///
     /// - [`Error::Protocol`] for invalid chunk framing (the connection is poisoned).
     /// - [`Error::ConnectionClosed`] when the body was cut short.
     /// - [`Error::Timeout`] (nothing is lost), [`Error::Io`].
+    /// - [`Error::Poisoned`] when no body is active and an earlier failure poisoned the
+    ///   connection (as for [`read_response`](Self::read_response)).
     ///
     /// # Blocking
     ///
@@ -597,10 +612,11 @@ impl<P: Park> HttpConnection<P> {
             .is_ok_and(|st| st.has_active_response())
     }
 
-    /// Bytes of memory held by the receive buffer. It starts at 4 KiB and grows, up to
-    /// 64 KiB, while reads keep filling it (pipelined responses arriving in batches); beyond
-    /// that only to hold one response head or what a waiting send must buffer
-    /// ([`Config::max_buffered`]). Streaming a body of any size does not grow it.
+    /// Bytes of memory held by the receive buffer: 0 until the first receive allocates it
+    /// at 4 KiB. It grows, up to 64 KiB, while reads keep filling it (pipelined responses
+    /// arriving in batches); beyond that only to hold one response head or what a waiting
+    /// send must buffer ([`Config::max_buffered`]). Streaming a body of any size does not
+    /// grow it.
     pub fn receive_buffer_capacity(&self) -> usize {
         self.state
             .try_borrow()

@@ -10,7 +10,7 @@ use super::state::{Dead, Link, State};
 use super::trace;
 use super::Response;
 use crate::error::{ClosePhase, Error, PoisonCause};
-use crate::io::is_peer_gone;
+use crate::io::{is_peer_gone, READ_AHEAD};
 use crate::proto::{HeadStep, StateError};
 
 /// Caller buffers at least this large are filled straight from the socket when nothing is
@@ -101,7 +101,7 @@ fn finish_buffered_framing<'a>(
         if !st.recv.buf.is_empty() {
             return Err(StateError::BodyUnread.into());
         }
-        let (next, more) = d.fill(st, &held, d.config.max_buffered, deadline)?;
+        let (next, more) = d.fill(st, &held, READ_AHEAD, deadline)?;
         st = next;
         if !more {
             return Err(st.closed_error(ClosePhase::InBody));
@@ -165,7 +165,7 @@ pub(crate) fn read_body(
         if st.recv.buf.is_eof() {
             return body_at_eof(&mut st);
         }
-        let (next, more) = d.fill(st, &held, d.config.max_buffered, deadline)?;
+        let (next, more) = d.fill(st, &held, READ_AHEAD, deadline)?;
         st = next;
         if !more {
             return body_at_eof(&mut st);

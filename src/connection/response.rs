@@ -10,7 +10,8 @@ use crate::proto::{BodyKind, InFlight, ResponseHead};
 pub struct Response {
     /// Method of the request this answers.
     pub method: Method,
-    /// Target of the request this answers, as sent.
+    /// Target of the request this answers, as the caller gave it (through a forward proxy
+    /// the request line carries it in absolute form, `http://host:port` before it).
     pub path: String,
     /// `HTTP/1.0` or `HTTP/1.1`.
     pub version: Version,

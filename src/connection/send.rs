@@ -283,11 +283,13 @@ fn body_target(st: &mut State, len: usize) -> Result<(Held, u64), Error> {
     Ok((st.held()?, st.pipeline.pushed()))
 }
 
-/// Where a body streamed from a reader goes; `None` when the declared body is complete
-/// already (an empty one), so there is nothing to stream.
+/// Where a body streamed from a reader goes; `None` when the request declared an empty body,
+/// which takes nothing from the reader (as a `Following` body never reads past its length).
+/// Otherwise a body must be owed, as for `write`: one already complete takes no reader,
+/// whose bytes could not be sent.
 pub(crate) fn stream_target(st: &mut State) -> Result<Option<(Held, u64)>, Error> {
     check_caller_sends(st)?;
-    if st.send.encoder.is_complete() {
+    if st.send.encoder.is_declared_empty() {
         return Ok(None);
     }
     body_target(st, 0).map(Some)

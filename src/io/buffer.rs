@@ -9,8 +9,8 @@ const INITIAL: usize = 4 * 1024;
 
 /// Capacity the buffer grows to on its own when reads keep filling it (pipelined small
 /// responses arrive in batches); beyond this it grows only to hold one large head or what a
-/// blocking send must buffer.
-const READ_AHEAD: usize = 64 * 1024;
+/// blocking send must buffer. Also the limit a body read fills up to.
+pub(crate) const READ_AHEAD: usize = 64 * 1024;
 
 /// A byte buffer with a consumed front and a filled back.
 #[derive(Debug, Default)]

@@ -19,7 +19,7 @@ mod tls;
 mod transport;
 mod wire_log;
 
-pub(crate) use buffer::ReadBuffer;
+pub(crate) use buffer::{ReadBuffer, READ_AHEAD};
 pub(crate) use dns::{ip_literal, Lookup};
 pub use dns::{DnsError, Resolve, SystemResolver};
 pub(crate) use id_map::IdMap;

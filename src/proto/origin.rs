@@ -3,7 +3,7 @@
 
 use http::HeaderValue;
 
-use super::request::host_header_with_default;
+use super::request::{host_header_with_default, host_needs_brackets};
 use super::RequestError;
 
 /// `http` or `https`.
@@ -67,8 +67,9 @@ impl Origin {
     ///
     /// # Errors
     ///
-    /// [`RequestError::InvalidUrl`] for another scheme, user info, an empty host, a bad port
-    /// or an unclosed IPv6 bracket.
+    /// [`RequestError::InvalidUrl`] for another scheme, user info, an empty host or one with
+    /// characters a host cannot have (RFC 3986 §3.2.2), a bad port, or brackets around
+    /// something other than an IPv6 address.
     pub fn parse_url(url: &str) -> Result<(Origin, String), RequestError> {
         let (scheme, rest) = if let Some(rest) = strip_prefix_ignore_case(url, "https://") {
             (Scheme::Https, rest)
@@ -108,7 +109,12 @@ impl Origin {
                 .and_then(|port| u16::try_from(port).ok())
                 .ok_or(RequestError::InvalidUrl)?,
         };
-        if host.is_empty() {
+        let host_ok = if authority.starts_with('[') {
+            host.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            host_needs_brackets(host) == Ok(false)
+        };
+        if !host_ok {
             return Err(RequestError::InvalidUrl);
         }
         let tail = &tail[..tail.bytes().position(|b| b == b'#').unwrap_or(tail.len())];
@@ -181,6 +187,11 @@ mod tests {
             "http://h:99999999999999999999999/",
             "http://[::1/",
             "http://[::1]x/",
+            "http://[h]/",
+            "http://a b/",
+            "http://h\n/",
+            "http:// :80/",
+            "http://h\\x/",
         ] {
             assert_eq!(
                 Origin::parse_url(url),

@@ -15,7 +15,8 @@ use super::RequestError;
 /// | `Chunked` | `Transfer-Encoding: chunked` | later `write` calls, then `finish_body` |
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body<'a> {
-    /// No body.
+    /// No body. A method that carries content (`POST`, `PUT`, `PATCH`) declares it as
+    /// `Content-Length: 0`, as RFC 9110 §8.6 asks; others send no framing header.
     Empty,
     /// An in-memory body sent together with the head.
     Bytes(&'a [u8]),
@@ -172,10 +173,7 @@ pub(crate) fn host_header_with_default(
     port: u16,
     default_port: Option<u16>,
 ) -> Result<HeaderValue, RequestError> {
-    if host.is_empty() || host.bytes().any(|b| b <= b' ' || b >= 0x7f || b == b'/') {
-        return Err(RequestError::InvalidHost);
-    }
-    let bracketed = host.contains(':') && !host.starts_with('[');
+    let bracketed = host_needs_brackets(host)?;
     let text = match (bracketed, Some(port) == default_port) {
         (false, true) => host.to_owned(),
         (true, true) => format!("[{host}]"),
@@ -183,6 +181,35 @@ pub(crate) fn host_header_with_default(
         (true, false) => format!("[{host}]:{port}"),
     };
     HeaderValue::from_str(&text).map_err(|_| RequestError::InvalidHost)
+}
+
+/// Checks that `host` is a host as a URL's authority has it (RFC 3986 §3.2.2): a name of
+/// unreserved characters, percent-escapes and sub-delimiters, an IPv4 address, or an IPv6
+/// address, bare or in brackets. Returns whether it is a bare IPv6 address, which a `Host`
+/// header must bracket. Anything else — `@`, `:` outside an address, `/`, `?`, `#`, spaces,
+/// controls — could make a server or proxy read another host out of the authority.
+///
+/// # Errors
+///
+/// [`RequestError::InvalidHost`] for anything else, an empty host included.
+pub(crate) fn host_needs_brackets(host: &str) -> Result<bool, RequestError> {
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return match inner.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => Ok(false),
+            Err(_) => Err(RequestError::InvalidHost),
+        };
+    }
+    if host.contains(':') {
+        return match host.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => Ok(true),
+            Err(_) => Err(RequestError::InvalidHost),
+        };
+    }
+    let name_byte = |b: u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b);
+    if host.is_empty() || !host.bytes().all(name_byte) {
+        return Err(RequestError::InvalidHost);
+    }
+    Ok(false)
 }
 
 fn put_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -366,5 +393,44 @@ mod tests {
         assert_eq!(host_header("[::1]", 81).expect("ok"), "[::1]:81");
         assert_eq!(host_header("", 80), Err(RequestError::InvalidHost));
         assert_eq!(host_header("a\r\nb", 80), Err(RequestError::InvalidHost));
+    }
+
+    /// A host that would read as something else inside a URL's authority (user info, a
+    /// port, a path, a query) is refused: through a forward proxy, `trusted.test@inner.test`
+    /// would otherwise reach `inner.test`.
+    #[test]
+    fn hosts_that_change_an_authority_are_refused() {
+        for bad in [
+            "trusted.test@inner.test",
+            "a:b",
+            "a/b",
+            "a?b",
+            "a#b",
+            "a b",
+            "[a]",
+            "[::1",
+            "::1]",
+            "[::1]:80",
+            "[[::1]]",
+            "\u{e9}.test",
+        ] {
+            assert_eq!(
+                host_header(bad, 80),
+                Err(RequestError::InvalidHost),
+                "{bad:?}"
+            );
+        }
+        for good in [
+            "localhost",
+            "127.0.0.1",
+            "xn--bcher-kva.example",
+            "under_score.test",
+            "a~b.test",
+            "%65xample.test",
+            "fe80::1",
+            "[2001:db8::1]",
+        ] {
+            assert!(host_header(good, 80).is_ok(), "{good:?}");
+        }
     }
 }

@@ -43,8 +43,11 @@ enum Owed {
     /// The request declared no body (or there was no request yet).
     #[default]
     Nothing,
-    /// The declared body is complete.
+    /// The declared body is complete: all of it was framed.
     Complete,
+    /// The head declared an empty body (`Content-Length: 0`): complete at once, with
+    /// nothing to frame.
+    Empty,
     /// The head went out with `Expect: 100-continue`: the body (framed as given) waits for
     /// the server's answer.
     Continue(Declared),
@@ -66,7 +69,7 @@ enum Declared {
 impl Declared {
     fn owed(self) -> Owed {
         match self {
-            Declared::Length(0) => Owed::Complete,
+            Declared::Length(0) => Owed::Empty,
             Declared::Length(n) => Owed::Length(n),
             Declared::Chunked => Owed::Chunked,
         }
@@ -165,7 +168,7 @@ impl BodyEncoder {
     pub fn check_new_request(&self) -> Result<(), StateError> {
         match self.owed {
             Owed::Length(_) | Owed::Chunked | Owed::Continue(_) => Err(StateError::BodyIncomplete),
-            Owed::Nothing | Owed::Complete | Owed::Refused => Ok(()),
+            Owed::Nothing | Owed::Complete | Owed::Empty | Owed::Refused => Ok(()),
         }
     }
 
@@ -183,7 +186,13 @@ impl BodyEncoder {
     /// Whether the last request declared a body and all of it was framed (an empty declared
     /// body is complete at once).
     pub fn is_complete(&self) -> bool {
-        self.owed == Owed::Complete
+        matches!(self.owed, Owed::Complete | Owed::Empty)
+    }
+
+    /// Whether the last request declared an empty body (`Content-Length: 0`), which is
+    /// complete without a byte written.
+    pub fn is_declared_empty(&self) -> bool {
+        self.owed == Owed::Empty
     }
 
     /// Whether the server refused the body of the last request.
@@ -196,7 +205,7 @@ impl BodyEncoder {
         match self.owed {
             Owed::Length(n) => Some(n),
             Owed::Continue(Declared::Length(n)) => Some(n),
-            Owed::Complete => Some(0),
+            Owed::Complete | Owed::Empty => Some(0),
             _ => None,
         }
     }
@@ -229,7 +238,7 @@ impl BodyEncoder {
             Owed::Length(_) | Owed::Chunked => Ok(()),
             Owed::Continue(_) => Err(StateError::AwaitingContinue),
             Owed::Refused => Err(StateError::BodyRefused),
-            Owed::Nothing | Owed::Complete => Err(StateError::NoBodyExpected),
+            Owed::Nothing | Owed::Complete | Owed::Empty => Err(StateError::NoBodyExpected),
         }
     }
 

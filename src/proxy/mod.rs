@@ -116,8 +116,10 @@ impl Proxy {
     /// [`Error::InvalidProxy`] with
     /// - [`ProxyUrlError::UnsupportedScheme`] for `https://`, `socks4://`, `socks5://` or
     ///   any other scheme than `http://`;
-    /// - [`ProxyUrlError::InvalidUrl`] for an empty host, a bad port, a path, or an unclosed
-    ///   IPv6 bracket;
+    /// - [`ProxyUrlError::InvalidUrl`] for an empty host or one a URL cannot have (as for
+    ///   [`HttpConnection::new`](crate::HttpConnection::new): spaces, controls, brackets
+    ///   around anything but an IPv6 address), a bad port, a path, or an unclosed IPv6
+    ///   bracket;
     /// - [`ProxyUrlError::InvalidCredentials`] for bad percent-encoding in the user info.
     pub fn parse(url: &str) -> Result<Proxy, Error> {
         url::parse(url).map_err(Error::InvalidProxy)

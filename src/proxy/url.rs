@@ -89,6 +89,11 @@ mod tests {
             "http://[::1",
             "http://p/path",
             "http://p?q",
+            // Blank, spaced or control-character hosts: the origin's rules.
+            "http:// :80",
+            "http://a b:80",
+            "http://p\n",
+            "http://[p]:80",
         ] {
             assert_eq!(parse(url), Err(ProxyUrlError::InvalidUrl), "{url}");
         }
