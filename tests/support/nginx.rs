@@ -175,17 +175,11 @@ impl Nginx {
                 Some(ca)
             }
         };
-        // The port is free when picked but may be taken before nginx binds it: retry.
-        let mut last_error = String::new();
-        for _ in 0..5 {
-            let port = free_port().expect("bind a free port");
+        let log = dir.path().join("logs/error.log");
+        let launch = |port: u16, stderr: File| {
             let conf = config(dir.path(), port, echo.then_some(&*echo_module), options);
             fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
-            let log = dir.path().join("logs/error.log");
-            let _ = fs::remove_file(&log);
-            let stderr_path = dir.path().join("logs/stderr.log");
-            let stderr = File::create(&stderr_path).expect("stderr log");
-            let mut child = Command::new(&binary)
+            Command::new(&binary)
                 .arg("-e")
                 .arg(&log)
                 .arg("-p")
@@ -196,30 +190,20 @@ impl Nginx {
                 .stdout(Stdio::null())
                 .stderr(Stdio::from(stderr))
                 .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-            match wait_listening(&mut child, port, "nginx") {
-                Ok(()) => {
-                    return Some(Nginx {
-                        child,
-                        port,
-                        echo,
-                        ca,
-                        dir,
-                    });
-                }
-                Err(why) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
-                    let log = fs::read_to_string(&log).unwrap_or_default();
-                    last_error = format!("{why}\nstderr: {stderr}\nerror.log: {log}");
-                    if !last_error.contains("Address already in use") {
-                        break;
-                    }
-                }
-            }
-        }
-        panic!("nginx did not start: {last_error}");
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
+        };
+        let stop = |child: &mut Child| {
+            let _ = child.kill();
+            let _ = child.wait();
+        };
+        let (child, port) = start_on_a_free_port("nginx", dir.path(), &log, launch, stop);
+        Some(Nginx {
+            child,
+            port,
+            echo,
+            ca,
+            dir,
+        })
     }
 
     /// The port nginx listens on (127.0.0.1).
