@@ -207,14 +207,18 @@ fn parse_url(s: &str) -> Result<Url, String> {
     let rest = &s[scheme_len..];
     let end = rest.bytes().position(|b| matches!(b, b'/' | b'?' | b'#'));
     let authority = &rest[..end.unwrap_or(rest.len())];
+    let name_byte = |b: u8| b.is_ascii_alphanumeric() || b"-._".contains(&b);
     let (origin, target) = Origin::parse_url(s).map_err(|_| {
-        if authority.starts_with('[') {
+        let host = authority
+            .split_once(':')
+            .map_or(authority, |(host, _)| host);
+        let bad_name = !host.is_empty() && !host.contains('@') && !host.bytes().all(name_byte);
+        if authority.starts_with('[') || bad_name {
             BAD_HOST
         } else {
             "expected scheme://host[:port][/path][?query]"
         }
     })?;
-    let name_byte = |b: u8| b.is_ascii_alphanumeric() || b"-._".contains(&b);
     let host_ok = if authority.starts_with('[') {
         origin.host.parse::<Ipv6Addr>().is_ok()
     } else {
@@ -531,6 +535,9 @@ struct Session<'a> {
     output: &'a mut Output,
     /// The request last sent if it went out with nothing else in flight ([`Arrival::NotYet`]).
     alone: Option<usize>,
+    /// A response whose head was read, and maybe part of its body, while a pipelined upload
+    /// was going out.
+    partial: Option<Partial>,
 }
 
 impl<'a> Session<'a> {
@@ -565,6 +572,7 @@ impl<'a> Session<'a> {
             buf: vec![0; PIECE],
             output,
             alone: None,
+            partial: None,
         })
     }
 
@@ -579,6 +587,7 @@ impl<'a> Session<'a> {
             buf,
             output,
             alone,
+            partial,
         } = self;
         let target = &cli.urls[index].target;
         let upload = cli.upload.as_ref();
@@ -600,10 +609,30 @@ impl<'a> Session<'a> {
             Some(u) => Some(File::open(&u.path).map_err(reading(&u.path))?.take(limit)),
             None => None,
         };
-        // Reads a response whose data arrived while this request was going out.
+        // Takes one step of a response whose data arrived while this request was going out:
+        // its head, or the body bytes at hand. Never more: the response may be this request's
+        // own, streamed back while the server reads the upload, and waiting for its end here
+        // would wait for bytes still to be sent.
         let mut read_some = |done: &mut usize| -> Result<(), Fail> {
-            if *done <= index {
-                receive(conn, cli, buf, output, *done, Arrival::Unknown)?;
+            if *done > index {
+                return Ok(());
+            }
+            let mut reading = match partial.take() {
+                Some(reading) => reading,
+                None => {
+                    let reading = Partial::start(conn, cli, output, *done, Arrival::Unknown)?;
+                    if conn.has_active_response() && !conn.has_buffered_data() {
+                        // Its body comes on a later turn.
+                        *partial = Some(reading);
+                        return Ok(());
+                    }
+                    reading
+                }
+            };
+            if reading.step(conn, buf, output)? {
+                *partial = Some(reading);
+            } else {
+                reading.report(output)?;
                 *done += 1;
             }
             Ok(())
@@ -659,9 +688,15 @@ impl<'a> Session<'a> {
             conn,
             buf,
             output,
+            partial,
             ..
         } = self;
-        receive(conn, cli, buf, output, index, arrival)
+        let mut reading = match partial.take() {
+            Some(reading) if reading.index == index => reading,
+            _ => Partial::start(conn, cli, output, index, arrival)?,
+        };
+        while reading.step(conn, buf, output)? {}
+        reading.report(output)
     }
 }
 
@@ -683,25 +718,52 @@ fn body_file(cli: &Cli, index: usize) -> Result<Option<File>, Fail> {
 
 /// Reads response `index` (head and whole body) into its sink and reports it on stderr.
 /// Held output is written out before any read that would wait.
-fn receive(
-    conn: &HttpConnection,
-    cli: &Cli,
-    buf: &mut [u8],
-    output: &mut Output,
+/// A response being read: its head, where its body goes, and how much of it has gone there.
+struct Partial {
     index: usize,
-    arrival: Arrival,
-) -> Result<(), Fail> {
-    if output.owes_a_reader() && (arrival == Arrival::NotYet || !conn.has_buffered_data()) {
-        output.flush()?;
+    response: dugong::Response,
+    file: Option<File>,
+    bytes: u64,
+}
+
+impl Partial {
+    /// Reads the head of response `index`.
+    fn start(
+        conn: &HttpConnection,
+        cli: &Cli,
+        output: &mut Output,
+        index: usize,
+        arrival: Arrival,
+    ) -> Result<Partial, Fail> {
+        if output.owes_a_reader() && (arrival == Arrival::NotYet || !conn.has_buffered_data()) {
+            output.flush()?;
+        }
+        let response = conn.read_response()?;
+        let file = body_file(cli, index)?;
+        Ok(Partial {
+            index,
+            response,
+            file,
+            bytes: 0,
+        })
     }
-    let response = conn.read_response()?;
-    let mut file = body_file(cli, index)?;
-    let mut bytes = 0u64;
-    while conn.has_active_response() {
+
+    /// Reads and writes out the next body bytes (waiting for some if none are at hand);
+    /// `Ok(false)` once the body is complete.
+    fn step(
+        &mut self,
+        conn: &HttpConnection,
+        buf: &mut [u8],
+        output: &mut Output,
+    ) -> Result<bool, Fail> {
+        if !conn.has_active_response() {
+            return Ok(false);
+        }
         if output.owes_a_reader() && !conn.has_buffered_data() {
             output.flush()?;
         }
         // Once body bytes went out, a failure must not be resent.
+        let bytes = self.bytes;
         let n = conn.read(buf).map_err(|e| -> Fail {
             if bytes > 0 {
                 Box::new(BodyStarted(e))
@@ -710,18 +772,23 @@ fn receive(
             }
         })?;
         if n == 0 {
-            break;
+            return Ok(false);
         }
-        match &mut file {
+        match &mut self.file {
             Some(file) => file
                 .write_all(&buf[..n])
                 .map_err(local("writing the body".into()))?,
-            None => output.body(index, &buf[..n])?,
+            None => output.body(self.index, &buf[..n])?,
         }
-        bytes += n as u64;
+        self.bytes += n as u64;
+        Ok(conn.has_active_response())
     }
-    output.report(index, &response, bytes)?;
-    Ok(())
+
+    /// The report line of the complete response.
+    fn report(self, output: &mut Output) -> Result<(), Fail> {
+        output.report(self.index, &self.response, self.bytes)?;
+        Ok(())
+    }
 }
 
 /// Where a run that failed with `fail` stopped: at `done`, or at an earlier response whose
@@ -759,11 +826,15 @@ fn run(cli: &Cli, output: &mut Output) -> Result<(), (usize, Fail)> {
                             }
                         }
                     }
-                    // A late response cut in its body must not be resent either.
-                    if let Some(late) = late_fail
-                        .filter(|late| retry.attempts > 0 && !resendable(&retry, cli, &**late))
-                    {
-                        sending = Err(late);
+                    match late_fail {
+                        // The request being sent was answered (early, before the server
+                        // closed): nothing is owed, and the next send opens a new connection.
+                        None if done > sent => sending = Ok(()),
+                        // A late response cut in its body must not be resent either.
+                        Some(late) if retry.attempts > 0 && !resendable(&retry, cli, &*late) => {
+                            sending = Err(late);
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -789,6 +860,7 @@ fn run(cli: &Cli, output: &mut Output) -> Result<(), (usize, Fail)> {
         }
         // Whatever the connection's state, the next send starts on a new one.
         session.conn.disconnect();
+        session.partial = None;
         sent = done;
     }
     Ok(())

@@ -716,32 +716,124 @@ fn server_closing_after_a_limit_stops_the_pipeline() {
     assert_eq!(server.connections_accepted() - before, 3);
 }
 
+/// The server answers the first upload early and closes while its body is still going out.
+/// That request has its response; the next one was never sent, so it goes out on a new
+/// connection (not a resend: `PUT` needs no `--retry` for it), and every response is complete.
 #[test]
 fn an_early_response_to_an_upload_is_still_reported() {
-    let server = scripted(vec![
-        Step::ExpectHead,
-        Step::reply_str(
-            "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        ),
-        Step::Close,
-    ]);
+    const UPLOAD: usize = 64 << 20;
     let tmp = tempfile::tempdir().expect("temp dir");
     let file = tmp.path().join("big.bin");
     // Far more than the socket buffers hold, so the upload is cut off by the close.
-    std::fs::write(&file, vec![b'x'; 64 << 20]).expect("write the upload file");
+    std::fs::write(&file, vec![b'x'; UPLOAD]).expect("write the upload file");
     let file_arg = file.to_str().expect("utf-8 temp path");
-    let args = ["-X", "PUT", "--upload", file_arg, "--timeout", "10"];
-    let run = fetch(&args, server.port(), &["/a", "/b"]);
-    assert_exit(&run, 1);
-    let lines = run.stderr_lines();
-    assert_eq!(lines.len(), 3, "{}", run.stderr);
-    assert_eq!(lines[..2], ["413 PUT /a 0", "unanswered: PUT /b"]);
-    assert!(
-        lines[2].starts_with("error: connection closed by the server"),
-        "{}",
-        run.stderr
+    for depth in ["1", "2"] {
+        let server = scripted(vec![
+            Step::ExpectHead,
+            Step::reply_str(
+                "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            ),
+            Step::Close,
+            Step::Accept,
+            Step::ExpectHead,
+            Step::Discard(UPLOAD as u64),
+            Step::reply_str("HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"),
+        ]);
+        let args = [
+            "-X",
+            "PUT",
+            "--upload",
+            file_arg,
+            "--timeout",
+            "10",
+            "--depth",
+            depth,
+        ];
+        let run = fetch(&args, server.port(), &["/a", "/b"]);
+        assert_exit(&run, 0);
+        assert_eq!(
+            run.stderr_lines(),
+            ["413 PUT /a 0", "201 PUT /b 2"],
+            "--depth {depth}"
+        );
+        server.finish().assert_ok();
+    }
+}
+
+/// A server that streams its answer back while it reads the upload (as node's
+/// `req.pipe(res)` does) stops reading when the client stops reading. With `--depth` above
+/// 1 the upload goes out through a cofunction, and what arrives meanwhile is read a step at
+/// a time, never waiting for a body whose end depends on the bytes still to be sent.
+#[test]
+fn an_upload_echoed_while_it_is_sent_does_not_deadlock() {
+    const UPLOAD: usize = 24 << 20;
+    examples_dir();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let echo = thread::spawn(move || -> std::io::Result<u64> {
+        let (stream, _) = listener.accept()?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut length = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().map_err(std::io::Error::other)?;
+            }
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+        }
+        let mut out = stream;
+        out.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+        let mut piece = vec![0u8; 64 * 1024];
+        let mut echoed = 0u64;
+        while (echoed as usize) < length {
+            let want = piece.len().min(length - echoed as usize);
+            let n = reader.read(&mut piece[..want])?;
+            if n == 0 {
+                return Err(ErrorKind::UnexpectedEof.into());
+            }
+            // Blocks while the client does not read: then this server reads no more either.
+            write!(out, "{n:x}\r\n")?;
+            out.write_all(&piece[..n])?;
+            out.write_all(b"\r\n")?;
+            echoed += n as u64;
+        }
+        out.write_all(b"0\r\n\r\n")?;
+        Ok(echoed)
+    });
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = tmp.path().join("up.bin");
+    let data = pattern(UPLOAD);
+    std::fs::write(&file, &data).expect("write the upload file");
+    let out_dir = tmp.path().join("out");
+    std::fs::create_dir(&out_dir).expect("out dir");
+    let args = [
+        "-X",
+        "PUT",
+        "--upload",
+        file.to_str().expect("utf-8 temp path"),
+        "--depth",
+        "2",
+        "--timeout",
+        "10",
+        "-o",
+        out_dir.to_str().expect("utf-8 temp path"),
+    ];
+    let run = fetch(&args, port, &["/stream"]);
+    assert_exit(&run, 0);
+    assert_eq!(run.stderr_lines(), [format!("200 PUT /stream {UPLOAD}")]);
+    let echoed = std::fs::read(out_dir.join("0-stream")).expect("the echoed body");
+    assert!(echoed == data, "the echo differs from the upload");
+    assert_eq!(
+        echo.join().expect("echo thread").expect("echo"),
+        UPLOAD as u64
     );
-    server.finish().assert_ok();
 }
 
 #[test]
