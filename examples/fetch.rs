@@ -813,8 +813,12 @@ fn run(cli: &Cli, output: &mut Output) -> Result<(), (usize, Fail)> {
         let step = if sent < total && sent - done < depth {
             let mut sending = session.send(sent, depth > 1, &mut done);
             if let Err(fail) = &sending {
-                // A server that stopped reading may still have answered what it read.
-                if let Some(dugong::Error::ConnectionClosed { .. }) = fail.downcast_ref() {
+                // A server that stopped reading (closing, or going quiet until the send
+                // timed out) may still have answered what it read.
+                if let Some(
+                    dugong::Error::ConnectionClosed { .. } | dugong::Error::Timeout { .. },
+                ) = fail.downcast_ref()
+                {
                     let mut late_fail = None;
                     while session.conn.response_pending() {
                         match session.receive(done) {

@@ -354,6 +354,58 @@ fn max_buffered_does_not_bound_reads() {
     }
 }
 
+/// A server that answers an upload early (403) and then stops reading: the write times out,
+/// but the answer that arrived is not lost with the connection. It is read as usual, and the
+/// next request goes out on a new connection.
+#[test]
+fn an_answer_that_arrived_before_a_write_timed_out_is_read() {
+    for path in [SendPath::Blocking, SendPath::Green] {
+        let server = ScriptedServer::start(vec![
+            Step::ExpectHead,
+            Step::reply_str("HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope"),
+            Step::Stall(Duration::from_secs(2)),
+            Step::Accept,
+            Step::ExpectHead,
+            Step::reply_str("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+        ]);
+        let config = Config::default().timeout(Some(Duration::from_millis(500)));
+        path.run(server.port(), config, |conn| {
+            let h = HeaderMap::new();
+            let total: u64 = 256 << 20;
+            conn.send(&Method::PUT, "/up", &h, Body::Following(total))
+                .expect("head");
+            let piece = vec![b'u'; 1 << 20];
+            let mut sent = 0u64;
+            let stopped = loop {
+                assert!(sent < total, "the server took the whole upload");
+                match conn.write(&piece) {
+                    Ok(()) => sent += piece.len() as u64,
+                    Err(e) => break e,
+                }
+            };
+            assert!(matches!(stopped, Error::Timeout { .. }), "{stopped:?}");
+            let head = conn.read_response().expect("the early answer");
+            assert_eq!(head.status, StatusCode::FORBIDDEN);
+            assert_eq!(conn.read_all().expect("its body"), b"nope");
+            assert!(!conn.response_pending());
+            conn.send(&Method::GET, "/next", &h, Body::Empty)
+                .expect("a new connection");
+            // The script answers it once its stall on the first connection is over: until
+            // then a read times out, losing nothing.
+            let next = (0..10)
+                .find_map(|_| match conn.read_response() {
+                    Err(Error::Timeout { .. }) => None,
+                    other => Some(other),
+                })
+                .expect("answered within 5 s")
+                .expect("next");
+            assert_eq!(next.status, StatusCode::OK);
+            assert_eq!(conn.read_all().expect("next body"), b"ok");
+        });
+        server.finish().assert_ok();
+    }
+}
+
 #[test]
 fn a_server_that_never_answers_times_out_within_the_deadline() {
     // Not CoOps: co_* operations have no operation timeout by design.

@@ -760,6 +760,32 @@ fn an_early_response_to_an_upload_is_still_reported() {
     }
 }
 
+/// The server answers an upload at once and then stops reading, keeping the connection
+/// open: the upload times out, but the answer that arrived is reported, not lost.
+#[test]
+fn an_early_answer_survives_an_upload_that_times_out() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = tmp.path().join("big.bin");
+    std::fs::write(&file, vec![b'x'; 64 << 20]).expect("write the upload file");
+    let file_arg = file.to_str().expect("utf-8 temp path");
+    for framing in ["--upload", "--chunked"] {
+        let server = scripted(vec![
+            Step::ExpectHead,
+            Step::reply_str("HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope"),
+            Step::Stall(Duration::from_secs(3)),
+        ]);
+        let mut args = vec!["-X", "POST", "--upload", file_arg, "--timeout", "1"];
+        if framing == "--chunked" {
+            args.push("--chunked");
+        }
+        let run = fetch(&args, server.port(), &["/x"]);
+        assert_exit(&run, 0);
+        assert_eq!(run.stderr_lines(), ["403 POST /x 4"], "{framing}");
+        assert_eq!(run.stdout_str(), "nope");
+        server.finish().assert_ok();
+    }
+}
+
 /// A server that streams its answer back while it reads the upload (as node's
 /// `req.pipe(res)` does) stops reading when the client stops reading. With `--depth` above
 /// 1 the upload goes out through a cofunction, and what arrives meanwhile is read a step at

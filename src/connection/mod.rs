@@ -426,7 +426,9 @@ impl<P: Park> HttpConnection<P> {
     /// - [`Error::State`] when no body is being written, more bytes than the declared length
     ///   are given, or the server refused the body.
     /// - [`Error::ConnectionClosed`] when the server stopped accepting bytes;
-    ///   [`Error::Timeout`] (the connection is then poisoned, as part of the body is written),
+    ///   [`Error::Timeout`] (the connection is then poisoned, as part of the body is written;
+    ///   but if responses had arrived, as when a server answers an upload early and stops
+    ///   reading it, they are read as usual, and the next send opens a new connection),
     ///   [`Error::BufferFull`], [`Error::Io`].
     ///
     /// # Blocking

@@ -357,6 +357,15 @@ impl State {
                 self.send.outgoing = Outgoing::Broken;
                 return e;
             }
+            // A server that answered and then stopped reading (say, an early error
+            // status to an upload it will not take): what it answered stays readable, as when
+            // it closes mid-send, and the next send opens a new connection once the responses
+            // are read.
+            Error::Timeout { .. } if self.has_response_bytes() => {
+                trace::stopped_reading(&self.link, self.pipeline.len());
+                self.send.outgoing = Outgoing::Broken;
+                return e;
+            }
             Error::Timeout { operation, .. } => PoisonCause::Timeout(operation),
             Error::Io(ref io) => PoisonCause::Io(io.kind()),
             #[cfg(feature = "tls")]
