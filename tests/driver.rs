@@ -406,6 +406,50 @@ fn an_answer_that_arrived_before_a_write_timed_out_is_read() {
     }
 }
 
+/// As above, but the answer that arrived is for the request before the upload: it is read,
+/// and the upload's request, cut short on a server that no longer reads, is reported
+/// unanswered at once instead of being waited for.
+#[test]
+fn after_a_write_timed_out_only_what_arrived_is_read() {
+    for path in [SendPath::Blocking, SendPath::Green] {
+        let server = ScriptedServer::start(vec![
+            Step::ExpectHead,
+            Step::ExpectHead,
+            Step::reply_str("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+            Step::Stall(Duration::from_secs(2)),
+        ]);
+        let config = Config::default().timeout(Some(Duration::from_millis(500)));
+        path.run(server.port(), config, |conn| {
+            let h = HeaderMap::new();
+            conn.send(&Method::GET, "/a", &h, Body::Empty).expect("a");
+            let total: u64 = 256 << 20;
+            conn.send(&Method::PUT, "/up", &h, Body::Following(total))
+                .expect("head");
+            let piece = vec![b'u'; 1 << 20];
+            let mut sent = 0u64;
+            let stopped = loop {
+                assert!(sent < total, "the server took the whole upload");
+                match conn.write(&piece) {
+                    Ok(()) => sent += piece.len() as u64,
+                    Err(e) => break e,
+                }
+            };
+            assert!(matches!(stopped, Error::Timeout { .. }), "{stopped:?}");
+            assert_eq!(conn.read_response().expect("a").status, StatusCode::OK);
+            assert_eq!(conn.read_all().expect("a's body"), b"ok");
+            match conn.read_response() {
+                Err(Error::Poisoned { unanswered, .. }) => {
+                    assert_eq!(unanswered.len(), 1, "{unanswered:?}");
+                    assert_eq!(unanswered[0].target, "/up");
+                }
+                other => panic!("expected the upload reported unanswered, got {other:?}"),
+            }
+            assert!(!conn.response_pending());
+        });
+        server.finish().assert_ok();
+    }
+}
+
 #[test]
 fn a_server_that_never_answers_times_out_within_the_deadline() {
     // Not CoOps: co_* operations have no operation timeout by design.

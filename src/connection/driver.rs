@@ -10,9 +10,9 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::state::State;
+use super::state::{Outgoing, State};
 use super::{Config, Target};
-use crate::error::{ClosePhase, Error, Operation};
+use crate::error::{ClosePhase, Error, Operation, PoisonCause};
 use crate::io::{is_peer_gone, ParkImpl, ReadBuffer, Ready, Transport, Wake, READABLE};
 use crate::proto::StateError;
 
@@ -88,6 +88,9 @@ impl<'a> Driver<'a> {
         limit: usize,
         deadline: &mut Deadline,
     ) -> Result<(RefMut<'a, State>, bool), Error> {
+        if let Outgoing::Stalled(operation) = st.send.outgoing {
+            return Self::fill_stalled(st, held, limit, operation);
+        }
         // The one request in flight has just gone out on an idle connection: its answer is
         // rarely here yet, so wait first rather than try a receive that would find nothing
         // (a wait that finds it ready costs the same one syscall), and skip the quick ACK —
@@ -132,6 +135,31 @@ impl<'a> Driver<'a> {
                     return Ok((st, false));
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// [`fill`](Self::fill) on a link whose server stopped reading ([`Outgoing::Stalled`]):
+    /// what has arrived is taken, but nothing is waited for. When nothing more is there, the
+    /// requests still without a response never will have one on this link: it is poisoned
+    /// with the send's timeout, and they are reported unanswered.
+    fn fill_stalled(
+        mut st: RefMut<'a, State>,
+        held: &Held,
+        limit: usize,
+        operation: Operation,
+    ) -> Result<(RefMut<'a, State>, bool), Error> {
+        match st.recv.buf.fill_from(&held.transport, limit) {
+            Ok(0) => Ok((st, false)),
+            Ok(_) => Ok((st, true)),
+            Err(e) if is_peer_gone(&e) => {
+                st.recv.buf.set_reset();
+                Ok((st, false))
+            }
+            Err(e) => {
+                let cause = PoisonCause::Timeout(operation);
+                let poisoned = st.poison_sending(cause, e.into());
+                Err(st.check_dead().err().unwrap_or(poisoned))
             }
         }
     }

@@ -428,7 +428,9 @@ impl<P: Park> HttpConnection<P> {
     /// - [`Error::ConnectionClosed`] when the server stopped accepting bytes;
     ///   [`Error::Timeout`] (the connection is then poisoned, as part of the body is written;
     ///   but if responses had arrived, as when a server answers an upload early and stops
-    ///   reading it, they are read as usual, and the next send opens a new connection),
+    ///   reading it, those are read as usual first, without waiting for more: the requests
+    ///   left without one are then reported unanswered, and the next send opens a new
+    ///   connection),
     ///   [`Error::BufferFull`], [`Error::Io`].
     ///
     /// # Blocking

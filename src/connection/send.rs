@@ -9,7 +9,7 @@ use http::header::EXPECT;
 use http::{HeaderMap, Method, StatusCode};
 
 use super::driver::{drain, send_error, Deadline, Driver, Held};
-use super::state::{Link, Outgoing, Sender, State};
+use super::state::{Link, Sender, State};
 use super::trace;
 use crate::error::{ClosePhase, Error, Operation, PoisonCause};
 use crate::io::{Ready, Wake, READABLE};
@@ -55,7 +55,7 @@ pub(crate) fn prepare<'b>(
 ) -> Result<Prepared<'b>, Error> {
     let mut st = d.state()?;
     check_caller_sends(&st)?;
-    if st.send.outgoing != Outgoing::Broken {
+    if !st.send.outgoing.is_stopped() {
         // On a link the server stopped reading, a body still owed can never be finished:
         // `ready_to_send` replaces that link (once its responses are read) instead.
         st.send.encoder.check_new_request()?;
@@ -276,7 +276,7 @@ fn check_caller_sends(st: &State) -> Result<(), Error> {
 fn body_target(st: &mut State, len: usize) -> Result<(Held, u64), Error> {
     check_caller_sends(st)?;
     st.check_dead()?;
-    if st.send.outgoing == Outgoing::Broken || st.send.body_cut {
+    if st.send.outgoing.is_stopped() || st.send.body_cut {
         return Err(send_error(io::ErrorKind::BrokenPipe.into()));
     }
     st.send.encoder.check(len)?;

@@ -11,7 +11,7 @@ use super::driver::Held;
 use super::trace;
 use super::{Config, Driver};
 use crate::coroutine::StackPool;
-use crate::error::{ClosePhase, Error, PoisonCause};
+use crate::error::{ClosePhase, Error, Operation, PoisonCause};
 use crate::io::{is_peer_gone, ReadBuffer, Transport};
 use crate::proto::{BodyEncoder, InFlight, Pipeline, ResponseReader};
 
@@ -54,6 +54,17 @@ pub(crate) enum Outgoing {
     Open,
     /// The server stopped accepting bytes; responses it already sent can still be read.
     Broken,
+    /// A send timed out after the server had answered (an early answer to an upload it
+    /// will not take, say): the responses already here can still be read, but none is
+    /// waited for, since a request whose bytes were cut short is never answered here.
+    Stalled(Operation),
+}
+
+impl Outgoing {
+    /// Whether no more request bytes may go out on this link.
+    pub(crate) fn is_stopped(self) -> bool {
+        self != Outgoing::Open
+    }
 }
 
 /// Who may send: the caller's own calls, or one coroutine (a cofunction or a `co_*` send)
@@ -188,7 +199,7 @@ impl State {
                 return Err(dead_error(why, unanswered));
             }
         }
-        if self.send.outgoing == Outgoing::Broken {
+        if self.send.outgoing.is_stopped() {
             if !self.pipeline.is_empty() {
                 // Responses already sent may still arrive: they must be read first.
                 return Err(super::driver::send_error(io::ErrorKind::BrokenPipe.into()));
@@ -361,9 +372,9 @@ impl State {
             // status to an upload it will not take): what it answered stays readable, as when
             // it closes mid-send, and the next send opens a new connection once the responses
             // are read.
-            Error::Timeout { .. } if self.has_response_bytes() => {
+            Error::Timeout { operation, .. } if self.has_response_bytes() => {
                 trace::stopped_reading(&self.link, self.pipeline.len());
-                self.send.outgoing = Outgoing::Broken;
+                self.send.outgoing = Outgoing::Stalled(operation);
                 return e;
             }
             Error::Timeout { operation, .. } => PoisonCause::Timeout(operation),
