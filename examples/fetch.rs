@@ -716,9 +716,9 @@ fn body_file(cli: &Cli, index: usize) -> Result<Option<File>, Fail> {
     }
 }
 
-/// Reads response `index` (head and whole body) into its sink and reports it on stderr.
-/// Held output is written out before any read that would wait.
-/// A response being read: its head, where its body goes, and how much of it has gone there.
+/// A response being read: its head, where its body goes (its file with `-o`, else stdout),
+/// and how much of it has gone there; reported on stderr once complete. Held output is
+/// written out before any read that would wait.
 struct Partial {
     index: usize,
     response: dugong::Response,

@@ -354,6 +354,29 @@ fn max_buffered_does_not_bound_reads() {
     }
 }
 
+/// Sends `PUT /up` with a 256 MiB body to a server that has stopped reading, writing 1 MiB
+/// at a time until a write times out (which it must, long before the end).
+fn upload_until_the_write_times_out(conn: &support::Client<'_>) {
+    let total: u64 = 256 << 20;
+    conn.send(
+        &Method::PUT,
+        "/up",
+        &HeaderMap::new(),
+        Body::Following(total),
+    )
+    .expect("head");
+    let piece = vec![b'u'; 1 << 20];
+    let mut sent = 0u64;
+    let stopped = loop {
+        assert!(sent < total, "the server took the whole upload");
+        match conn.write(&piece) {
+            Ok(()) => sent += piece.len() as u64,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(stopped, Error::Timeout { .. }), "{stopped:?}");
+}
+
 /// A server that answers an upload early (403) and then stops reading: the write times out,
 /// but the answer that arrived is not lost with the connection. It is read as usual, and the
 /// next request goes out on a new connection.
@@ -371,19 +394,7 @@ fn an_answer_that_arrived_before_a_write_timed_out_is_read() {
         let config = Config::default().timeout(Some(Duration::from_millis(500)));
         path.run(server.port(), config, |conn| {
             let h = HeaderMap::new();
-            let total: u64 = 256 << 20;
-            conn.send(&Method::PUT, "/up", &h, Body::Following(total))
-                .expect("head");
-            let piece = vec![b'u'; 1 << 20];
-            let mut sent = 0u64;
-            let stopped = loop {
-                assert!(sent < total, "the server took the whole upload");
-                match conn.write(&piece) {
-                    Ok(()) => sent += piece.len() as u64,
-                    Err(e) => break e,
-                }
-            };
-            assert!(matches!(stopped, Error::Timeout { .. }), "{stopped:?}");
+            upload_until_the_write_times_out(conn);
             let head = conn.read_response().expect("the early answer");
             assert_eq!(head.status, StatusCode::FORBIDDEN);
             assert_eq!(conn.read_all().expect("its body"), b"nope");
@@ -422,19 +433,7 @@ fn after_a_write_timed_out_only_what_arrived_is_read() {
         path.run(server.port(), config, |conn| {
             let h = HeaderMap::new();
             conn.send(&Method::GET, "/a", &h, Body::Empty).expect("a");
-            let total: u64 = 256 << 20;
-            conn.send(&Method::PUT, "/up", &h, Body::Following(total))
-                .expect("head");
-            let piece = vec![b'u'; 1 << 20];
-            let mut sent = 0u64;
-            let stopped = loop {
-                assert!(sent < total, "the server took the whole upload");
-                match conn.write(&piece) {
-                    Ok(()) => sent += piece.len() as u64,
-                    Err(e) => break e,
-                }
-            };
-            assert!(matches!(stopped, Error::Timeout { .. }), "{stopped:?}");
+            upload_until_the_write_times_out(conn);
             assert_eq!(conn.read_response().expect("a").status, StatusCode::OK);
             assert_eq!(conn.read_all().expect("a's body"), b"ok");
             match conn.read_response() {

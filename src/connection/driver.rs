@@ -157,6 +157,7 @@ impl<'a> Driver<'a> {
                 Ok((st, false))
             }
             Err(e) => {
+                // Reported as a dead link's error is, once, with its requests unanswered.
                 let cause = PoisonCause::Timeout(operation);
                 let poisoned = st.poison_sending(cause, e.into());
                 Err(st.check_dead().err().unwrap_or(poisoned))

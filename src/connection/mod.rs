@@ -399,8 +399,8 @@ impl<P: Park> HttpConnection<P> {
     /// owed: none was declared, or the declared one is complete already (nothing is read
     /// from `reader` then). A request that declared an empty body (`Content-Length: 0`:
     /// [`Body::Following`]`(0)`, or [`Body::Empty`] on a method that carries content) takes
-    /// the reader and reads nothing from it. While iterating: [`StateError::SourceTooShort`] when the reader ends before the
-    /// declared length, [`Error::Io`] when it fails (both poison the connection, as part of
+    /// the reader and reads nothing from it. While iterating: [`StateError::SourceTooShort`]
+    /// when the reader ends before the declared length, [`Error::Io`] when it fails (both poison the connection, as part of
     /// the body went out), and the send errors of [`write`](Self::write).
     ///
     /// # Cancellation
@@ -526,8 +526,8 @@ impl<P: Park> HttpConnection<P> {
     /// - [`Error::Timeout`] (nothing is lost: call again to keep waiting), [`Error::Io`].
     /// - [`Error::Poisoned`] when an earlier failure poisoned the connection (a protocol
     ///   error, a write that timed out or failed partway, [`Error::BufferFull`], a cofunction
-    ///   dropped mid-send, a `read_all` that timed out partway); it lists the unanswered requests, and the
-    ///   next send reconnects.
+    ///   dropped mid-send, a `read_all` that timed out partway); it lists the unanswered
+    ///   requests, and the next send reconnects.
     ///
     /// # Blocking
     ///

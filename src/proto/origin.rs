@@ -109,12 +109,8 @@ impl Origin {
                 .and_then(|port| u16::try_from(port).ok())
                 .ok_or(RequestError::InvalidUrl)?,
         };
-        let host_ok = if authority.starts_with('[') {
-            host.parse::<std::net::Ipv6Addr>().is_ok()
-        } else {
-            host_needs_brackets(host) == Ok(false)
-        };
-        if !host_ok {
+        // Inside brackets only a bare IPv6 address; outside, a name or an IPv4 address.
+        if host_needs_brackets(host) != Ok(authority.starts_with('[')) {
             return Err(RequestError::InvalidUrl);
         }
         let tail = &tail[..tail.bytes().position(|b| b == b'#').unwrap_or(tail.len())];

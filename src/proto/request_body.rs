@@ -338,6 +338,10 @@ mod tests {
         assert_eq!(e.finish(), Err(StateError::BodyTooShort));
         assert_eq!(e.frame(2).expect("the rest"), Frame::NONE);
         assert!(e.is_complete() && !e.is_owed());
+        assert!(
+            !e.is_declared_empty(),
+            "written to its end, not declared empty"
+        );
         assert_eq!(e.frame(1), Err(StateError::NoBodyExpected));
         assert_eq!(e.finish(), Err(StateError::NoBodyExpected));
         assert_eq!(e.check_new_request(), Ok(()));
@@ -348,8 +352,9 @@ mod tests {
         let mut e = BodyEncoder::default();
         e.start(RequestFraming::Length(0), true).expect("start");
         assert!(e.is_complete(), "no 100-continue wait for an empty body");
+        assert!(e.is_declared_empty());
         e.start(RequestFraming::None, false).expect("next request");
-        assert!(!e.is_complete() && !e.is_owed());
+        assert!(!e.is_complete() && !e.is_owed() && !e.is_declared_empty());
         assert_eq!(e.frame(1), Err(StateError::NoBodyExpected));
     }
 

@@ -93,6 +93,13 @@ fn start_on_a_free_port(
     panic!("{name} did not start: {last_error}");
 }
 
+/// Stops a daemon started for a test: kill, then reap.
+#[allow(dead_code)]
+fn kill_and_reap(child: &mut std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// A loopback port that was free a moment ago (a daemon given it may still lose it: its
 /// launcher retries, and [`wait_listening`] tells).
 fn free_port() -> std::io::Result<u16> {

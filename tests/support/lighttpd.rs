@@ -50,11 +50,8 @@ impl Lighttpd {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
         };
-        let stop = |child: &mut Child| {
-            let _ = child.kill();
-            let _ = child.wait();
-        };
-        let (child, port) = start_on_a_free_port("lighttpd", dir.path(), &log, launch, stop);
+        let (child, port) =
+            start_on_a_free_port("lighttpd", dir.path(), &log, launch, kill_and_reap);
         Some(Lighttpd { child, port, dir })
     }
 
@@ -71,8 +68,7 @@ impl Lighttpd {
 
 impl Drop for Lighttpd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_and_reap(&mut self.child);
     }
 }
 

@@ -192,11 +192,7 @@ impl Nginx {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()))
         };
-        let stop = |child: &mut Child| {
-            let _ = child.kill();
-            let _ = child.wait();
-        };
-        let (child, port) = start_on_a_free_port("nginx", dir.path(), &log, launch, stop);
+        let (child, port) = start_on_a_free_port("nginx", dir.path(), &log, launch, kill_and_reap);
         Some(Nginx {
             child,
             port,
@@ -277,8 +273,7 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_and_reap(&mut self.child);
     }
 }
 
